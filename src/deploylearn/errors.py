@@ -1,0 +1,60 @@
+"""Every error deploylearn raises, under one base class so callers can catch them all.
+
+Errors that describe bad input also subclass ``ValueError`` (as scikit-learn's
+``NotFittedError`` does) so code that already catches ``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DeploylearnError(Exception):
+    """Base class of all deploylearn errors."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One problem with one field of one record; ``line`` is set when it came from a file."""
+
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+class InvalidRecordError(DeploylearnError, ValueError):
+    """A record failed validation; ``problems`` names each bad field (and line, for files)."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems) or "invalid record")
+
+    def at_line(self, line: int) -> InvalidRecordError:
+        """The same problems, located at ``line`` of an input file."""
+        return InvalidRecordError(
+            [FieldProblem(p.field, p.message, line) for p in self.problems]
+        )
+
+
+class ConflictError(DeploylearnError, ValueError):
+    """An ``execution_id`` was reused for a different execution (a retry must be identical)."""
+
+
+class StoreError(DeploylearnError):
+    """The store failed to read or write."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached or opened (wrong URL, server down, file locked)."""
+
+
+class InvalidStoreUrlError(DeploylearnError, ValueError):
+    """``DEPLOYLEARN_STORE`` or ``--store`` is not a URL deploylearn understands."""
+
+
+class InputFileError(DeploylearnError, ValueError):
+    """An input file cannot be read at all (missing, unknown format, unreadable header)."""

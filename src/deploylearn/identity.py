@@ -1,0 +1,249 @@
+"""Pattern identity: which executions share a deployment pattern (pure functions, no store).
+
+A pattern is a deployment strategy plus a *canonical configuration template*. Canonicalization:
+
+* keys are normalized (``Validation-Timeout`` → ``validation_timeout``), nested objects flattened
+  to dotted keys;
+* secret keys (see ``redaction``) and *volatile* keys are dropped: build numbers, commits,
+  timestamps, ticket and run ids, notes. A key is volatile when one of its words is in
+  ``VOLATILE_WORDS`` or ends in ``_at``, or when its value looks like a timestamp, UUID or
+  commit hash. They differ on every run and would make every execution its own pattern;
+* booleans written as strings or 0/1 in a boolean-named knob stay booleans, numeric strings
+  become numbers.
+
+Near-identical configurations are then merged by *leader clustering* (``PatternIndex``): an
+execution joins the first existing pattern of the same strategy whose template has the same
+keys and non-numeric values and whose every numeric knob is within ``NUMERIC_TOLERANCE``
+(relative) of the pattern's value. Only otherwise does it found a new pattern, whose id is a
+hash of its own canonical template. So ``validation_timeout`` 300 → 320 (a hand edit) stays in
+the 300 pattern, while 300 → 600 or ``backup_enabled`` true → false is a different pattern.
+The founder's template is the pattern's template; assignment is deterministic for a given
+arrival order, and both stores use this one index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from deploylearn.redaction import is_secret_key
+
+NUMERIC_TOLERANCE = 0.15
+VOLATILE_WORDS = frozenset(
+    {
+        "build", "commit", "sha", "revision", "timestamp", "date", "ticket", "jira", "cr",
+        "note", "notes", "comment", "comments", "description", "nonce", "uuid", "guid",
+        "trace", "correlation", "checksum", "hash",
+    }
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_VOLATILE_VALUE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}.*)?"  # ISO date / timestamp
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # UUID
+    r"|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,64})$",  # commit / digest
+    re.IGNORECASE,
+)
+_TRUE = {"true", "yes", "on", "enabled"}
+_FALSE = {"false", "no", "off", "disabled"}
+
+
+def normalize_key(key: str) -> str:
+    """``Validation-Timeout`` / ``validationTimeout`` → ``validation_timeout``."""
+    return "_".join(w for w in _NON_WORD.split(_CAMEL.sub("_", str(key)).lower()) if w)
+
+
+def is_volatile(key: str, value: Any) -> bool:
+    """True for knobs that change every run without changing how the deployment behaves."""
+    words = key.split("_")
+    if any(w in VOLATILE_WORDS for w in words) or key.endswith("_at") or key.endswith("_id"):
+        return True
+    return isinstance(value, str) and bool(_VOLATILE_VALUE.match(value.strip()))
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+            return None
+        return int(value) if float(value).is_integer() else float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        try:
+            number = float(text)
+        except ValueError:
+            return lowered
+        return _canonical_value(number) if math.isfinite(number) else lowered
+    if isinstance(value, list):
+        items = [_canonical_value(v) for v in value]
+        try:
+            return sorted(items, key=lambda v: orjson.dumps(v))
+        except TypeError:
+            return items
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for raw_key, value in config.items():
+        key = normalize_key(raw_key)
+        if not key:
+            continue
+        full = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            yield from _flatten(value, full)
+        else:
+            yield full, value
+
+
+def canonical_template(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration as a pattern sees it: normalized keys, no secrets, no volatile knobs."""
+    out: dict[str, Any] = {}
+    for key, value in _flatten(config):
+        leaf = key.rsplit(".", 1)[-1]
+        if is_secret_key(leaf) or is_volatile(leaf, value):
+            continue
+        out[key] = _canonical_value(value)
+    return dict(sorted(out.items()))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class PatternKey:
+    """What must match exactly for two configurations to share a pattern."""
+
+    strategy: str
+    shape: str  # keys and non-numeric values, as canonical JSON
+
+    @classmethod
+    def of(cls, strategy: str, template: Mapping[str, Any]) -> PatternKey:
+        shape = {k: ("<number>" if _is_number(v) else v) for k, v in template.items()}
+        return cls(strategy, orjson.dumps(shape, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def pattern_id_for(strategy: str, template: Mapping[str, Any]) -> str:
+    """Stable id of a pattern founded by ``template``: same input, same id, in every store."""
+    payload = orjson.dumps([strategy, template], option=orjson.OPT_SORT_KEYS)
+    return "pat-" + hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
+def numbers_close(a: float, b: float, tolerance: float = NUMERIC_TOLERANCE) -> bool:
+    """Relative closeness, so 300 vs 320 s matches but 30 vs 60 s does not."""
+    if a == b:
+        return True
+    return abs(a - b) <= tolerance * max(abs(a), abs(b))
+
+
+def pattern_name(strategy: str, template: Mapping[str, Any]) -> str:
+    """A short human name: the strategy and the switches that are on."""
+    on = [k.replace("_enabled", "").replace("_", " ") for k, v in template.items() if v is True]
+    numbers = [
+        f"{k.replace('_', ' ')} {v}"
+        for k, v in template.items()
+        if k in ("validation_timeout", "timeout", "canary_percent", "batch_size") and _is_number(v)
+    ]
+    detail = ", ".join(on + numbers)
+    title = strategy.replace("_", "-")
+    return f"{title} ({detail})" if detail else title
+
+
+@dataclass
+class PatternIndex:
+    """Assigns configurations to patterns by leader clustering (see the module docstring).
+
+    Holds only templates (a few thousand patterns at most in practice), so stores load it once
+    and keep it in step with ``add``.
+    """
+
+    tolerance: float = NUMERIC_TOLERANCE
+    _groups: dict[PatternKey, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    _info: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._info)
+
+    def __contains__(self, pattern_id: object) -> bool:
+        return pattern_id in self._info
+
+    def info(self, pattern_id: str) -> tuple[str, dict[str, Any]]:
+        """``(strategy, template)`` of a known pattern."""
+        return self._info[pattern_id]
+
+    def add(self, pattern_id: str, strategy: str, template: Mapping[str, Any]) -> None:
+        """Register an existing pattern (e.g. loaded from the store)."""
+        if pattern_id in self._info:
+            return
+        self._info[pattern_id] = (strategy, dict(template))
+        key = PatternKey.of(strategy, template)
+        self._groups.setdefault(key, []).append((pattern_id, dict(template)))
+
+    def match(self, strategy: str, template: Mapping[str, Any]) -> str | None:
+        """The id of the existing pattern this configuration belongs to, if any."""
+        candidates = self._groups.get(PatternKey.of(strategy, template))
+        if not candidates:
+            return None
+        numeric = [(k, v) for k, v in template.items() if _is_number(v)]
+        best: tuple[float, str] | None = None
+        for pattern_id, founder in candidates:
+            distance = 0.0
+            for key, value in numeric:
+                other = founder[key]
+                if not numbers_close(float(value), float(other), self.tolerance):
+                    break
+                distance += abs(float(value) - float(other)) / max(abs(value), abs(other), 1e-12)
+            else:
+                if best is None or distance < best[0]:
+                    best = (distance, pattern_id)
+        return best[1] if best else None
+
+    def assign(self, strategy: str, template: Mapping[str, Any]) -> tuple[str, bool]:
+        """``(pattern_id, is_new)``: joins the nearest matching pattern or founds a new one."""
+        existing = self.match(strategy, template)
+        if existing is not None:
+            return existing, False
+        pattern_id = pattern_id_for(strategy, template)
+        self.add(pattern_id, strategy, template)
+        return pattern_id, True
+
+
+_HOST = re.compile(r"\b[a-z0-9-]+(\.[a-z0-9-]+)+\b")
+_IP = re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b")
+_HEX = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{7,}\b")
+_QUOTED = re.compile(r"(\"[^\"]*\"|'[^']*')")
+_PATH = re.compile(r"(/[\w.\-]+){2,}/?")
+_NUMBER = re.compile(r"\b\d+(\.\d+)?(ms|s|m|h|mb|gb|kb|%)?\b")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_issue(reason: str) -> str:
+    """A failure reason without its variable parts, so the same cause is one ``Issue``.
+
+    ``Gateway prod-gw-01.plant.local unreachable after 3 retries`` →
+    ``gateway <host> unreachable after <n> retries``.
+    """
+    text = reason.strip().lower()
+    text = _QUOTED.sub("<value>", text)
+    text = _IP.sub("<ip>", text)
+    text = _PATH.sub("<path>", text)
+    text = _HOST.sub("<host>", text)
+    text = _HEX.sub("<id>", text)
+    text = _NUMBER.sub("<n>", text)
+    return _SPACE.sub(" ", text).strip()[:300]
+
+
+def issue_id_for(normalized: str) -> str:
+    return "iss-" + hashlib.blake2b(normalized.encode(), digest_size=8).hexdigest()

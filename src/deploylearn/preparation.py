@@ -1,0 +1,180 @@
+"""Turn a validated execution into what every store writes: protected, canonical, hashed.
+
+Pure functions only: the same ``PreparedExecution`` goes to DuckDB and to Neo4j, which is what
+lets both stores give identical answers on identical data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from deploylearn.identity import canonical_template, issue_id_for, normalize_issue
+from deploylearn.records import DeploymentExecution
+from deploylearn.redaction import SecretCipher, mask, protect, scrub_text
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A normalized failure reason: one node per cause, however its message varied."""
+
+    issue_id: str
+    normalized: str
+    example: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedExecution:
+    """An execution ready to store: secrets protected, template canonical, identity fixed."""
+
+    execution_id: str
+    content_hash: str
+    execution_name: str
+    deployment_type: str
+    target_environment: str
+    source_environment: str | None
+    gateway_host: str
+    deployment_strategy: str
+    resources_deployed: list[str]
+    configuration_used: dict[str, Any]
+    template: dict[str, Any]
+    status: str
+    outcome: str | None
+    started_at: datetime
+    completed_at: datetime | None
+    duration_seconds: float | None
+    failure_reasons: list[str]
+    issues: list[Issue]
+    rollback_triggered: bool
+    rollback_successful: bool | None
+    user_id: str | None
+    automation_triggered: bool
+    execution_log: str | None
+    performance_data: dict[str, Any]
+    lessons_learned: list[str]
+
+    @property
+    def rollback_scenario_id(self) -> str | None:
+        """Rollbacks are grouped by environment, strategy and the issue that triggered them."""
+        if not self.rollback_triggered:
+            return None
+        trigger = self.issues[0].issue_id if self.issues else "unspecified"
+        key = f"{self.target_environment}|{self.deployment_strategy}|{trigger}"
+        return "rbk-" + hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+    @property
+    def trigger_issue(self) -> str:
+        return self.issues[0].normalized if self.issues else "unspecified"
+
+    def metrics(self) -> list[tuple[str, float]]:
+        """Numbers measured on this run: its duration and numeric ``performance_data`` entries."""
+        out: list[tuple[str, float]] = []
+        if self.duration_seconds is not None:
+            out.append(("duration_seconds", self.duration_seconds))
+        for key, value in self.performance_data.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out.append((str(key), float(value)))
+        return out
+
+    def to_seed_dict(self) -> dict[str, Any]:
+        """The seed's keywords plus ``execution_id``: the import/export shape."""
+        return {
+            "execution_id": self.execution_id,
+            "execution_name": self.execution_name,
+            "deployment_type": self.deployment_type,
+            "target_environment": self.target_environment,
+            "source_environment": self.source_environment,
+            "gateway_host": self.gateway_host,
+            "deployment_strategy": self.deployment_strategy,
+            "resources_deployed": list(self.resources_deployed),
+            "configuration_used": self.configuration_used,
+            "status": self.status,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "failure_reasons": list(self.failure_reasons),
+            "rollback_triggered": self.rollback_triggered,
+            "rollback_successful": self.rollback_successful,
+            "user_id": self.user_id,
+            "automation_triggered": self.automation_triggered,
+            "execution_log": self.execution_log,
+            "performance_data": self.performance_data,
+            "lessons_learned": list(self.lessons_learned),
+        }
+
+
+def prepare(record: DeploymentExecution, cipher: SecretCipher | None = None) -> PreparedExecution:
+    """Protect secrets, canonicalize the template and fix the execution's identity.
+
+    The content hash is taken over the *masked* record (secrets shown as ``<redacted>``), so a
+    retry, a re-ingest of an export, or an encrypted copy all hash the same. Without a
+    caller-supplied ``execution_id`` the id is derived from that hash, so a blind retry of the
+    same call is a no-op too.
+    """
+    configuration = protect(record.configuration_used, cipher)
+    performance = protect(record.performance_data, None)
+    reasons = [scrub_text(r) for r in record.failure_reasons]
+    lessons = [scrub_text(x) for x in record.lessons_learned]
+    log = scrub_text(record.execution_log) if record.execution_log else record.execution_log
+    fields: dict[str, Any] = {
+        "execution_name": record.execution_name,
+        "deployment_type": record.deployment_type,
+        "target_environment": record.target_environment,
+        "source_environment": record.source_environment,
+        "gateway_host": record.gateway_host,
+        "deployment_strategy": record.deployment_strategy,
+        "resources_deployed": record.resources_deployed,
+        "configuration_used": mask(configuration),
+        "status": record.status,
+        "started_at": record.started_at,
+        "completed_at": record.completed_at,
+        "failure_reasons": reasons,
+        "rollback_triggered": record.rollback_triggered,
+        "rollback_successful": record.rollback_successful,
+        "user_id": record.user_id,
+        "automation_triggered": record.automation_triggered,
+        "execution_log": log,
+        "performance_data": performance,
+        "lessons_learned": lessons,
+    }
+    digest = hashlib.blake2b(
+        orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
+        digest_size=16,
+    ).hexdigest()
+    issues = []
+    seen: set[str] = set()
+    for reason in reasons:
+        normalized = normalize_issue(reason)
+        if normalized and normalized not in seen:
+            seen.add(normalized)
+            issues.append(Issue(issue_id_for(normalized), normalized, reason[:500]))
+    return PreparedExecution(
+        execution_id=record.execution_id or f"exe-{digest[:20]}",
+        content_hash=digest,
+        execution_name=record.execution_name,
+        deployment_type=record.deployment_type,
+        target_environment=record.target_environment,
+        source_environment=record.source_environment,
+        gateway_host=record.gateway_host,
+        deployment_strategy=record.deployment_strategy,
+        resources_deployed=list(record.resources_deployed),
+        configuration_used=configuration,
+        template=canonical_template(record.configuration_used),
+        status=record.status,
+        outcome=record.outcome,
+        started_at=record.started_at,
+        completed_at=record.completed_at,
+        duration_seconds=record.duration_seconds,
+        failure_reasons=reasons,
+        issues=issues,
+        rollback_triggered=record.rollback_triggered,
+        rollback_successful=record.rollback_successful,
+        user_id=record.user_id,
+        automation_triggered=record.automation_triggered,
+        execution_log=log,
+        performance_data=performance,
+        lessons_learned=lessons,
+    )

@@ -1,0 +1,291 @@
+"""Typed records: what a deployment execution, pattern, adaptation, rollback scenario and metric are.
+
+``DeploymentExecution`` takes exactly the keywords of the seed's ``record_deployment_execution``
+plus an optional ``execution_id`` (the idempotency key), so seed-style calls keep working. All
+validation that pydantic can do in its compiled core is declared on the fields; the rest runs
+once per record in ``_check_consistency``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from deploylearn.errors import FieldProblem, InvalidRecordError
+
+Status = Literal["pending", "in_progress", "completed", "failed", "rolled_back", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "rolled_back", "cancelled"})
+
+MAX_JSON_BYTES = 64 * 1024
+MAX_LOG_CHARS = 1_000_000
+MAX_DURATION = timedelta(days=30)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+
+
+def _slug(value: object) -> object:
+    """Lower-case and underscore names so 'Blue-Green' and 'blue_green' are one strategy."""
+    if isinstance(value, str):
+        return "_".join(value.strip().lower().replace("-", " ").split())
+    return value
+
+
+def _listify(value: object) -> object:
+    """Accept a bare string where a list of strings is expected (common in hand-written input)."""
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return value
+
+
+Slug = Annotated[
+    str,
+    BeforeValidator(_slug),
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.]*$"),
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Host = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, min_length=1, max_length=253,
+        pattern=r"^[a-z0-9]([a-z0-9\-_.:\[\]]*[a-z0-9\]])?$",
+    ),
+]
+Text = Annotated[str, StringConstraints(max_length=4000)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+
+
+def _json_size_problem(value: dict[str, Any]) -> str | None:
+    try:
+        size = len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError as exc:
+        return f"must be JSON (objects, arrays, strings, numbers, booleans, null): {exc}"
+    if size > MAX_JSON_BYTES:
+        return f"is {size} bytes of JSON, more than the limit of {MAX_JSON_BYTES}"
+    return None
+
+
+class DeploymentExecution(BaseModel):
+    """One deployment execution, exactly as the seed's ``record_deployment_execution`` takes it.
+
+    Times are stored timezone-aware in UTC; naive times are rejected because a wrong offset
+    silently reorders history and breaks point-in-time features.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_LOG_CHARS)
+
+    execution_name: Name
+    deployment_type: Slug
+    target_environment: Slug
+    gateway_host: Host
+    deployment_strategy: Slug
+    resources_deployed: Annotated[
+        list[Slug], BeforeValidator(_listify), Field(min_length=1, max_length=64)
+    ]
+    configuration_used: dict[str, Any] = Field(default_factory=dict)
+    status: Annotated[Status, BeforeValidator(_slug)]
+    started_at: AwareDatetime
+    completed_at: AwareDatetime | None = None
+    source_environment: Slug | None = None
+    failure_reasons: Annotated[
+        list[Text], BeforeValidator(_listify), Field(max_length=50)
+    ] = Field(default_factory=list)
+    rollback_triggered: bool = False
+    rollback_successful: bool | None = None
+    user_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    automation_triggered: bool = False
+    execution_log: str | None = None
+    performance_data: dict[str, Any] = Field(default_factory=dict)
+    lessons_learned: Annotated[
+        list[Text], BeforeValidator(_listify), Field(max_length=50)
+    ] = Field(default_factory=list)
+    execution_id: Identifier | None = None
+
+    @field_validator("configuration_used", "performance_data")
+    @classmethod
+    def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = _json_size_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> DeploymentExecution:
+        started = self.started_at.astimezone(UTC)
+        object.__setattr__(self, "started_at", started)
+        if started < EARLIEST:
+            raise _field_error("started_at", f"{started.isoformat()} is before {EARLIEST.year}")
+        if started > datetime.now(UTC) + FUTURE_SLACK:
+            raise _field_error("started_at", f"{started.isoformat()} is in the future")
+        if self.completed_at is not None:
+            completed = self.completed_at.astimezone(UTC)
+            object.__setattr__(self, "completed_at", completed)
+            if completed < started:
+                raise _field_error(
+                    "completed_at",
+                    f"{completed.isoformat()} is before started_at {started.isoformat()}",
+                )
+            if completed - started > MAX_DURATION:
+                raise _field_error("completed_at", f"more than {MAX_DURATION.days} days after start")
+        if self.status == "rolled_back" and not self.rollback_triggered:
+            object.__setattr__(self, "rollback_triggered", True)
+        if self.rollback_successful is not None and not self.rollback_triggered:
+            raise _field_error("rollback_successful", "is set but rollback_triggered is false")
+        resources = sorted(set(self.resources_deployed))
+        object.__setattr__(self, "resources_deployed", resources)
+        return self
+
+    @property
+    def outcome(self) -> Literal["success", "failure"] | None:
+        """Success means completed without a rollback; unfinished or cancelled runs teach nothing."""
+        if self.status == "completed" and not self.rollback_triggered:
+            return "success"
+        if self.status in ("failed", "rolled_back") or (
+            self.status == "completed" and self.rollback_triggered
+        ):
+            return "failure"
+        return None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+
+class _LocatedError(ValueError):
+    """A model-level check that knows which field it is about."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _field_error(field: str, message: str) -> ValueError:
+    return _LocatedError(field, message)
+
+
+def parse_execution(data: Any) -> DeploymentExecution:
+    """Validate one execution from a mapping, raising ``InvalidRecordError`` that names fields."""
+    if isinstance(data, DeploymentExecution):
+        return data
+    if not isinstance(data, dict):
+        raise InvalidRecordError(
+            [FieldProblem("record", f"must be a JSON object, got {type(data).__name__}")]
+        )
+    try:
+        return DeploymentExecution.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRecordError(_problems(exc)) from None
+    except _LocatedError as exc:  # pragma: no cover - pydantic wraps these, kept as a guard
+        raise InvalidRecordError([FieldProblem(exc.field, str(exc))]) from None
+
+
+def _problems(exc: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        message = err["msg"]
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _LocatedError):
+            loc, message = ctx_error.field, str(ctx_error)
+        elif err["type"] == "extra_forbidden":
+            message = "is not a field of a deployment execution"
+        elif err["type"] == "missing":
+            message = "is required"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        problems.append(FieldProblem(loc or "record", message))
+    return problems
+
+
+class DeploymentPattern(BaseModel):
+    """A strategy plus a canonical configuration template, with every outcome counted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pattern_id: str
+    pattern_name: str
+    deployment_strategy: str
+    configuration_template: dict[str, Any]
+    success_count: int = 0
+    failure_count: int = 0
+    first_seen: datetime | None = None
+    last_used: datetime | None = None
+
+    @property
+    def total_count(self) -> int:
+        return self.success_count + self.failure_count
+
+
+class EnvironmentAdaptation(BaseModel):
+    """How a configuration changes from one environment to another (recorded or mined)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    adaptation_name: Name
+    source_environment: Slug
+    target_environment: Slug
+    adaptation_rules: list[Text] = Field(default_factory=list, max_length=100)
+    original_configuration: dict[str, Any] = Field(default_factory=dict)
+    adapted_configuration: dict[str, Any] = Field(default_factory=dict)
+    resource_type: Slug | None = None
+    pattern_id: Identifier | None = None
+    adaptation_id: Identifier | None = None
+
+    @field_validator("original_configuration", "adapted_configuration")
+    @classmethod
+    def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = _json_size_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class RollbackScenario(BaseModel):
+    """Rollbacks grouped by environment, strategy and the issue that triggered them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scenario_id: str
+    environment: str
+    deployment_strategy: str
+    trigger_issue: str
+    resource_types: list[str]
+    success_count: int
+    failure_count: int
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+
+class DeploymentMetric(BaseModel):
+    """One measured number of one execution (duration, cpu_percent, rollback_duration_s …)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    execution_id: str
+    metric_type: str
+    value: float
+    recorded_at: datetime
+
+
+def parse_adaptation(data: Any) -> EnvironmentAdaptation:
+    """Validate a recorded environment adaptation, naming bad fields."""
+    try:
+        return EnvironmentAdaptation.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRecordError(_problems(exc)) from None

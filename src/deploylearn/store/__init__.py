@@ -1,0 +1,73 @@
+"""Where deployment history lives. ``open_store(url)`` is the only factory.
+
+URLs: ``duckdb:///abs/path.duckdb``, ``duckdb://relative.duckdb``, ``duckdb://:memory:``
+(append ``?mode=shared`` for several writer processes), or ``neo4j://user:pass@host:7687``
+(also ``bolt://``, ``neo4j+s://``, ``bolt+s://``). Without a URL, ``DEPLOYLEARN_STORE`` is used,
+and without that the embedded file ``default_store_path()``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from deploylearn.errors import InvalidStoreUrlError
+from deploylearn.store.base import AuditEntry, Store, StoreStats
+from deploylearn.store.plan import WriteResult
+
+__all__ = [
+    "AuditEntry",
+    "Store",
+    "StoreStats",
+    "WriteResult",
+    "default_store_path",
+    "default_store_url",
+    "open_store",
+]
+
+NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+
+def default_store_path() -> Path:
+    """``$XDG_DATA_HOME/deploylearn/deploylearn.duckdb`` (``~/.local/share/...`` by default)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "deploylearn" / "deploylearn.duckdb"
+
+
+def default_store_url() -> str:
+    return os.environ.get("DEPLOYLEARN_STORE") or f"duckdb://{default_store_path()}"
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and if needed initialize) the store named by ``url``."""
+    url = url or default_store_url()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "duckdb":
+        from deploylearn.store.duckdb_store import DuckDBStore
+
+        rest = url.split("://", 1)[1]
+        path, _, query = rest.partition("?")
+        if not path:
+            raise InvalidStoreUrlError(f"store URL {url!r} names no DuckDB file")
+        options = parse_qs(query)
+        mode = options.get("mode", ["exclusive"])[0]
+        if mode not in ("exclusive", "shared"):
+            raise InvalidStoreUrlError(f"store URL {url!r}: mode must be exclusive or shared")
+        timeout = float(options.get("lock_timeout", ["60"])[0])
+        return DuckDBStore(path, shared=mode == "shared", lock_timeout=timeout)
+    if scheme in NEO4J_SCHEMES:
+        try:
+            from deploylearn.store.neo4j_store import Neo4jStore  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise InvalidStoreUrlError(
+                f"store URL {url!r}: the Neo4j store is not available in this build"
+            ) from exc
+        parts = urlsplit(url)
+        return Neo4jStore.from_url(url, database=(parts.path.strip("/") or None))  # type: ignore[no-any-return]
+    if not scheme and url.endswith(".duckdb"):
+        return open_store(f"duckdb://{url}")
+    raise InvalidStoreUrlError(
+        f"store URL {url!r} is not understood: use duckdb:///path/file.duckdb or "
+        "neo4j://user:pass@host:7687"
+    )
