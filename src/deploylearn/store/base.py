@@ -130,5 +130,9 @@ class Store(ABC):
         """Entity counts."""
 
     @abstractmethod
+    def wipe(self) -> None:
+        """Delete all history (for tests and demos); the schema stays."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections and locks."""

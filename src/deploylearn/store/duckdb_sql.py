@@ -97,6 +97,10 @@ SCHEMA = [
     )""",
 ]
 
+HISTORY_TABLES = (
+    "executions", "patterns", "issues", "rollback_scenarios", "metrics", "adaptations", "audit"
+)
+
 SET_SCHEMA_VERSION = (
     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )

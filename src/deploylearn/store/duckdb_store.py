@@ -141,21 +141,24 @@ class DuckDBStore(Store):
                 )
                 existing = dict(con.execute(sql.EXISTING_HASHES).fetchall())
                 con.unregister("batch_ids")
-                plan = plan_write(batch, existing, self._pattern_index(con))
-                self._persist(con, plan, actor)
+                index = self._pattern_index(con)
+                plan = plan_write(batch, existing, index)
+                self._persist(con, plan, index, actor)
         except duckdb.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
         return WriteResult(
             [e.execution_id for e in plan.inserts], plan.duplicates, plan.conflicts
         )
 
-    def _persist(self, con: duckdb.DuckDBPyConnection, plan: WritePlan, actor: str) -> None:
+    def _persist(
+        self, con: duckdb.DuckDBPyConnection, plan: WritePlan, index: PatternIndex, actor: str
+    ) -> None:
         if not plan.inserts:
             return
         now = datetime.now(UTC)
         tables = {
             "batch_executions": _executions_table(plan, now, actor),
-            "batch_patterns": _patterns_table(plan, self._pattern_index(con)),
+            "batch_patterns": _patterns_table(plan, index),
             "batch_issues": _issues_table(plan),
             "batch_scenarios": _scenarios_table(plan),
             "batch_metrics": _metrics_table(plan),
@@ -208,6 +211,12 @@ class DuckDBStore(Store):
         except duckdb.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
         return adaptation_id
+
+    def wipe(self) -> None:
+        with self._transaction() as con:
+            for table in sql.HISTORY_TABLES:
+                con.execute(f"DELETE FROM {table}")  # names from a fixed list
+        self._index = None
 
     # -- reads -----------------------------------------------------------------------------
     def _read(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

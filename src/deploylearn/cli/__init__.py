@@ -1,0 +1,1 @@
+"""The ``ign`` command: a thin shell over the Python API."""

@@ -1,0 +1,387 @@
+"""``ign``: record, ingest, export, demo and store commands over ``DeploymentPatternLearner``.
+
+Each command parses its options, calls one API function and renders the answer (a rich table,
+or ``--json``). Errors become one line on stderr and an exit code in ``main``:
+2 bad input or usage, 3 some records rejected, 4 store unavailable, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from deploylearn.errors import (
+    DeploylearnError,
+    InputFileError,
+    InvalidRecordError,
+    InvalidStoreUrlError,
+    StoreUnavailableError,
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_PARTIAL = 3
+EXIT_STORE_UNAVAILABLE = 4
+
+app = typer.Typer(
+    name="ign",
+    help="deploylearn: learn which Ignition deployment patterns succeed where.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+deploy_app = typer.Typer(help="Record deployments and ask about them.", no_args_is_help=True)
+db_app = typer.Typer(help="Create and inspect the store.", no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="DEPLOYLEARN_STORE",
+        help="Store URL: duckdb:///path/file.duckdb (default: the embedded file) or "
+        "neo4j://user:pass@host:7687.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(
+        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
+        + "\n"
+    )
+
+
+def _learner(store: str | None):  # type: ignore[no-untyped-def]
+    from deploylearn.learner import DeploymentPatternLearner
+
+    return DeploymentPatternLearner.open(store)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+# -- deploy ----------------------------------------------------------------------------------
+@deploy_app.command("record")
+def record(
+    execution_name: Annotated[str | None, typer.Option("--name", "-n", help="Execution name.")] = None,
+    deployment_type: Annotated[str, typer.Option("--type", "-t", help="install, update, …")] = "update",
+    target_environment: Annotated[str | None, typer.Option("--environment", "-e")] = None,
+    source_environment: Annotated[str | None, typer.Option("--source-environment")] = None,
+    gateway_host: Annotated[str | None, typer.Option("--gateway", "-g")] = None,
+    deployment_strategy: Annotated[str | None, typer.Option("--strategy", "-s")] = None,
+    resources: Annotated[
+        str | None, typer.Option("--resources", "-r", help="Comma-separated resource types.")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", "-c", help="Configuration: JSON text or a JSON file.")
+    ] = None,
+    status: Annotated[str, typer.Option(help="completed, failed, rolled_back, …")] = "completed",
+    started_at: Annotated[str | None, typer.Option(help="ISO time with offset; default now.")] = None,
+    completed_at: Annotated[str | None, typer.Option(help="ISO time with offset.")] = None,
+    failure_reason: Annotated[
+        list[str] | None, typer.Option("--failure-reason", help="Repeat for several.")
+    ] = None,
+    rollback_triggered: Annotated[bool, typer.Option("--rollback-triggered")] = False,
+    rollback_successful: Annotated[
+        bool | None, typer.Option("--rollback-successful/--rollback-failed", show_default=False)
+    ] = None,
+    user_id: Annotated[str | None, typer.Option("--user")] = None,
+    automation_triggered: Annotated[bool, typer.Option("--automated")] = False,
+    execution_id: Annotated[
+        str | None, typer.Option(help="Idempotency key: retrying with it never duplicates.")
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Read one execution object (seed keywords) from a JSON file."),
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record one deployment execution (successes and failures alike)."""
+    if from_file is not None:
+        fields = orjson.loads(from_file.read_bytes())
+        if not isinstance(fields, dict):
+            raise InputFileError(f"{from_file}: must hold one JSON object")
+    else:
+        now = datetime.now(UTC).isoformat()
+        fields = {
+            "execution_name": execution_name,
+            "deployment_type": deployment_type,
+            "target_environment": target_environment,
+            "source_environment": source_environment,
+            "gateway_host": gateway_host,
+            "deployment_strategy": deployment_strategy,
+            "resources_deployed": [r for r in (resources or "").split(",") if r.strip()],
+            "configuration_used": _config(config),
+            "status": status,
+            "started_at": started_at or now,
+            "completed_at": completed_at,
+            "failure_reasons": failure_reason or [],
+            "rollback_triggered": rollback_triggered,
+            "rollback_successful": rollback_successful,
+            "user_id": user_id,
+            "automation_triggered": automation_triggered,
+            "execution_id": execution_id,
+        }
+        fields = {k: v for k, v in fields.items() if v is not None}
+    with _learner(store) as learner:
+        new_id = learner.record_deployment_execution(**fields)
+    if as_json:
+        _json({"execution_id": new_id})
+    else:
+        out.print(f"recorded {new_id}")
+
+
+def _config(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    source = Path(text)
+    raw = source.read_bytes() if not text.lstrip().startswith("{") and source.is_file() else text
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputFileError(f"--config: not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise InputFileError("--config: must be a JSON object")
+    return value
+
+
+@deploy_app.command("ingest")
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A .jsonl, .json (array) or .csv file.")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl, json or csv (default: by extension).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 5000,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load executions from a file in batches; bad lines are reported by number, good ones kept.
+
+    Re-ingesting a file adds nothing. Exits 3 when some lines were rejected.
+    """
+    if fmt is not None and fmt not in ("jsonl", "json", "csv"):
+        raise InputFileError(f"--format: {fmt!r} is not one of jsonl, json, csv")
+    total = _count_lines(path)
+    with _learner(store) as learner, _progress() as progress:
+        task = progress.add_task(f"ingest {path.name}", total=total)
+        report = learner.ingest(
+            path,
+            fmt=fmt,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            progress=lambda n: progress.update(task, completed=n),
+        )
+    if as_json:
+        _json(report.as_dict())
+    else:
+        table = Table(title=f"ingest {path}")
+        for column in ("read", "accepted", "duplicates", "rejected"):
+            table.add_column(column, justify="right")
+        table.add_row(*(str(x) for x in (report.read, report.accepted, report.duplicates, report.rejected)))
+        out.print(table)
+        for problem in report.errors[:20]:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        if len(report.errors) > 20:
+            err.print(f"  … {report.rejected} rejected records in all (use --json for the list)")
+    if report.rejected:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _count_lines(path: Path) -> int | None:
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+@deploy_app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="Output .jsonl (default), .json or .csv file.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, json or csv.")] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write every execution in the import format (secrets stay redacted or encrypted)."""
+    if fmt is not None and fmt not in ("jsonl", "json", "csv"):
+        raise InputFileError(f"--format: {fmt!r} is not one of jsonl, json, csv")
+    with _learner(store) as learner:
+        count = learner.export(path, fmt=fmt)  # type: ignore[arg-type]
+    if as_json:
+        _json({"path": str(path), "exported": count})
+    else:
+        out.print(f"exported {count} executions to {path}")
+
+
+@deploy_app.command("recommendations")
+def recommendations(
+    environment: Annotated[str, typer.Option("--environment", "-e", help="Target environment.")],
+    resources: Annotated[str, typer.Option("--resources", "-r", help="Comma-separated.")],
+    strategy: Annotated[str | None, typer.Option("--strategy", "-s")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=100)] = 5,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Patterns to use, ranked by a Beta posterior over every outcome in this context."""
+    resource_list = [r.strip() for r in resources.split(",") if r.strip()]
+    if not resource_list:
+        raise InputFileError("--resources: name at least one resource type")
+    with _learner(store) as learner:
+        answers = learner.get_deployment_recommendations(
+            target_environment=environment,
+            resource_types=resource_list,
+            deployment_strategy=strategy,
+            limit=limit,
+        )
+    if as_json:
+        _json(answers)
+        return
+    _print_recommendations(answers, environment, resource_list)
+
+
+def _print_recommendations(
+    answers: list[dict[str, Any]], environment: str, resources: list[str]
+) -> None:
+    if not answers:
+        out.print(f"no pattern has run in {environment} with {', '.join(resources)} yet")
+        return
+    table = Table(title=f"recommendations for {environment}: {', '.join(resources)}")
+    table.add_column("#", justify="right")
+    table.add_column("pattern")
+    table.add_column("P(success)", justify="right")
+    table.add_column("90% interval", justify="right")
+    table.add_column("confidence", justify="right")
+    table.add_column("successes / failures", justify="right")
+    for rank, a in enumerate(answers, 1):
+        low, high = a["credible_interval"]
+        table.add_row(
+            str(rank), a["pattern_name"], f"{a['success_probability']:.3f}",
+            f"{low:.2f}–{high:.2f}", f"{a['confidence_score']:.3f}",
+            f"{a['success_count']} / {a['failure_count']}",
+        )
+    out.print(table)
+    out.print(f"why #1: {'; '.join(answers[0]['applicability_reasons'])}", highlight=False)
+
+
+# -- demo ------------------------------------------------------------------------------------
+@app.command("demo")
+def demo(
+    executions: Annotated[
+        int, typer.Option("--executions", "-n", min=50, max=1_000_000, help="How many to generate.")
+    ] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same history.")] = 0,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Span of the history.")] = 365,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the history to this .jsonl/.json/.csv file."),
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate a synthetic Ignition deployment history, record it and show what it teaches."""
+    from deploylearn.demo import run_demo
+
+    with _learner(store) as learner, _progress() as progress:
+        task = progress.add_task("demo history", total=executions)
+        summary = run_demo(
+            learner, executions=executions, seed=seed, days=days, out_file=out_file,
+            progress=lambda n: progress.update(task, completed=n),
+        )
+    if as_json:
+        _json(summary)
+        return
+    table = Table(title=f"demo history: {summary['executions']} executions, seed {seed}")
+    for column in ("environment", "executions", "success rate", "patterns"):
+        table.add_column(column, justify="right" if column != "environment" else "left")
+    for env in summary["environments"]:
+        table.add_row(
+            env["environment"], str(env["executions"]), f"{env['success_rate']:.1%}",
+            str(env["patterns"]),
+        )
+    out.print(table)
+    out.print(f"store: {summary['store']}")
+    query = summary["query"]
+    _print_recommendations(summary["recommendations"], query["environment"], query["resources"])
+
+
+# -- db --------------------------------------------------------------------------------------
+@db_app.command("init")
+def db_init(store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """Create the schema (tables, constraints, indexes); safe to run again."""
+    from deploylearn.store import open_store
+
+    with open_store(store) as opened:
+        opened.init_schema()
+        stats = opened.stats()
+    if as_json:
+        _json(stats.as_dict())
+    else:
+        out.print(f"initialized {stats.url} (schema version {stats.schema_version})")
+
+
+@db_app.command("status")
+def db_status(store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """Show what the store holds."""
+    from deploylearn.store import open_store
+
+    with open_store(store) as opened:
+        stats = opened.stats().as_dict()
+    if as_json:
+        _json(stats)
+        return
+    table = Table(title=str(stats.pop("url")))
+    table.add_column("entity")
+    table.add_column("count", justify="right")
+    for key, value in stats.items():
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point: run the app and map deploylearn errors to one line and an exit code."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except DeploylearnError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        if isinstance(exc, StoreUnavailableError):
+            sys.exit(EXIT_STORE_UNAVAILABLE)
+        if isinstance(exc, InvalidRecordError | InputFileError | InvalidStoreUrlError | ValueError):
+            sys.exit(EXIT_BAD_INPUT)
+        sys.exit(1)
+    except orjson.JSONDecodeError as exc:
+        err.print(f"error: not valid JSON: {exc}", markup=False, highlight=False)
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as exc:  # click usage errors and the unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

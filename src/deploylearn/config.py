@@ -1,0 +1,30 @@
+"""Settings read once from the environment and passed down (nothing reads it at import time)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+
+from deploylearn.store import default_store_url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``DEPLOYLEARN_STORE``, ``DEPLOYLEARN_SECRET_KEY`` and ``DEPLOYLEARN_ACTOR`` (for audit)."""
+
+    store_url: str
+    secret_key: str | None = None
+    actor: str = "unknown"
+
+    @classmethod
+    def from_env(cls, store_url: str | None = None) -> Settings:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+        return cls(
+            store_url=store_url or default_store_url(),
+            secret_key=os.environ.get("DEPLOYLEARN_SECRET_KEY") or None,
+            actor=os.environ.get("DEPLOYLEARN_ACTOR") or user,
+        )

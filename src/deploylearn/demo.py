@@ -1,0 +1,71 @@
+"""``ign demo``: record a synthetic history and show what it teaches, in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from deploylearn.interchange import write_records
+from deploylearn.learner import DeploymentPatternLearner
+
+DEMO_QUERY = {"environment": "production", "resources": ["project", "database"]}
+
+
+def demo_records(
+    executions: int, *, seed: int = 0, days: int = 365, batch_size: int = 20_000
+) -> Iterator[list[dict[str, Any]]]:
+    """Batches of synthetic records (seed keywords + execution_id), time-ordered."""
+    from deploylearn.synthetic import SyntheticWorld
+
+    world = SyntheticWorld(seed=seed, start=datetime(2025, 1, 1, tzinfo=UTC), days=days)
+    for batch in world.generate(n_executions=executions, batch_size=batch_size):
+        yield batch.records
+
+
+def run_demo(
+    learner: DeploymentPatternLearner,
+    *,
+    executions: int,
+    seed: int = 0,
+    days: int = 365,
+    out_file: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Generate, record (and optionally write out) a history; summarize and recommend."""
+    done = 0
+    accepted = 0
+    batches = list(demo_records(executions, seed=seed, days=days)) if out_file else None
+    if out_file is not None and batches is not None:
+        fmt = {".csv": "csv", ".json": "json"}.get(out_file.suffix.lower(), "jsonl")
+        write_records(out_file, iter(batches), fmt)  # type: ignore[arg-type]
+    for records in batches if batches is not None else demo_records(executions, seed=seed, days=days):
+        report = learner.record_executions(records)
+        accepted += report.accepted + report.duplicates
+        done += len(records)
+        if progress:
+            progress(done)
+    frame = learner.store.executions_frame()
+    environments = []
+    for env, runs in frame.groupby("target_environment"):
+        known = runs["outcome"].dropna()
+        environments.append(
+            {
+                "environment": str(env),
+                "executions": len(runs),
+                "success_rate": float((known == "success").mean()) if len(known) else 0.0,
+                "patterns": int(runs["pattern_id"].nunique()),
+            }
+        )
+    return {
+        "store": learner.store.url,
+        "executions": int(len(frame)),
+        "recorded_now": accepted,
+        "environments": environments,
+        "query": DEMO_QUERY,
+        "recommendations": learner.get_deployment_recommendations(
+            target_environment=DEMO_QUERY["environment"],  # type: ignore[arg-type]
+            resource_types=DEMO_QUERY["resources"],  # type: ignore[arg-type]
+        ),
+    }

@@ -1,0 +1,209 @@
+"""``DeploymentPatternLearner``: the Python API that notebooks, the CLI and jobs share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from deploylearn.config import Settings
+from deploylearn.errors import ConflictError, FieldProblem, InvalidRecordError
+from deploylearn.interchange import Format, Row, read_rows, write_records
+from deploylearn.preparation import PreparedExecution, prepare
+from deploylearn.records import parse_adaptation, parse_execution
+from deploylearn.redaction import SecretCipher
+from deploylearn.store import Store, open_store
+
+MAX_KEPT_ERRORS = 1000
+_FORMAT_BY_SUFFIX: dict[str, Format] = {".csv": "csv", ".json": "json"}
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``errors`` keeps the first ``MAX_KEPT_ERRORS`` problems."""
+
+    source: str
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[FieldProblem] = field(default_factory=list)
+
+    @property
+    def read(self) -> int:
+        return self.accepted + self.duplicates + self.rejected
+
+    def _reject(self, problems: Iterable[FieldProblem]) -> None:
+        self.rejected += 1
+        for problem in problems:
+            if len(self.errors) < MAX_KEPT_ERRORS:
+                self.errors.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "read": self.read,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": [
+                {"line": e.line, "field": e.field, "message": e.message} for e in self.errors
+            ],
+        }
+
+
+def _slug_arg(value: str) -> str:
+    return "_".join(value.strip().lower().replace("-", " ").split())
+
+
+class DeploymentPatternLearner:
+    """Records deployment executions and answers questions about them.
+
+    Open one with ``DeploymentPatternLearner.open()`` (embedded DuckDB by default, or
+    ``store_url="neo4j://…"``); use it as a context manager to release the store.
+    """
+
+    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+        self.store = store
+        self.settings = settings or Settings.from_env(store.url)
+        self._cipher = SecretCipher(self.settings.secret_key) if self.settings.secret_key else None
+
+    @classmethod
+    def open(cls, store_url: str | None = None, *, settings: Settings | None = None) -> Self:
+        settings = settings or Settings.from_env(store_url)
+        return cls(open_store(store_url or settings.store_url), settings)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- recording -------------------------------------------------------------------------
+    def record_deployment_execution(self, **fields: Any) -> str:
+        """Record one execution (the seed's keywords, plus optional ``execution_id``).
+
+        Returns the execution id. Recording the same execution again is a no-op that returns
+        the same id; reusing an ``execution_id`` for different content raises ``ConflictError``.
+        Raises ``InvalidRecordError`` naming each bad field.
+        """
+        prepared = prepare(parse_execution(fields), self._cipher)
+        result = self.store.write_executions([prepared], actor=self.settings.actor)
+        if result.conflicts:
+            raise ConflictError(result.conflicts[0][1])
+        return prepared.execution_id
+
+    def record_executions(
+        self,
+        records: Iterable[dict[str, Any]],
+        *,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        """Bulk-record in-memory records (dicts of the seed's keywords), in batches.
+
+        Errors carry the record's 1-based position as their line.
+        """
+        return self._ingest_rows(
+            enumerate(records, 1), source="<records>", batch_size=batch_size, progress=progress
+        )
+
+    def record_environment_adaptation(self, **fields: Any) -> str:
+        """Record an adaptation like the seed's example; returns its id (idempotent)."""
+        return self.store.record_adaptation(parse_adaptation(fields), actor=self.settings.actor)
+
+    # -- questions -------------------------------------------------------------------------
+    def get_deployment_recommendations(
+        self,
+        target_environment: str,
+        resource_types: list[str],
+        deployment_strategy: str | None = None,
+        limit: int = 5,
+    ) -> list[dict[str, Any]]:
+        """Patterns ranked for a context, with probability, interval, counts and reasons."""
+        from deploylearn.serving import rank_patterns
+
+        slug = _slug_arg
+        answers = rank_patterns(
+            self.store.executions_frame(),
+            self.store.patterns(),
+            target_environment=slug(target_environment),
+            resource_types=[slug(r) for r in resource_types],
+            deployment_strategy=slug(deployment_strategy) if deployment_strategy else None,
+            limit=limit,
+        )
+        return [a.as_dict() for a in answers]
+
+    # -- files -----------------------------------------------------------------------------
+    def ingest(
+        self,
+        path: str | Path,
+        *,
+        fmt: Format | None = None,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        """Load a JSONL, JSON-array or CSV file in batches; bad lines are reported, not fatal.
+
+        Re-ingesting the same file adds nothing (ids are caller-supplied or content-derived).
+        ``progress`` is called with the number of lines handled after each batch.
+        """
+        path = Path(path)
+        return self._ingest_rows(
+            read_rows(path, fmt), source=str(path), batch_size=batch_size, progress=progress
+        )
+
+    def export(self, path: str | Path, *, fmt: Format | None = None) -> int:
+        """Write every execution in the import shape; returns how many were written."""
+        path = Path(path)
+        fmt = fmt or _FORMAT_BY_SUFFIX.get(path.suffix.lower(), "jsonl")
+        return write_records(path, self.store.iter_executions(), fmt)
+
+    def _ingest_rows(
+        self,
+        rows: Iterable[Row],
+        *,
+        source: str,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> IngestReport:
+        report = IngestReport(source)
+        batch: list[PreparedExecution] = []
+        lines: list[int] = []
+
+        def flush() -> None:
+            result = self.store.write_executions(batch, actor=self.settings.actor)
+            report.accepted += len(result.inserted)
+            report.duplicates += len(result.duplicates)
+            for position, message in result.conflicts:
+                report._reject([FieldProblem("execution_id", message, lines[position])])
+            if progress:
+                progress(report.read)
+            batch.clear()
+            lines.clear()
+
+        for line, raw in rows:
+            if isinstance(raw, InvalidRecordError):
+                report._reject(raw.problems)
+                continue
+            try:
+                batch.append(prepare(parse_execution(raw), self._cipher))
+                lines.append(line)
+            except InvalidRecordError as exc:
+                report._reject(exc.at_line(line).problems)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+        elif progress:
+            progress(report.read)
+        return report

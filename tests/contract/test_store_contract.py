@@ -1,0 +1,220 @@
+"""One contract, every store: the same scenarios must give the same answers on each backend."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from deploylearn import DeploymentPatternLearner
+from deploylearn.errors import ConflictError, InvalidRecordError
+from tests.conftest import failed_record, make_record
+
+TEMPLATES = [
+    {"backup_enabled": True, "validation_timeout": 300},
+    {"backup_enabled": False, "validation_timeout": 300},
+    {"backup_enabled": True, "validation_timeout": 900, "canary_percent": 10},
+]
+
+
+def shared(url: str) -> str:
+    """DuckDB needs shared mode for several writer processes; Neo4j takes them as they come."""
+    return url + "?mode=shared" if url.startswith("duckdb") else url
+
+
+def test_record_and_read_back(store_url: str) -> None:
+    with DeploymentPatternLearner.open(store_url) as learner:
+        execution_id = learner.record_deployment_execution(**make_record(1))
+        stored = learner.store.get_execution(execution_id)
+    assert stored is not None
+    assert stored["execution_name"] == "Production HMI Update 1"
+    assert stored["resources_deployed"] == ["database", "project"]
+    assert stored["started_at"].isoformat() == "2025-03-01T08:30:00+00:00"
+    assert stored["configuration_used"]["build_number"] == 1001
+    assert stored["pattern_id"].startswith("pat-")
+
+
+def test_failures_count_against_patterns(store_url: str) -> None:
+    with DeploymentPatternLearner.open(store_url) as learner:
+        for i in range(6):
+            learner.record_deployment_execution(**make_record(i))
+        for i in range(6, 10):
+            learner.record_deployment_execution(**failed_record(i))
+        learner.record_deployment_execution(
+            **make_record(10, status="rolled_back", rollback_successful=True,
+                          failure_reasons=["Validation timed out after 300s"])
+        )
+        learner.record_deployment_execution(**make_record(11, status="in_progress", completed_at=None))
+        patterns = learner.store.patterns()
+        stats = learner.store.stats()
+        scenarios = learner.store.rollback_scenarios()
+    assert len(patterns) == 1  # build_number differs on every run: still one pattern
+    assert (patterns[0].success_count, patterns[0].failure_count) == (6, 5)
+    assert stats.executions == 12
+    assert stats.issues == 2  # four 'unreachable' messages normalize to one issue
+    assert [(s.success_count, s.failure_count) for s in scenarios] == [(1, 0)]
+    assert scenarios[0].trigger_issue == "validation timed out after <n>"
+
+
+def test_retries_never_duplicate(store_url: str) -> None:
+    record = make_record(1)
+    without_id = {k: v for k, v in make_record(2).items() if k != "execution_id"}
+    with DeploymentPatternLearner.open(store_url) as learner:
+        first = learner.record_deployment_execution(**record)
+        assert learner.record_deployment_execution(**record) == first
+        blind = learner.record_deployment_execution(**without_id)
+        assert learner.record_deployment_execution(**without_id) == blind
+        with pytest.raises(ConflictError, match=first):
+            learner.record_deployment_execution(**{**record, "status": "failed"})
+        stats = learner.store.stats()
+    assert stats.executions == 2
+    assert stats.successes == 2 and stats.failures == 0
+
+
+def test_invalid_record_is_rejected_whole(store_url: str) -> None:
+    with DeploymentPatternLearner.open(store_url) as learner:
+        with pytest.raises(InvalidRecordError, match="status"):
+            learner.record_deployment_execution(**make_record(1, status="exploded"))
+        assert learner.store.stats().executions == 0
+
+
+def test_ingest_keeps_good_lines_and_names_bad_ones(store_url: str, tmp_path: Path) -> None:
+    lines = [orjson.dumps(make_record(i)).decode() for i in range(5)]
+    lines.insert(2, "{not json")
+    lines.insert(4, orjson.dumps(make_record(99, started_at="2025-03-01T08:00:00")).decode())
+    lines.append(orjson.dumps(make_record(98, status="weird", gateway_host="")).decode())
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with DeploymentPatternLearner.open(store_url) as learner:
+        report = learner.ingest(path, batch_size=2)
+        again = learner.ingest(path, batch_size=3)
+        stats = learner.store.stats()
+    assert (report.accepted, report.rejected, report.duplicates) == (5, 3, 0)
+    located = {(e.line, e.field) for e in report.errors}
+    assert {(3, "record"), (5, "started_at"), (8, "status"), (8, "gateway_host")} <= located
+    assert (again.accepted, again.duplicates, again.rejected) == (0, 5, 3)
+    assert stats.executions == 5
+
+
+def test_secrets_are_not_stored_in_clear(store_url: str) -> None:
+    record = make_record(
+        1,
+        configuration_used={"db_password": "Hunter2-XYZZY", "validation_timeout": 300},
+        execution_log="connect user=ops password=Hunter2-XYZZY ok",
+        failure_reasons=["auth failed for token=Hunter2-XYZZY"],
+        status="failed",
+    )
+    with DeploymentPatternLearner.open(store_url) as learner:
+        execution_id = learner.record_deployment_execution(**record)
+        stored = learner.store.get_execution(execution_id)
+        exported = [r for batch in learner.store.iter_executions() for r in batch]
+    assert "Hunter2-XYZZY" not in orjson.dumps(stored, default=str).decode()
+    assert "Hunter2-XYZZY" not in orjson.dumps(exported, default=str).decode()
+    assert stored is not None and stored["configuration_used"]["db_password"] == "<redacted>"
+
+
+def test_every_write_is_audited(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOYLEARN_ACTOR", "ci-bot")
+    with DeploymentPatternLearner.open(store_url) as learner:
+        ids = [learner.record_deployment_execution(**make_record(i)) for i in range(3)]
+        learner.record_deployment_execution(**make_record(0))  # a retry writes nothing
+        adaptation = learner.record_environment_adaptation(
+            adaptation_name="Production Security Hardening",
+            source_environment="staging",
+            target_environment="production",
+            adaptation_rules=["Enable SSL certificate validation"],
+            original_configuration={"ssl_validation": False},
+            adapted_configuration={"ssl_validation": True},
+        )
+        log = learner.store.audit_log(limit=10)
+        adaptations = learner.store.adaptations()
+    assert sorted(e.entity_id for e in log) == sorted([*ids, adaptation])
+    assert {e.actor for e in log} == {"ci-bot"}
+    assert {e.action for e in log} == {"record_execution", "record_adaptation"}
+    assert [a.adaptation_name for a in adaptations] == ["Production Security Hardening"]
+
+
+def _store_answer(learner: DeploymentPatternLearner) -> tuple:
+    stats = learner.store.stats().as_dict()
+    stats.pop("url")
+    stats.pop("audit_entries")
+    patterns = sorted(
+        (p.pattern_id, p.success_count, p.failure_count) for p in learner.store.patterns()
+    )
+    records = [r for batch in learner.store.iter_executions() for r in batch]
+    return stats, patterns, orjson.dumps(records, default=str)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+def test_export_round_trip(store_url: str, tmp_path: Path, fmt: str) -> None:
+    source = f"duckdb://{tmp_path / 'source.duckdb'}"
+    with DeploymentPatternLearner.open(source) as learner:
+        for i in range(20):
+            maker = failed_record if i % 4 == 0 else make_record
+            learner.record_deployment_execution(**maker(i, configuration_used=TEMPLATES[i % 3]))
+        path = tmp_path / f"export.{fmt}"
+        assert learner.export(path) == 20
+        expected = _store_answer(learner)
+    with DeploymentPatternLearner.open(store_url) as learner:
+        report = learner.ingest(path)
+        assert (report.accepted, report.rejected) == (20, 0)
+        assert _store_answer(learner) == expected
+
+
+def test_csv_and_jsonl_of_the_same_data_give_the_same_store(tmp_path: Path) -> None:
+    records = [
+        (failed_record if i % 5 == 0 else make_record)(i, configuration_used=TEMPLATES[i % 3])
+        for i in range(30)
+    ]
+    jsonl = tmp_path / "h.jsonl"
+    jsonl.write_text("\n".join(orjson.dumps(r).decode() for r in records))
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'a.duckdb'}") as learner:
+        learner.ingest(jsonl)
+        learner.export(tmp_path / "h.csv")
+        answer_from_jsonl = _store_answer(learner)
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'b.duckdb'}") as learner:
+        report = learner.ingest(tmp_path / "h.csv")
+        assert report.rejected == 0
+        assert _store_answer(learner) == answer_from_jsonl
+
+
+def _writer(url: str, worker: int, count: int) -> None:
+    records = []
+    for i in range(worker * count, (worker + 1) * count):
+        maker = failed_record if i % 3 == 0 else make_record
+        records.append(maker(i, configuration_used=TEMPLATES[i % 3]))
+    with DeploymentPatternLearner.open(url) as learner:
+        report = learner.record_executions(records, batch_size=250)
+    assert report.accepted == count, report.as_dict()
+
+
+@pytest.mark.slow
+def test_concurrent_writers_lose_no_count(store_url: str) -> None:
+    workers, per_worker = 4, 5000
+    url = shared(store_url)
+    with DeploymentPatternLearner.open(url):
+        pass  # create the schema before the race
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_writer, args=(url, w, per_worker)) for w in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=600)
+    assert [p.exitcode for p in processes] == [0] * workers
+    expected: Counter[tuple[int, str]] = Counter()
+    for i in range(workers * per_worker):
+        expected[(i % 3, "failure" if i % 3 == 0 else "success")] += 1
+    with DeploymentPatternLearner.open(url) as learner:
+        stats = learner.store.stats()
+        patterns = learner.store.patterns()
+    assert stats.executions == workers * per_worker
+    assert len(patterns) == 3
+    by_total = sorted((p.success_count, p.failure_count) for p in patterns)
+    assert by_total == sorted(
+        (expected[(t, "success")], expected[(t, "failure")]) for t in range(3)
+    )
