@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -54,15 +55,21 @@ _TRUE = {"true", "yes", "on", "enabled"}
 _FALSE = {"false", "no", "off", "disabled"}
 
 
+@lru_cache(maxsize=65536)
 def normalize_key(key: str) -> str:
     """``Validation-Timeout`` / ``validationTimeout`` → ``validation_timeout``."""
     return "_".join(w for w in _NON_WORD.split(_CAMEL.sub("_", str(key)).lower()) if w)
 
 
+@lru_cache(maxsize=65536)
+def _volatile_key(key: str) -> bool:
+    words = key.split("_")
+    return any(w in VOLATILE_WORDS for w in words) or key.endswith(("_at", "_id"))
+
+
 def is_volatile(key: str, value: Any) -> bool:
     """True for knobs that change every run without changing how the deployment behaves."""
-    words = key.split("_")
-    if any(w in VOLATILE_WORDS for w in words) or key.endswith("_at") or key.endswith("_id"):
+    if _volatile_key(key):
         return True
     return isinstance(value, str) and bool(_VOLATILE_VALUE.match(value.strip()))
 
@@ -229,6 +236,7 @@ _NUMBER = re.compile(r"\b\d+(\.\d+)?(ms|s|m|h|mb|gb|kb|%)?\b")
 _SPACE = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=65536)
 def normalize_issue(reason: str) -> str:
     """A failure reason without its variable parts, so the same cause is one ``Issue``.
 

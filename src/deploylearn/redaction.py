@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -31,6 +32,7 @@ _FREE_TEXT = re.compile(
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[a-z0-9._~+/=-]{8,}")
 
 
+@lru_cache(maxsize=65536)
 def is_secret_key(key: str) -> bool:
     """True when a configuration key names a credential (word-wise, so 'keyboard' is not one)."""
     lowered = [w for w in _NON_WORD.split(_CAMEL.sub("_", key).lower()) if w]

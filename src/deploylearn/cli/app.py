@@ -359,29 +359,29 @@ def db_status(store: StoreOption = None, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
+def _fail(message: str, code: int) -> None:
+    """One line on stderr, never wrapped, then the exit code."""
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: run the app and map deploylearn errors to one line and an exit code."""
+    """Entry point: run the app and map errors to one line on stderr and an exit code."""
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except StoreUnavailableError as exc:
+        _fail(str(exc), EXIT_STORE_UNAVAILABLE)
+    except (InvalidRecordError, InputFileError, InvalidStoreUrlError) as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
     except DeploylearnError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
-        if isinstance(exc, StoreUnavailableError):
-            sys.exit(EXIT_STORE_UNAVAILABLE)
-        if isinstance(exc, InvalidRecordError | InputFileError | InvalidStoreUrlError | ValueError):
-            sys.exit(EXIT_BAD_INPUT)
-        sys.exit(1)
+        _fail(str(exc), EXIT_BAD_INPUT if isinstance(exc, ValueError) else 1)
     except orjson.JSONDecodeError as exc:
-        err.print(f"error: not valid JSON: {exc}", markup=False, highlight=False)
-        sys.exit(EXIT_BAD_INPUT)
-    except Exception as exc:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+        _fail(f"not valid JSON: {exc}", EXIT_BAD_INPUT)
+    except typer.TyperException as exc:  # usage errors: missing or bad options
+        message = getattr(exc, "format_message", lambda: str(exc))()
+        _fail(message, getattr(exc, "exit_code", EXIT_BAD_INPUT))
     sys.exit(code if isinstance(code, int) else 0)

@@ -1,7 +1,8 @@
 """Where deployment history lives. ``open_store(url)`` is the only factory.
 
 URLs: ``duckdb:///abs/path.duckdb``, ``duckdb://relative.duckdb``, ``duckdb://:memory:``
-(append ``?mode=shared`` for several writer processes), or ``neo4j://user:pass@host:7687``
+(append ``?mode=shared`` for several writer processes, ``&memory_limit=4GB`` for
+DuckDB's buffer, ``&lock_timeout=60`` seconds to wait for another writer), or ``neo4j://user:pass@host:7687``
 (also ``bolt://``, ``neo4j+s://``, ``bolt+s://``). Without a URL, ``DEPLOYLEARN_STORE`` is used,
 and without that the embedded file ``default_store_path()``.
 """
@@ -44,7 +45,7 @@ def open_store(url: str | None = None) -> Store:
     url = url or default_store_url()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "duckdb":
-        from deploylearn.store.duckdb_store import DuckDBStore
+        from deploylearn.store.duckdb_store import DEFAULT_MEMORY_LIMIT, DuckDBStore
 
         rest = url.split("://", 1)[1]
         path, _, query = rest.partition("?")
@@ -54,8 +55,14 @@ def open_store(url: str | None = None) -> Store:
         mode = options.get("mode", ["exclusive"])[0]
         if mode not in ("exclusive", "shared"):
             raise InvalidStoreUrlError(f"store URL {url!r}: mode must be exclusive or shared")
-        timeout = float(options.get("lock_timeout", ["60"])[0])
-        return DuckDBStore(path, shared=mode == "shared", lock_timeout=timeout)
+        try:
+            timeout = float(options.get("lock_timeout", ["60"])[0])
+        except ValueError:
+            raise InvalidStoreUrlError(f"store URL {url!r}: lock_timeout must be seconds") from None
+        limit = options.get("memory_limit", [DEFAULT_MEMORY_LIMIT])[0]
+        return DuckDBStore(
+            path, shared=mode == "shared", lock_timeout=timeout, memory_limit=limit
+        )
     if scheme in NEO4J_SCHEMES:
         try:
             from deploylearn.store.neo4j_store import Neo4jStore  # type: ignore[import-not-found]

@@ -30,6 +30,8 @@ from deploylearn.store import duckdb_sql as sql
 from deploylearn.store.base import SCHEMA_VERSION, AuditEntry, Store, StoreStats
 from deploylearn.store.plan import WritePlan, WriteResult, plan_write
 
+# DuckDB's own default is 80 % of RAM; a recorder should leave memory to the learning jobs.
+DEFAULT_MEMORY_LIMIT = "1GB"
 _TS = pa.timestamp("us", tz="UTC")
 _STRS = pa.list_(pa.string())
 
@@ -41,13 +43,21 @@ def _dumps(value: Any) -> str:
 class DuckDBStore(Store):
     """Deployment history in a DuckDB file (or in memory for ``duckdb://:memory:``)."""
 
-    def __init__(self, path: str, *, shared: bool = False, lock_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        shared: bool = False,
+        lock_timeout: float = 60.0,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
         if path != ":memory:":
             path = str(Path(path).expanduser().resolve())
         self.path = path
         self.url = f"duckdb://{path}"
         self._shared = shared and path != ":memory:"
         self._lock_timeout = lock_timeout
+        self._memory_limit = memory_limit
         self._mutex = threading.RLock()
         self._index: PatternIndex | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -63,8 +73,9 @@ class DuckDBStore(Store):
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(self.path)
-                con.execute("SET TimeZone = 'UTC'")
+                con = duckdb.connect(
+                    self.path, config={"memory_limit": self._memory_limit, "TimeZone": "UTC"}
+                )
                 return con
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:

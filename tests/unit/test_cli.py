@@ -1,0 +1,121 @@
+"""The ``ign`` command as a user runs it: real process, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import failed_record, make_record
+
+
+def ign(*args: str, store: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "deploylearn", *args]
+    if store:
+        command += ["--store", store]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_record_then_status(duckdb_url: str) -> None:
+    result = ign(
+        "deploy", "record", "-n", "Production HMI Update", "-e", "production",
+        "-g", "prod-gateway-01.company.com", "-s", "blue_green", "-r", "project,database",
+        "--config", '{"backup_enabled": true, "validation_timeout": 300}',
+        "--started-at", "2025-01-01T10:00:00+00:00", "--completed-at", "2025-01-01T10:15:00Z",
+        "--execution-id", "ci-42", "--json", store=duckdb_url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"execution_id": "ci-42"}
+    status = ign("db", "status", "--json", store=duckdb_url)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["executions"] == 1
+
+
+def test_bad_record_exits_2_naming_the_field(duckdb_url: str) -> None:
+    result = ign(
+        "deploy", "record", "-n", "x", "-e", "production", "-g", "gw", "-s", "canary",
+        "-r", "project", "--status", "exploded", store=duckdb_url,
+    )
+    assert result.returncode == 2
+    assert "status" in one_line_error(result)
+
+
+def test_bad_config_json_exits_2(duckdb_url: str) -> None:
+    result = ign(
+        "deploy", "record", "-n", "x", "-e", "production", "-g", "gw", "-s", "canary",
+        "-r", "project", "--config", "{oops", store=duckdb_url,
+    )
+    assert result.returncode == 2
+    assert "--config" in one_line_error(result)
+
+
+def test_ingest_reports_lines_and_exits_3(duckdb_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    rows = [orjson.dumps(make_record(i)).decode() for i in range(3)] + ["[1, 2]"]
+    path.write_text("\n".join(rows) + "\n")
+    result = ign("deploy", "ingest", str(path), "--json", store=duckdb_url)
+    assert result.returncode == 3, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["accepted"], report["rejected"]) == (3, 1)
+    assert report["errors"] == [{"line": 4, "field": "record", "message": "must be a JSON object"}]
+    again = ign("deploy", "ingest", str(path), "--json", store=duckdb_url)
+    assert json.loads(again.stdout)["duplicates"] == 3
+
+
+def test_export_and_recommendations(duckdb_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    rows = [make_record(i) for i in range(12)] + [failed_record(i) for i in range(12, 16)]
+    path.write_text("\n".join(orjson.dumps(r).decode() for r in rows) + "\n")
+    assert ign("deploy", "ingest", str(path), store=duckdb_url).returncode == 0
+    out = tmp_path / "out.csv"
+    exported = ign("deploy", "export", str(out), "--json", store=duckdb_url)
+    assert json.loads(exported.stdout)["exported"] == 16
+    import csv
+
+    with out.open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 16
+    result = ign(
+        "deploy", "recommendations", "-e", "production", "-r", "project,database", "--json",
+        store=duckdb_url,
+    )
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert answers[0]["success_count"] == 12 and answers[0]["failure_count"] == 4
+    low, high = answers[0]["credible_interval"]
+    assert low < answers[0]["success_probability"] < high
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["deploy", "ingest", "/nonexistent/file.jsonl"], "no such file"),
+        (["deploy", "ingest", "data.txt"], "no such file"),
+        (["db", "status", "--store", "postgres://nowhere"], "not understood"),
+        (["deploy", "recommendations", "-e", "production"], "--resources"),
+        (["deploy", "export", "x.jsonl", "--format", "xml"], "--format"),
+    ],
+)
+def test_bad_arguments_exit_nonzero_with_one_line(
+    args: list[str], fragment: str, duckdb_url: str
+) -> None:
+    store = None if "--store" in args else duckdb_url
+    result = ign(*args, store=store)
+    assert result.returncode != 0
+    assert fragment in one_line_error(result)
+
+
+def test_help_is_available() -> None:
+    result = ign("deploy", "ingest", "--help")
+    assert result.returncode == 0
+    assert "bad lines" in result.stdout
