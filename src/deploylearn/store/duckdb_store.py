@@ -73,9 +73,8 @@ class DuckDBStore(Store):
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(
-                    self.path, config={"memory_limit": self._memory_limit, "TimeZone": "UTC"}
-                )
+                con = duckdb.connect(self.path, config={"memory_limit": self._memory_limit})
+                con.execute("SET TimeZone = 'UTC'")
                 return con
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
