@@ -51,7 +51,9 @@ def failed_record(i: int, **overrides: Any) -> dict[str, Any]:
     return make_record(
         i,
         status="failed",
-        failure_reasons=[f"Gateway prod-gateway-0{i % 3}.plant.local unreachable after {i % 4 + 1} retries"],
+        failure_reasons=[
+            f"Gateway prod-gateway-0{i % 3}.plant.local unreachable after {i % 4 + 1} retries"
+        ],
         **overrides,
     )
 

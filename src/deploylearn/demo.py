@@ -40,7 +40,9 @@ def run_demo(
     if out_file is not None and batches is not None:
         fmt = {".csv": "csv", ".json": "json"}.get(out_file.suffix.lower(), "jsonl")
         write_records(out_file, iter(batches), fmt)  # type: ignore[arg-type]
-    for records in batches if batches is not None else demo_records(executions, seed=seed, days=days):
+    for records in (
+        batches if batches is not None else demo_records(executions, seed=seed, days=days)
+    ):
         report = learner.record_executions(records)
         accepted += report.accepted + report.duplicates
         done += len(records)
@@ -60,7 +62,7 @@ def run_demo(
         )
     return {
         "store": learner.store.url,
-        "executions": int(len(frame)),
+        "executions": len(frame),
         "recorded_now": accepted,
         "environments": environments,
         "query": DEMO_QUERY,

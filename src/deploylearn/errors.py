@@ -35,9 +35,7 @@ class InvalidRecordError(DeploylearnError, ValueError):
 
     def at_line(self, line: int) -> InvalidRecordError:
         """The same problems, located at ``line`` of an input file."""
-        return InvalidRecordError(
-            [FieldProblem(p.field, p.message, line) for p in self.problems]
-        )
+        return InvalidRecordError([FieldProblem(p.field, p.message, line) for p in self.problems])
 
 
 class ConflictError(DeploylearnError, ValueError):

@@ -38,9 +38,27 @@ from deploylearn.redaction import is_secret_key
 NUMERIC_TOLERANCE = 0.15
 VOLATILE_WORDS = frozenset(
     {
-        "build", "commit", "sha", "revision", "timestamp", "date", "ticket", "jira", "cr",
-        "note", "notes", "comment", "comments", "description", "nonce", "uuid", "guid",
-        "trace", "correlation", "checksum", "hash",
+        "build",
+        "commit",
+        "sha",
+        "revision",
+        "timestamp",
+        "date",
+        "ticket",
+        "jira",
+        "cr",
+        "note",
+        "notes",
+        "comment",
+        "comments",
+        "description",
+        "nonce",
+        "uuid",
+        "guid",
+        "trace",
+        "correlation",
+        "checksum",
+        "hash",
     }
 )
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -185,6 +203,14 @@ class PatternIndex:
 
     def __contains__(self, pattern_id: object) -> bool:
         return pattern_id in self._info
+
+    def copy(self) -> PatternIndex:
+        """An independent copy, so a retried transaction starts from the committed state."""
+        return PatternIndex(
+            self.tolerance,
+            {key: list(members) for key, members in self._groups.items()},
+            dict(self._info),
+        )
 
     def info(self, pattern_id: str) -> tuple[str, dict[str, Any]]:
         """``(strategy, template)`` of a known pattern."""

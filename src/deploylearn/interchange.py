@@ -21,11 +21,26 @@ from deploylearn.errors import FieldProblem, InputFileError, InvalidRecordError
 
 Format = Literal["jsonl", "json", "csv"]
 FIELD_ORDER: tuple[str, ...] = (
-    "execution_id", "execution_name", "deployment_type", "target_environment",
-    "source_environment", "gateway_host", "deployment_strategy", "resources_deployed",
-    "configuration_used", "status", "started_at", "completed_at", "failure_reasons",
-    "rollback_triggered", "rollback_successful", "user_id", "automation_triggered",
-    "execution_log", "performance_data", "lessons_learned",
+    "execution_id",
+    "execution_name",
+    "deployment_type",
+    "target_environment",
+    "source_environment",
+    "gateway_host",
+    "deployment_strategy",
+    "resources_deployed",
+    "configuration_used",
+    "status",
+    "started_at",
+    "completed_at",
+    "failure_reasons",
+    "rollback_triggered",
+    "rollback_successful",
+    "user_id",
+    "automation_triggered",
+    "execution_log",
+    "performance_data",
+    "lessons_learned",
 )
 _JSON_COLUMNS = ("configuration_used", "performance_data")
 _TEXT_LIST_COLUMNS = ("failure_reasons", "lessons_learned")
@@ -99,7 +114,9 @@ def _read_json_array(path: Path) -> Iterator[Row]:
             raise InputFileError(
                 f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); nothing after it read"
             ) from exc
-        yield (line, value) if isinstance(value, dict) else _bad(line, "record", "must be an object")
+        yield (
+            (line, value) if isinstance(value, dict) else _bad(line, "record", "must be an object")
+        )
         line += text.count("\n", position, end)
         position = end
 

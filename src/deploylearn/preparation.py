@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from deploylearn.identity import canonical_template, issue_id_for, normalize_issue
-from deploylearn.records import DeploymentExecution
+from deploylearn.records import DeploymentExecution, EnvironmentAdaptation
 from deploylearn.redaction import SecretCipher, mask, protect, scrub_text
 
 
@@ -127,7 +127,7 @@ def prepare(record: DeploymentExecution, cipher: SecretCipher | None = None) -> 
         "gateway_host": record.gateway_host,
         "deployment_strategy": record.deployment_strategy,
         "resources_deployed": record.resources_deployed,
-        "configuration_used": mask(configuration),
+        "configuration_used": mask(configuration) if cipher else configuration,
         "status": record.status,
         "started_at": record.started_at,
         "completed_at": record.completed_at,
@@ -178,3 +178,13 @@ def prepare(record: DeploymentExecution, cipher: SecretCipher | None = None) -> 
         performance_data=performance,
         lessons_learned=lessons,
     )
+
+
+def adaptation_id_for(adaptation: EnvironmentAdaptation) -> str:
+    """The caller's id, or one derived from the content so re-recording is a no-op."""
+    if adaptation.adaptation_id:
+        return adaptation.adaptation_id
+    payload = orjson.dumps(
+        adaptation.model_dump(exclude={"adaptation_id"}), option=orjson.OPT_SORT_KEYS
+    )
+    return "adp-" + hashlib.blake2b(payload, digest_size=8).hexdigest()

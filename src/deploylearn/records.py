@@ -1,4 +1,4 @@
-"""Typed records: what a deployment execution, pattern, adaptation, rollback scenario and metric are.
+"""Typed records: executions, patterns, adaptations, rollback scenarios and metrics.
 
 ``DeploymentExecution`` takes exactly the keywords of the seed's ``record_deployment_execution``
 plus an optional ``execution_id`` (the idempotency key), so seed-style calls keep working. All
@@ -15,7 +15,6 @@ import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -51,15 +50,24 @@ def _listify(value: object) -> object:
 
 
 Slug = Annotated[
-    str,
-    BeforeValidator(_slug),
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.]*$"),
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.]*$")
 ]
+_SLUG_FIELDS = (
+    "deployment_type",
+    "target_environment",
+    "source_environment",
+    "deployment_strategy",
+    "status",
+)
+_LIST_FIELDS = ("resources_deployed", "failure_reasons", "lessons_learned")
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Host = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=253,
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=253,
         pattern=r"^[a-z0-9]([a-z0-9\-_.:\[\]]*[a-z0-9\]])?$",
     ),
 ]
@@ -93,27 +101,41 @@ class DeploymentExecution(BaseModel):
     target_environment: Slug
     gateway_host: Host
     deployment_strategy: Slug
-    resources_deployed: Annotated[
-        list[Slug], BeforeValidator(_listify), Field(min_length=1, max_length=64)
-    ]
+    resources_deployed: Annotated[list[Slug], Field(min_length=1, max_length=64)]
     configuration_used: dict[str, Any] = Field(default_factory=dict)
-    status: Annotated[Status, BeforeValidator(_slug)]
+    status: Status
     started_at: AwareDatetime
     completed_at: AwareDatetime | None = None
     source_environment: Slug | None = None
-    failure_reasons: Annotated[
-        list[Text], BeforeValidator(_listify), Field(max_length=50)
-    ] = Field(default_factory=list)
+    failure_reasons: Annotated[list[Text], Field(max_length=50)] = Field(default_factory=list)
     rollback_triggered: bool = False
     rollback_successful: bool | None = None
     user_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     automation_triggered: bool = False
     execution_log: str | None = None
     performance_data: dict[str, Any] = Field(default_factory=dict)
-    lessons_learned: Annotated[
-        list[Text], BeforeValidator(_listify), Field(max_length=50)
-    ] = Field(default_factory=list)
+    lessons_learned: Annotated[list[Text], Field(max_length=50)] = Field(default_factory=list)
     execution_id: Identifier | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        """One pass of spelling fixes, cheaper than a validator per field on bulk paths."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in _SLUG_FIELDS:
+            value = data.get(key)
+            if isinstance(value, str):
+                data[key] = _slug(value)
+        for key in _LIST_FIELDS:
+            value = data.get(key)
+            if isinstance(value, str):
+                data[key] = _listify(value)
+        resources = data.get("resources_deployed")
+        if isinstance(resources, list):
+            data["resources_deployed"] = [_slug(r) for r in resources]
+        return data
 
     @field_validator("configuration_used", "performance_data")
     @classmethod
@@ -140,7 +162,9 @@ class DeploymentExecution(BaseModel):
                     f"{completed.isoformat()} is before started_at {started.isoformat()}",
                 )
             if completed - started > MAX_DURATION:
-                raise _field_error("completed_at", f"more than {MAX_DURATION.days} days after start")
+                raise _field_error(
+                    "completed_at", f"more than {MAX_DURATION.days} days after start"
+                )
         if self.status == "rolled_back" and not self.rollback_triggered:
             object.__setattr__(self, "rollback_triggered", True)
         if self.rollback_successful is not None and not self.rollback_triggered:
@@ -151,7 +175,7 @@ class DeploymentExecution(BaseModel):
 
     @property
     def outcome(self) -> Literal["success", "failure"] | None:
-        """Success means completed without a rollback; unfinished or cancelled runs teach nothing."""
+        """Success is completed without a rollback; unfinished or cancelled runs teach nothing."""
         if self.status == "completed" and not self.rollback_triggered:
             return "success"
         if self.status in ("failed", "rolled_back") or (

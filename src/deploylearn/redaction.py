@@ -19,8 +19,20 @@ REDACTED = "<redacted>"
 ENCRYPTED_PREFIX = "enc:v1:"
 SECRET_WORDS = frozenset(
     {
-        "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "key",
-        "credential", "credentials", "authorization", "bearer", "cookie", "privatekey",
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "token",
+        "apikey",
+        "key",
+        "credential",
+        "credentials",
+        "authorization",
+        "bearer",
+        "cookie",
+        "privatekey",
     }
 )
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -40,9 +52,15 @@ def is_secret_key(key: str) -> bool:
     return any(w in SECRET_WORDS for w in lowered) or joined.endswith(("apikey", "privatekey"))
 
 
+_HINTS = ("pass", "pwd", "secret", "token", "key", "credential", "bearer")
+
+
 def scrub_text(text: str) -> str:
     """Replace values of ``password=…`` style assignments and bearer tokens in free text."""
     if not text:
+        return text
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _HINTS):  # the common case, and 20x cheaper
         return text
     text = _FREE_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     return _BEARER.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
@@ -76,7 +94,7 @@ class SecretCipher:
         if not token.startswith(ENCRYPTED_PREFIX):
             raise ValueError("not an encrypted value")
         try:
-            return orjson.loads(self._fernet.decrypt(token[len(ENCRYPTED_PREFIX):].encode()))
+            return orjson.loads(self._fernet.decrypt(token[len(ENCRYPTED_PREFIX) :].encode()))
         except InvalidToken as exc:
             raise ValueError("wrong DEPLOYLEARN_SECRET_KEY for this value") from exc
 
@@ -91,6 +109,8 @@ def protect(value: Any, cipher: SecretCipher | None = None, *, _secret: bool = F
         for key, item in value.items():
             if is_secret_key(str(key)):
                 out[key] = _hide(item, cipher)
+            elif item is None or isinstance(item, bool | int | float):
+                out[key] = item
             else:
                 out[key] = protect(item, cipher)
         return out

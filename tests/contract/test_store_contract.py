@@ -44,10 +44,16 @@ def test_failures_count_against_patterns(store_url: str) -> None:
         for i in range(6, 10):
             learner.record_deployment_execution(**failed_record(i))
         learner.record_deployment_execution(
-            **make_record(10, status="rolled_back", rollback_successful=True,
-                          failure_reasons=["Validation timed out after 300s"])
+            **make_record(
+                10,
+                status="rolled_back",
+                rollback_successful=True,
+                failure_reasons=["Validation timed out after 300s"],
+            )
         )
-        learner.record_deployment_execution(**make_record(11, status="in_progress", completed_at=None))
+        learner.record_deployment_execution(
+            **make_record(11, status="in_progress", completed_at=None)
+        )
         patterns = learner.store.patterns()
         stats = learner.store.stats()
         scenarios = learner.store.rollback_scenarios()
@@ -198,9 +204,7 @@ def test_concurrent_writers_lose_no_count(store_url: str) -> None:
     with DeploymentPatternLearner.open(url):
         pass  # create the schema before the race
     context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_writer, args=(url, w, per_worker)) for w in range(workers)
-    ]
+    processes = [context.Process(target=_writer, args=(url, w, per_worker)) for w in range(workers)]
     for process in processes:
         process.start()
     for process in processes:

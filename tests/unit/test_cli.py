@@ -29,11 +29,28 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_record_then_status(duckdb_url: str) -> None:
     result = ign(
-        "deploy", "record", "-n", "Production HMI Update", "-e", "production",
-        "-g", "prod-gateway-01.company.com", "-s", "blue_green", "-r", "project,database",
-        "--config", '{"backup_enabled": true, "validation_timeout": 300}',
-        "--started-at", "2025-01-01T10:00:00+00:00", "--completed-at", "2025-01-01T10:15:00Z",
-        "--execution-id", "ci-42", "--json", store=duckdb_url,
+        "deploy",
+        "record",
+        "-n",
+        "Production HMI Update",
+        "-e",
+        "production",
+        "-g",
+        "prod-gateway-01.company.com",
+        "-s",
+        "blue_green",
+        "-r",
+        "project,database",
+        "--config",
+        '{"backup_enabled": true, "validation_timeout": 300}',
+        "--started-at",
+        "2025-01-01T10:00:00+00:00",
+        "--completed-at",
+        "2025-01-01T10:15:00Z",
+        "--execution-id",
+        "ci-42",
+        "--json",
+        store=duckdb_url,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"execution_id": "ci-42"}
@@ -44,8 +61,21 @@ def test_record_then_status(duckdb_url: str) -> None:
 
 def test_bad_record_exits_2_naming_the_field(duckdb_url: str) -> None:
     result = ign(
-        "deploy", "record", "-n", "x", "-e", "production", "-g", "gw", "-s", "canary",
-        "-r", "project", "--status", "exploded", store=duckdb_url,
+        "deploy",
+        "record",
+        "-n",
+        "x",
+        "-e",
+        "production",
+        "-g",
+        "gw",
+        "-s",
+        "canary",
+        "-r",
+        "project",
+        "--status",
+        "exploded",
+        store=duckdb_url,
     )
     assert result.returncode == 2
     assert "status" in one_line_error(result)
@@ -53,8 +83,21 @@ def test_bad_record_exits_2_naming_the_field(duckdb_url: str) -> None:
 
 def test_bad_config_json_exits_2(duckdb_url: str) -> None:
     result = ign(
-        "deploy", "record", "-n", "x", "-e", "production", "-g", "gw", "-s", "canary",
-        "-r", "project", "--config", "{oops", store=duckdb_url,
+        "deploy",
+        "record",
+        "-n",
+        "x",
+        "-e",
+        "production",
+        "-g",
+        "gw",
+        "-s",
+        "canary",
+        "-r",
+        "project",
+        "--config",
+        "{oops",
+        store=duckdb_url,
     )
     assert result.returncode == 2
     assert "--config" in one_line_error(result)
@@ -86,7 +129,13 @@ def test_export_and_recommendations(duckdb_url: str, tmp_path: Path) -> None:
     with out.open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 16
     result = ign(
-        "deploy", "recommendations", "-e", "production", "-r", "project,database", "--json",
+        "deploy",
+        "recommendations",
+        "-e",
+        "production",
+        "-r",
+        "project,database",
+        "--json",
         store=duckdb_url,
     )
     assert result.returncode == 0, result.stderr

@@ -6,8 +6,17 @@ from deploylearn.redaction import REDACTED, SecretCipher, is_secret_key, protect
 
 
 @pytest.mark.parametrize(
-    "key", ["password", "db_password", "dbPassword", "api_token", "apiKey", "client-secret",
-            "credentials", "encryption_key"],
+    "key",
+    [
+        "password",
+        "db_password",
+        "dbPassword",
+        "api_token",
+        "apiKey",
+        "client-secret",
+        "credentials",
+        "encryption_key",
+    ],
 )
 def test_secret_keys(key: str) -> None:
     assert is_secret_key(key)
@@ -21,7 +30,9 @@ def test_ordinary_keys(key: str) -> None:
 def test_protect_redacts_nested_and_free_text() -> None:
     config = {"db": {"password": "hunter2"}, "dsn": "host=a password=hunter2", "n": 3}
     assert protect(config) == {
-        "db": {"password": REDACTED}, "dsn": f"host=a password={REDACTED}", "n": 3
+        "db": {"password": REDACTED},
+        "dsn": f"host=a password={REDACTED}",
+        "n": 3,
     }
 
 

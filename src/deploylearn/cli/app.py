@@ -60,7 +60,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def _json(data: Any) -> None:
     sys.stdout.write(
-        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
+        orjson.dumps(
+            data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
+        ).decode()
         + "\n"
     )
 
@@ -86,8 +88,12 @@ def _progress() -> Progress:
 # -- deploy ----------------------------------------------------------------------------------
 @deploy_app.command("record")
 def record(
-    execution_name: Annotated[str | None, typer.Option("--name", "-n", help="Execution name.")] = None,
-    deployment_type: Annotated[str, typer.Option("--type", "-t", help="install, update, …")] = "update",
+    execution_name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Execution name.")
+    ] = None,
+    deployment_type: Annotated[
+        str, typer.Option("--type", "-t", help="install, update, …")
+    ] = "update",
     target_environment: Annotated[str | None, typer.Option("--environment", "-e")] = None,
     source_environment: Annotated[str | None, typer.Option("--source-environment")] = None,
     gateway_host: Annotated[str | None, typer.Option("--gateway", "-g")] = None,
@@ -99,7 +105,9 @@ def record(
         str | None, typer.Option("--config", "-c", help="Configuration: JSON text or a JSON file.")
     ] = None,
     status: Annotated[str, typer.Option(help="completed, failed, rolled_back, …")] = "completed",
-    started_at: Annotated[str | None, typer.Option(help="ISO time with offset; default now.")] = None,
+    started_at: Annotated[
+        str | None, typer.Option(help="ISO time with offset; default now.")
+    ] = None,
     completed_at: Annotated[str | None, typer.Option(help="ISO time with offset.")] = None,
     failure_reason: Annotated[
         list[str] | None, typer.Option("--failure-reason", help="Repeat for several.")
@@ -200,7 +208,9 @@ def ingest(
         table = Table(title=f"ingest {path}")
         for column in ("read", "accepted", "duplicates", "rejected"):
             table.add_column(column, justify="right")
-        table.add_row(*(str(x) for x in (report.read, report.accepted, report.duplicates, report.rejected)))
+        table.add_row(
+            *(str(x) for x in (report.read, report.accepted, report.duplicates, report.rejected))
+        )
         out.print(table)
         for problem in report.errors[:20]:
             err.print(f"  {problem}", markup=False, highlight=False)
@@ -277,8 +287,11 @@ def _print_recommendations(
     for rank, a in enumerate(answers, 1):
         low, high = a["credible_interval"]
         table.add_row(
-            str(rank), a["pattern_name"], f"{a['success_probability']:.3f}",
-            f"{low:.2f}–{high:.2f}", f"{a['confidence_score']:.3f}",
+            str(rank),
+            a["pattern_name"],
+            f"{a['success_probability']:.3f}",
+            f"{low:.2f}–{high:.2f}",
+            f"{a['confidence_score']:.3f}",
             f"{a['success_count']} / {a['failure_count']}",
         )
     out.print(table)
@@ -306,7 +319,11 @@ def demo(
     with _learner(store) as learner, _progress() as progress:
         task = progress.add_task("demo history", total=executions)
         summary = run_demo(
-            learner, executions=executions, seed=seed, days=days, out_file=out_file,
+            learner,
+            executions=executions,
+            seed=seed,
+            days=days,
+            out_file=out_file,
             progress=lambda n: progress.update(task, completed=n),
         )
     if as_json:
@@ -317,7 +334,9 @@ def demo(
         table.add_column(column, justify="right" if column != "environment" else "left")
     for env in summary["environments"]:
         table.add_row(
-            env["environment"], str(env["executions"]), f"{env['success_rate']:.1%}",
+            env["environment"],
+            str(env["executions"]),
+            f"{env['success_rate']:.1%}",
             str(env["patterns"]),
         )
     out.print(table)
@@ -382,6 +401,6 @@ def main() -> None:
     except orjson.JSONDecodeError as exc:
         _fail(f"not valid JSON: {exc}", EXIT_BAD_INPUT)
     except typer.TyperException as exc:  # usage errors: missing or bad options
-        message = getattr(exc, "format_message", lambda: str(exc))()
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _fail(message, getattr(exc, "exit_code", EXIT_BAD_INPUT))
     sys.exit(code if isinstance(code, int) else 0)

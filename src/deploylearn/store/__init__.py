@@ -60,18 +60,11 @@ def open_store(url: str | None = None) -> Store:
         except ValueError:
             raise InvalidStoreUrlError(f"store URL {url!r}: lock_timeout must be seconds") from None
         limit = options.get("memory_limit", [DEFAULT_MEMORY_LIMIT])[0]
-        return DuckDBStore(
-            path, shared=mode == "shared", lock_timeout=timeout, memory_limit=limit
-        )
+        return DuckDBStore(path, shared=mode == "shared", lock_timeout=timeout, memory_limit=limit)
     if scheme in NEO4J_SCHEMES:
-        try:
-            from deploylearn.store.neo4j_store import Neo4jStore  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise InvalidStoreUrlError(
-                f"store URL {url!r}: the Neo4j store is not available in this build"
-            ) from exc
-        parts = urlsplit(url)
-        return Neo4jStore.from_url(url, database=(parts.path.strip("/") or None))  # type: ignore[no-any-return]
+        from deploylearn.store.neo4j_store import Neo4jStore
+
+        return Neo4jStore.from_url(url, database=urlsplit(url).path.strip("/") or None)
     if not scheme and url.endswith(".duckdb"):
         return open_store(f"duckdb://{url}")
     raise InvalidStoreUrlError(

@@ -75,9 +75,7 @@ class Store(ABC):
         """Create tables / constraints / indexes; safe to run any number of times."""
 
     @abstractmethod
-    def write_executions(
-        self, batch: Sequence[PreparedExecution], *, actor: str
-    ) -> WriteResult:
+    def write_executions(self, batch: Sequence[PreparedExecution], *, actor: str) -> WriteResult:
         """Write a batch in one transaction: executions, their links, count deltas, audit.
 
         Idempotent on ``execution_id``: a record already stored with the same content is a

@@ -98,14 +98,20 @@ SCHEMA = [
 ]
 
 HISTORY_TABLES = (
-    "executions", "patterns", "issues", "rollback_scenarios", "metrics", "adaptations", "audit"
+    "executions",
+    "patterns",
+    "issues",
+    "rollback_scenarios",
+    "metrics",
+    "adaptations",
+    "audit",
 )
 
 SET_SCHEMA_VERSION = (
-    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    "INSERT INTO meta VALUES ('schema_version', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 GET_SCHEMA_VERSION = "SELECT value FROM meta WHERE key = 'schema_version'"
-TABLE_EXISTS = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'executions'"
 
 EXISTING_HASHES = """
     SELECT e.execution_id, e.content_hash
@@ -189,7 +195,9 @@ SELECT_ADAPTATIONS = """
            adapted_configuration
     FROM adaptations ORDER BY adaptation_id
 """
-SELECT_AUDIT = "SELECT logged_at, actor, action, entity_id, detail FROM audit ORDER BY logged_at DESC LIMIT ?"
+SELECT_AUDIT = (
+    "SELECT logged_at, actor, action, entity_id, detail FROM audit ORDER BY logged_at DESC LIMIT ?"
+)
 STATS = """
     SELECT
         (SELECT count(*) FROM executions),

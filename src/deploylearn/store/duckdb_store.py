@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from deploylearn.errors import StoreError, StoreUnavailableError
 from deploylearn.identity import PatternIndex
-from deploylearn.preparation import PreparedExecution
+from deploylearn.preparation import PreparedExecution, adaptation_id_for
 from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
 from deploylearn.store import duckdb_sql as sql
 from deploylearn.store.base import SCHEMA_VERSION, AuditEntry, Store, StoreStats
@@ -139,9 +139,7 @@ class DuckDBStore(Store):
         self._index = index
         return index
 
-    def write_executions(
-        self, batch: Sequence[PreparedExecution], *, actor: str
-    ) -> WriteResult:
+    def write_executions(self, batch: Sequence[PreparedExecution], *, actor: str) -> WriteResult:
         if not batch:
             return WriteResult([], [], [])
         try:
@@ -156,9 +154,7 @@ class DuckDBStore(Store):
                 self._persist(con, plan, index, actor)
         except duckdb.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
-        return WriteResult(
-            [e.execution_id for e in plan.inserts], plan.duplicates, plan.conflicts
-        )
+        return WriteResult([e.execution_id for e in plan.inserts], plan.duplicates, plan.conflicts)
 
     def _persist(
         self, con: duckdb.DuckDBPyConnection, plan: WritePlan, index: PatternIndex, actor: str
@@ -198,25 +194,36 @@ class DuckDBStore(Store):
                 con.unregister(name)
 
     def record_adaptation(self, adaptation: EnvironmentAdaptation, *, actor: str) -> str:
-        adaptation_id = adaptation.adaptation_id or _adaptation_id(adaptation)
+        adaptation_id = adaptation_id_for(adaptation)
         now = datetime.now(UTC)
         try:
             with self._transaction() as con:
                 inserted = con.execute(
                     sql.INSERT_ADAPTATION,
                     [
-                        adaptation_id, adaptation.adaptation_name,
-                        adaptation.source_environment, adaptation.target_environment,
-                        adaptation.resource_type, adaptation.pattern_id,
+                        adaptation_id,
+                        adaptation.adaptation_name,
+                        adaptation.source_environment,
+                        adaptation.target_environment,
+                        adaptation.resource_type,
+                        adaptation.pattern_id,
                         list(adaptation.adaptation_rules),
                         _dumps(adaptation.original_configuration),
-                        _dumps(adaptation.adapted_configuration), now, actor,
+                        _dumps(adaptation.adapted_configuration),
+                        now,
+                        actor,
                     ],
                 ).fetchall()
                 if inserted and inserted[0][0]:
                     con.execute(
                         sql.INSERT_ONE_AUDIT,
-                        [now, actor, "record_adaptation", adaptation_id, adaptation.adaptation_name],
+                        [
+                            now,
+                            actor,
+                            "record_adaptation",
+                            adaptation_id,
+                            adaptation.adaptation_name,
+                        ],
                     )
         except duckdb.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
@@ -266,9 +273,14 @@ class DuckDBStore(Store):
     def patterns(self) -> list[DeploymentPattern]:
         return [
             DeploymentPattern(
-                pattern_id=r[0], pattern_name=r[1], deployment_strategy=r[2],
-                configuration_template=orjson.loads(r[3]), success_count=r[4],
-                failure_count=r[5], first_seen=r[6], last_used=r[7],
+                pattern_id=r[0],
+                pattern_name=r[1],
+                deployment_strategy=r[2],
+                configuration_template=orjson.loads(r[3]),
+                success_count=r[4],
+                failure_count=r[5],
+                first_seen=r[6],
+                last_used=r[7],
             )
             for r in self._read(sql.SELECT_PATTERNS)
         ]
@@ -276,9 +288,15 @@ class DuckDBStore(Store):
     def rollback_scenarios(self) -> list[RollbackScenario]:
         return [
             RollbackScenario(
-                scenario_id=r[0], environment=r[1], deployment_strategy=r[2],
-                trigger_issue=r[3], resource_types=list(r[4]), success_count=r[5],
-                failure_count=r[6], first_seen=r[7], last_seen=r[8],
+                scenario_id=r[0],
+                environment=r[1],
+                deployment_strategy=r[2],
+                trigger_issue=r[3],
+                resource_types=list(r[4]),
+                success_count=r[5],
+                failure_count=r[6],
+                first_seen=r[7],
+                last_seen=r[8],
             )
             for r in self._read(sql.SELECT_SCENARIOS)
         ]
@@ -286,9 +304,14 @@ class DuckDBStore(Store):
     def adaptations(self) -> list[EnvironmentAdaptation]:
         return [
             EnvironmentAdaptation(
-                adaptation_id=r[0], adaptation_name=r[1], source_environment=r[2],
-                target_environment=r[3], resource_type=r[4], pattern_id=r[5],
-                adaptation_rules=list(r[6]), original_configuration=orjson.loads(r[7]),
+                adaptation_id=r[0],
+                adaptation_name=r[1],
+                source_environment=r[2],
+                target_environment=r[3],
+                resource_type=r[4],
+                pattern_id=r[5],
+                adaptation_rules=list(r[6]),
+                original_configuration=orjson.loads(r[7]),
                 adapted_configuration=orjson.loads(r[8]),
             )
             for r in self._read(sql.SELECT_ADAPTATIONS)
@@ -303,15 +326,6 @@ class DuckDBStore(Store):
         return StoreStats(
             self.url, int(version[0][0]) if version else None, *(int(c) for c in counts)
         )
-
-
-def _adaptation_id(adaptation: EnvironmentAdaptation) -> str:
-    import hashlib
-
-    payload = orjson.dumps(
-        adaptation.model_dump(exclude={"adaptation_id"}), option=orjson.OPT_SORT_KEYS
-    )
-    return "adp-" + hashlib.blake2b(payload, digest_size=8).hexdigest()
 
 
 def _export_row(row: tuple[Any, ...]) -> dict[str, Any]:

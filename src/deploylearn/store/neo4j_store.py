@@ -1,0 +1,474 @@
+"""The Neo4j store: the system of record as a graph, written in batched ``UNWIND``s.
+
+Each batch is one managed write transaction (the driver retries transient faults such as
+deadlocks, re-running the whole function, plan included). Counts are added with
+``SET x = x + delta``, which takes the node's write lock before reading, so concurrent writers
+lose nothing. All Cypher is in ``cypher.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+import pandas as pd
+from neo4j import Driver, GraphDatabase, ManagedTransaction
+from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+from neo4j.time import DateTime
+
+from deploylearn.errors import StoreError, StoreUnavailableError
+from deploylearn.identity import PatternIndex
+from deploylearn.preparation import PreparedExecution, adaptation_id_for
+from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
+from deploylearn.store import cypher
+from deploylearn.store.base import SCHEMA_VERSION, AuditEntry, Store, StoreStats
+from deploylearn.store.plan import WritePlan, WriteResult, plan_write
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS).decode()
+
+
+def _native(value: Any) -> Any:
+    """Neo4j temporal values back to timezone-aware UTC datetimes."""
+    if isinstance(value, DateTime):
+        return value.to_native().astimezone(UTC)
+    return value
+
+
+def _redacted_url(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class Neo4jStore(Store):
+    """Deployment history in Neo4j Community/Enterprise 5.x (GDS for embeddings)."""
+
+    def __init__(self, driver: Driver, url: str, database: str | None = None) -> None:
+        self._driver = driver
+        self.url = url
+        self._database = database
+        self._index: PatternIndex | None = None
+        self.init_schema()
+
+    @classmethod
+    def from_url(cls, url: str, *, database: str | None = None) -> Neo4jStore:
+        """``neo4j://user:pass@host:7687[/database]``; no user means no authentication."""
+        parts = urlsplit(url)
+        auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+        port = f":{parts.port}" if parts.port else ""
+        address = f"{parts.scheme}://{parts.hostname}{port}"
+        shown = _redacted_url(url)
+        try:
+            driver = GraphDatabase.driver(address, auth=auth, max_transaction_retry_time=60.0)
+            driver.verify_connectivity()
+        except (ServiceUnavailable, AuthError, Neo4jError, OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreUnavailableError(f"cannot reach Neo4j at {shown}: {reason}") from exc
+        return cls(driver, shown, database)
+
+    @property
+    def driver(self) -> Driver:
+        """The ``neo4j`` driver, for the GDS client and notebooks."""
+        return self._driver
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def _run(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        try:
+            records, _, _ = self._driver.execute_query(
+                query, params, database_=self._database, routing_="r"
+            )
+        except Neo4jError as exc:
+            raise StoreError(f"Neo4j query failed: {exc}") from exc
+        return [record.data() for record in records]
+
+    def _write(self, work: Any, *args: Any) -> Any:
+        try:
+            with self._driver.session(database=self._database) as session:
+                return session.execute_write(work, *args)
+        except ServiceUnavailable as exc:
+            raise StoreUnavailableError(f"Neo4j at {self.url} went away: {exc}") from exc
+        except Neo4jError as exc:
+            raise StoreError(f"Neo4j write failed: {exc}") from exc
+
+    # -- writes ----------------------------------------------------------------------------
+    def init_schema(self) -> None:
+        try:
+            with self._driver.session(database=self._database) as session:
+                for statement in [*cypher.CONSTRAINTS, *cypher.INDEXES]:
+                    session.run(statement).consume()
+                session.run(cypher.SET_SCHEMA_VERSION, version=SCHEMA_VERSION).consume()
+        except Neo4jError as exc:
+            raise StoreError(f"cannot create schema in {self.url}: {exc}") from exc
+
+    def _load_index(self, tx: ManagedTransaction) -> PatternIndex:
+        count = tx.run(cypher.PATTERN_COUNT).single(strict=True)["n"]
+        if self._index is not None and len(self._index) == count:
+            return self._index.copy()
+        index = PatternIndex()
+        for row in tx.run(cypher.ALL_PATTERN_TEMPLATES):
+            index.add(row["pattern_id"], row["strategy"], orjson.loads(row["template"]))
+        return index
+
+    def write_executions(self, batch: Sequence[PreparedExecution], *, actor: str) -> WriteResult:
+        if not batch:
+            return WriteResult([], [], [])
+
+        def work(tx: ManagedTransaction) -> tuple[WritePlan, PatternIndex]:
+            ids = [e.execution_id for e in batch]
+            existing = {
+                r["execution_id"]: r["content_hash"]
+                for r in tx.run(cypher.EXISTING_HASHES, ids=ids)
+            }
+            index = self._load_index(tx)
+            plan = plan_write(batch, existing, index)
+            if plan.inserts:
+                _persist(tx, plan, actor)
+            return plan, index
+
+        plan, index = self._write(work)
+        self._index = index
+        return WriteResult([e.execution_id for e in plan.inserts], plan.duplicates, plan.conflicts)
+
+    def record_adaptation(self, adaptation: EnvironmentAdaptation, *, actor: str) -> str:
+        adaptation_id = adaptation_id_for(adaptation)
+        now = datetime.now(UTC)
+        props = {
+            "adaptation_id": adaptation_id,
+            "adaptation_name": adaptation.adaptation_name,
+            "source_environment": adaptation.source_environment,
+            "target_environment": adaptation.target_environment,
+            "resource_type": adaptation.resource_type,
+            "pattern_id": adaptation.pattern_id,
+            "adaptation_rules": list(adaptation.adaptation_rules),
+            "original_configuration": _dumps(adaptation.original_configuration),
+            "adapted_configuration": _dumps(adaptation.adapted_configuration),
+            "recorded_at": now,
+            "recorded_by": actor,
+        }
+
+        def work(tx: ManagedTransaction) -> None:
+            if tx.run(cypher.ADAPTATION_EXISTS, id=adaptation_id).single(strict=True)["exists"]:
+                return
+            tx.run(cypher.CREATE_ADAPTATION, props=props).consume()
+            tx.run(
+                cypher.CREATE_AUDIT,
+                rows=[
+                    {
+                        "logged_at": now,
+                        "actor": actor,
+                        "action": "record_adaptation",
+                        "entity_id": adaptation_id,
+                        "detail": adaptation.adaptation_name,
+                    }
+                ],
+            ).consume()
+
+        self._write(work)
+        return adaptation_id
+
+    def wipe(self) -> None:
+        try:
+            with self._driver.session(database=self._database) as session:
+                session.run(cypher.WIPE).consume()
+        except Neo4jError as exc:
+            raise StoreError(f"cannot wipe {self.url}: {exc}") from exc
+        self._index = None
+
+    # -- reads -----------------------------------------------------------------------------
+    def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        rows = self._run(cypher.GET_EXECUTION, id=execution_id)
+        if not rows:
+            return None
+        record = _export(rows[0]["e"])
+        record["pattern_id"] = rows[0]["e"]["pattern_id"]
+        return record
+
+    def iter_executions(self, batch_size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        with self._driver.session(database=self._database, fetch_size=batch_size) as session:
+            result = session.run(cypher.ALL_EXECUTIONS)
+            batch: list[dict[str, Any]] = []
+            for record in result:
+                batch.append(_export(record["e"]))
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    def executions_frame(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> pd.DataFrame:
+        try:
+            with self._driver.session(database=self._database, fetch_size=50_000) as session:
+                result = session.run(cypher.FRAME, since=since, until=until)
+                rows = [record.values() for record in result]
+                columns = result.keys()
+        except Neo4jError as exc:
+            raise StoreError(f"Neo4j query failed: {exc}") from exc
+        frame = pd.DataFrame(rows, columns=list(columns))
+        for column in ("started_at", "completed_at"):
+            frame[column] = (
+                pd.to_datetime([_native(v) for v in frame[column]], utc=True)
+                if len(frame)
+                else pd.Series(dtype="datetime64[us, UTC]")
+            )
+        for column in ("resources_deployed", "issue_ids"):
+            frame[column] = frame[column].map(lambda v: list(v or []))
+        return frame
+
+    def patterns(self) -> list[DeploymentPattern]:
+        return [
+            DeploymentPattern(
+                **{k: _native(v) for k, v in row.items() if k != "configuration_template"},
+                configuration_template=orjson.loads(row["configuration_template"]),
+            )
+            for row in self._run(cypher.PATTERNS)
+        ]
+
+    def rollback_scenarios(self) -> list[RollbackScenario]:
+        return [
+            RollbackScenario(**{k: _native(v) for k, v in row["s"].items()})
+            for row in self._run(cypher.SCENARIOS)
+        ]
+
+    def adaptations(self) -> list[EnvironmentAdaptation]:
+        out = []
+        for row in self._run(cypher.ADAPTATIONS):
+            a = row["a"]
+            out.append(
+                EnvironmentAdaptation(
+                    adaptation_id=a["adaptation_id"],
+                    adaptation_name=a["adaptation_name"],
+                    source_environment=a["source_environment"],
+                    target_environment=a["target_environment"],
+                    resource_type=a.get("resource_type"),
+                    pattern_id=a.get("pattern_id"),
+                    adaptation_rules=list(a.get("adaptation_rules") or []),
+                    original_configuration=orjson.loads(a["original_configuration"]),
+                    adapted_configuration=orjson.loads(a["adapted_configuration"]),
+                )
+            )
+        return out
+
+    def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+        return [
+            AuditEntry(
+                _native(r["logged_at"]), r["actor"], r["action"], r["entity_id"], r["detail"]
+            )
+            for r in self._run(cypher.AUDIT_LOG, limit=limit)
+        ]
+
+    def stats(self) -> StoreStats:
+        version = self._run(cypher.GET_SCHEMA_VERSION)
+        row = self._run(cypher.STATS)[0]
+        return StoreStats(
+            self.url,
+            int(version[0]["value"]) if version else None,
+            *(
+                int(row[k])
+                for k in (
+                    "executions",
+                    "patterns",
+                    "successes",
+                    "failures",
+                    "issues",
+                    "rollback_scenarios",
+                    "metrics",
+                    "adaptations",
+                    "audit_entries",
+                )
+            ),
+        )
+
+
+def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
+    now = datetime.now(UTC)
+    inserts = plan.inserts
+    environments = sorted(
+        {e.target_environment for e in inserts}
+        | {e.source_environment for e in inserts if e.source_environment}
+    )
+    gateways = sorted({(e.gateway_host, e.target_environment) for e in inserts})
+    tx.run(
+        cypher.MERGE_CONTEXT,
+        environments=environments,
+        resource_types=sorted({r for e in inserts for r in e.resources_deployed}),
+        gateways=[{"host": h, "environment": env} for h, env in gateways],
+    ).consume()
+    if plan.new_patterns:
+        first_seen = {pid: plan.pattern_deltas[pid].first for pid in plan.pattern_deltas}
+        tx.run(
+            cypher.MERGE_PATTERNS,
+            rows=[
+                {
+                    "pattern_id": p.pattern_id,
+                    "deployment_strategy": p.deployment_strategy,
+                    "pattern_name": p.pattern_name,
+                    "configuration_template": _dumps(p.configuration_template),
+                    "first_seen": first_seen.get(p.pattern_id),
+                    "settings": [
+                        {"id": f"{k}={_dumps(v)}", "key": k, "value": _dumps(v)}
+                        for k, v in p.configuration_template.items()
+                    ],
+                }
+                for p in plan.new_patterns
+            ],
+        ).consume()
+    new_ids = {p.pattern_id for p in plan.new_patterns}
+    rows = []
+    for execution, pattern_id in zip(inserts, plan.pattern_ids, strict=True):
+        metrics = execution.metrics()
+        rows.append(
+            {
+                "props": _execution_props(execution, pattern_id, now, actor),
+                "founder": pattern_id in new_ids,
+                "metric_types": [m[0] for m in metrics],
+                "metric_values": [m[1] for m in metrics],
+            }
+        )
+        new_ids.discard(pattern_id)
+    tx.run(cypher.CREATE_EXECUTIONS, rows=rows).consume()
+    if plan.issue_deltas:
+        tx.run(
+            cypher.UPSERT_ISSUES,
+            rows=[
+                {
+                    "issue_id": issue_id,
+                    "normalized": plan.issue_info[issue_id][0],
+                    "example": plan.issue_info[issue_id][1],
+                    "total": d.total,
+                    "first": d.first,
+                    "last": d.last,
+                }
+                for issue_id, d in sorted(plan.issue_deltas.items())
+            ],
+        ).consume()
+        tx.run(
+            cypher.LINK_ISSUES,
+            rows=[
+                {"execution_id": e.execution_id, "issue_id": i.issue_id}
+                for e in inserts
+                for i in e.issues
+            ],
+        ).consume()
+    tx.run(
+        cypher.ADD_PATTERN_COUNTS,
+        rows=[
+            {
+                "id": pid,
+                "success": d.success,
+                "failure": d.failure,
+                "total": d.total,
+                "first": d.first,
+                "last": d.last,
+            }
+            for pid, d in sorted(plan.pattern_deltas.items())
+        ],
+    ).consume()
+    if plan.scenario_deltas:
+        tx.run(
+            cypher.UPSERT_SCENARIOS,
+            rows=[
+                {
+                    "scenario_id": sid,
+                    "environment": plan.scenario_info[sid].environment,
+                    "deployment_strategy": plan.scenario_info[sid].deployment_strategy,
+                    "trigger_issue": plan.scenario_info[sid].trigger_issue,
+                    "resource_types": plan.scenario_info[sid].resource_types,
+                    "success": d.success,
+                    "failure": d.failure,
+                    "first": d.first,
+                    "last": d.last,
+                }
+                for sid, d in sorted(plan.scenario_deltas.items())
+            ],
+        ).consume()
+        tx.run(
+            cypher.LINK_SCENARIOS,
+            rows=[
+                {"execution_id": e.execution_id, "scenario_id": e.rollback_scenario_id}
+                for e in inserts
+                if e.rollback_scenario_id
+            ],
+        ).consume()
+    tx.run(
+        cypher.CREATE_AUDIT,
+        rows=[
+            {
+                "logged_at": now,
+                "actor": actor,
+                "action": "record_execution",
+                "entity_id": e.execution_id,
+                "detail": f"pattern {pid}",
+            }
+            for e, pid in zip(inserts, plan.pattern_ids, strict=True)
+        ],
+    ).consume()
+
+
+def _execution_props(
+    e: PreparedExecution, pattern_id: str, now: datetime, actor: str
+) -> dict[str, Any]:
+    return {
+        "execution_id": e.execution_id,
+        "content_hash": e.content_hash,
+        "pattern_id": pattern_id,
+        "execution_name": e.execution_name,
+        "deployment_type": e.deployment_type,
+        "target_environment": e.target_environment,
+        "source_environment": e.source_environment,
+        "gateway_host": e.gateway_host,
+        "deployment_strategy": e.deployment_strategy,
+        "resources_deployed": list(e.resources_deployed),
+        "configuration_used": _dumps(e.configuration_used),
+        "status": e.status,
+        "outcome": e.outcome,
+        "started_at": e.started_at,
+        "completed_at": e.completed_at,
+        "duration_seconds": e.duration_seconds,
+        "failure_reasons": list(e.failure_reasons),
+        "issue_ids": [i.issue_id for i in e.issues],
+        "rollback_triggered": e.rollback_triggered,
+        "rollback_successful": e.rollback_successful,
+        "rollback_scenario_id": e.rollback_scenario_id,
+        "user_id": e.user_id,
+        "automation_triggered": e.automation_triggered,
+        "execution_log": e.execution_log,
+        "performance_data": _dumps(e.performance_data),
+        "lessons_learned": list(e.lessons_learned),
+        "recorded_at": now,
+        "recorded_by": actor,
+    }
+
+
+def _export(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "execution_id": e["execution_id"],
+        "execution_name": e["execution_name"],
+        "deployment_type": e["deployment_type"],
+        "target_environment": e["target_environment"],
+        "source_environment": e.get("source_environment"),
+        "gateway_host": e["gateway_host"],
+        "deployment_strategy": e["deployment_strategy"],
+        "resources_deployed": list(e["resources_deployed"]),
+        "configuration_used": orjson.loads(e["configuration_used"]),
+        "status": e["status"],
+        "started_at": _native(e["started_at"]),
+        "completed_at": _native(e.get("completed_at")),
+        "failure_reasons": list(e.get("failure_reasons") or []),
+        "rollback_triggered": e["rollback_triggered"],
+        "rollback_successful": e.get("rollback_successful"),
+        "user_id": e.get("user_id"),
+        "automation_triggered": e["automation_triggered"],
+        "execution_log": e.get("execution_log"),
+        "performance_data": orjson.loads(e["performance_data"]),
+        "lessons_learned": list(e.get("lessons_learned") or []),
+    }
