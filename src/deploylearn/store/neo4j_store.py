@@ -29,7 +29,7 @@ from deploylearn.store.plan import WritePlan, WriteResult, plan_write
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS).decode()
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _native(value: Any) -> Any:
