@@ -94,20 +94,23 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        result = child_bulk(*rest) if kind == "bulk" else child_single(rest[0], rest[1], int(rest[2]))
+        result = (
+            child_bulk(*rest) if kind == "bulk" else child_single(rest[0], rest[1], int(rest[2]))
+        )
         print(json.dumps(result))
         return
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="deploylearn-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"workdir {workdir}; cpu count {os.cpu_count()}")
-    header = f"{'size':>9} {'path':<9} {'executions':>10} {'seconds':>8} {'exec/s':>9} {'peak MiB':>9}  notes"
-    print(header)
+    columns = ("size", "path", "executions", "seconds", "exec/s", "peak MiB")
+    print("{:>9} {:<9} {:>10} {:>8} {:>9} {:>9}  notes".format(*columns))
     for size in args.sizes:
         history = workdir / f"history-{size}.jsonl"
         if not history.exists():
             generated = write_history(history, size)
-            print(f"{size:>9} generated {history.stat().st_size / 2**20:.0f} MiB in {generated:.1f}s (not timed)")
+            mib = history.stat().st_size / 2**20
+            print(f"{size:>9} generated {mib:.0f} MiB in {generated:.1f}s (not timed)")
         bulk_store = workdir / f"bulk-{size}.duckdb"
         single_store = workdir / f"single-{size}.duckdb"
         for stale in (bulk_store, single_store):
@@ -118,11 +121,15 @@ def main() -> None:
         )
         bulk_rate = bulk["executions"] / bulk["seconds"]
         single_rate = single["executions"] / single["seconds"]
-        print(f"{size:>9} {'bulk':<9} {bulk['executions']:>10.0f} {bulk['seconds']:>8.1f} "
-              f"{bulk_rate:>9.0f} {bulk_peak:>9.0f}  target >= 50000/s, <= 2048 MiB at 1M")
-        print(f"{size:>9} {'baseline':<9} {single['executions']:>10.0f} {single['seconds']:>8.1f} "
-              f"{single_rate:>9.0f} {single_peak:>9.0f}  one call per execution: "
-              f"p50 {single['p50_ms']:.2f} ms, p99 {single['p99_ms']:.2f} ms (target p50 <= 2 ms)")
+        print(
+            f"{size:>9} {'bulk':<9} {bulk['executions']:>10.0f} {bulk['seconds']:>8.1f} "
+            f"{bulk_rate:>9.0f} {bulk_peak:>9.0f}  target >= 50000/s, <= 2048 MiB at 1M"
+        )
+        print(
+            f"{size:>9} {'baseline':<9} {single['executions']:>10.0f} {single['seconds']:>8.1f} "
+            f"{single_rate:>9.0f} {single_peak:>9.0f}  one call per execution: "
+            f"p50 {single['p50_ms']:.2f} ms, p99 {single['p99_ms']:.2f} ms (target p50 <= 2 ms)"
+        )
         print(f"{size:>9} {'ratio':<9} bulk is {bulk_rate / single_rate:.1f}x the seed-style path")
         for stale in (bulk_store, single_store):
             stale.unlink(missing_ok=True)
