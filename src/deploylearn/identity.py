@@ -12,11 +12,13 @@ A pattern is a deployment strategy plus a *canonical configuration template*. Ca
   become numbers.
 
 Near-identical configurations are then merged by *leader clustering* (``PatternIndex``): an
-execution joins the first existing pattern of the same strategy whose template has the same
+execution joins the nearest existing pattern of the same strategy whose template has the same
 keys and non-numeric values and whose every numeric knob is within ``NUMERIC_TOLERANCE``
-(relative) of the pattern's value. Only otherwise does it found a new pattern, whose id is a
-hash of its own canonical template. So ``validation_timeout`` 300 → 320 (a hand edit) stays in
-the 300 pattern, while 300 → 600 or ``backup_enabled`` true → false is a different pattern.
+(relative) of the pattern's value; failing that, one that also differs by a single knob
+present on one side only (an omitted default, a knob added by hand). Only otherwise does it
+found a new pattern, whose id is a hash of its own canonical template. So
+``validation_timeout`` 300 → 320 (a hand edit) stays in the 300 pattern, while 300 → 600 or
+``backup_enabled`` true → false is a different pattern.
 The founder's template is the pattern's template; assignment is deterministic for a given
 arrival order, and both stores use this one index.
 """
@@ -36,6 +38,7 @@ import orjson
 from deploylearn.redaction import is_secret_key
 
 NUMERIC_TOLERANCE = 0.15
+MAX_KEY_DIFFERENCE = 1
 VOLATILE_WORDS = frozenset(
     {
         "build",
@@ -197,6 +200,7 @@ class PatternIndex:
     tolerance: float = NUMERIC_TOLERANCE
     _groups: dict[PatternKey, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     _info: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    _by_strategy: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._info)
@@ -210,6 +214,7 @@ class PatternIndex:
             self.tolerance,
             {key: list(members) for key, members in self._groups.items()},
             dict(self._info),
+            {key: list(members) for key, members in self._by_strategy.items()},
         )
 
     def info(self, pattern_id: str) -> tuple[str, dict[str, Any]]:
@@ -220,28 +225,56 @@ class PatternIndex:
         """Register an existing pattern (e.g. loaded from the store)."""
         if pattern_id in self._info:
             return
-        self._info[pattern_id] = (strategy, dict(template))
-        key = PatternKey.of(strategy, template)
-        self._groups.setdefault(key, []).append((pattern_id, dict(template)))
+        member = (pattern_id, dict(template))
+        self._info[pattern_id] = (strategy, member[1])
+        self._groups.setdefault(PatternKey.of(strategy, template), []).append(member)
+        self._by_strategy.setdefault(strategy, []).append(member)
 
     def match(self, strategy: str, template: Mapping[str, Any]) -> str | None:
-        """The id of the existing pattern this configuration belongs to, if any."""
-        candidates = self._groups.get(PatternKey.of(strategy, template))
-        if not candidates:
-            return None
-        numeric = [(k, v) for k, v in template.items() if _is_number(v)]
+        """The id of the existing pattern this configuration belongs to, if any.
+
+        Patterns with the same keys are tried first; only if none is near does a pattern that
+        differs by one knob present on one side only qualify (people omit knobs left at their
+        default, or add one by hand).
+        """
+        exact = self._nearest(template, self._groups.get(PatternKey.of(strategy, template), []))
+        if exact is not None:
+            return exact
+        return self._nearest(template, self._by_strategy.get(strategy, []), MAX_KEY_DIFFERENCE)
+
+    def _nearest(
+        self,
+        template: Mapping[str, Any],
+        candidates: list[tuple[str, dict[str, Any]]],
+        key_difference: int = 0,
+    ) -> str | None:
         best: tuple[float, str] | None = None
         for pattern_id, founder in candidates:
-            distance = 0.0
-            for key, value in numeric:
-                other = founder[key]
-                if not numbers_close(float(value), float(other), self.tolerance):
-                    break
-                distance += abs(float(value) - float(other)) / max(abs(value), abs(other), 1e-12)
-            else:
-                if best is None or distance < best[0]:
-                    best = (distance, pattern_id)
+            distance = self._distance(template, founder, key_difference)
+            if distance is not None and (best is None or distance < best[0]):
+                best = (distance, pattern_id)
         return best[1] if best else None
+
+    def _distance(
+        self, template: Mapping[str, Any], founder: Mapping[str, Any], key_difference: int
+    ) -> float | None:
+        """None unless near-identical; else how far apart (0 = same values)."""
+        one_sided = len(template.keys() ^ founder.keys())
+        if one_sided > key_difference:
+            return None
+        distance = float(one_sided)
+        for key, value in template.items():
+            if key not in founder:
+                continue
+            other = founder[key]
+            if _is_number(value) and _is_number(other):
+                a, b = float(value), float(other)
+                if not numbers_close(a, b, self.tolerance):
+                    return None
+                distance += abs(a - b) / max(abs(a), abs(b), 1e-12)
+            elif value != other:
+                return None
+        return distance
 
     def assign(self, strategy: str, template: Mapping[str, Any]) -> tuple[str, bool]:
         """``(pattern_id, is_new)``: joins the nearest matching pattern or founds a new one."""

@@ -87,3 +87,22 @@ def test_issue_normalization_removes_variable_parts() -> None:
         "Validation timed out after 90s"
     )
     assert normalize_issue("SSL handshake failed") != normalize_issue("Validation timed out")
+
+
+def test_one_omitted_or_added_knob_joins_the_pattern() -> None:
+    index = PatternIndex()
+    first = assign(index, BASE)
+    without = {k: v for k, v in BASE.items() if k != "health_check_interval"}
+    assert assign(index, without) == first
+    assert assign(index, {**BASE, "switch_traffic_delay": 60}) == first
+    two_missing = {k: v for k, v in without.items() if k != "rollback_threshold"}
+    assert assign(index, two_missing) != first
+
+
+def test_same_keys_are_preferred_over_a_one_knob_difference() -> None:
+    index = PatternIndex()
+    full = assign(index, BASE)
+    smaller = assign(index, {**BASE, "validation_timeout": 900, "health_check_interval": 30})
+    assert smaller != full
+    without = {k: v for k, v in BASE.items() if k != "rollback_threshold"}
+    assert assign(index, without) == full  # one knob off BASE, far from the 900 s pattern
