@@ -296,3 +296,48 @@ WIPE = (
     + """
 CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"""
 )
+
+# -- Graph Data Science (store/gds.py) --------------------------------------------------------
+# GDS refuses to project a label or type that has never existed, so projections ask first.
+LABELS_IN_USE = "CALL db.labels() YIELD label RETURN collect(label) AS labels"
+RELATIONSHIP_TYPES_IN_USE = (
+    "CALL db.relationshipTypes() YIELD relationshipType RETURN collect(relationshipType) AS types"
+)
+# GDS node ids (legacy internal ids) to the business key of each structural label.
+NODE_KEYS = f"""
+UNWIND $node_ids AS node_id
+WITH node_id, gds.util.asNode(node_id) AS n
+RETURN node_id, CASE
+    WHEN n:{Label.PATTERN} THEN n.pattern_id
+    WHEN n:{Label.EXECUTION} THEN n.execution_id
+    WHEN n:{Label.GATEWAY} THEN n.host
+    WHEN n:{Label.CONFIG_SETTING} THEN n.setting_id
+    ELSE n.name END AS key
+"""
+# Run outside an explicit transaction (session.run): CALL … IN TRANSACTIONS needs auto-commit.
+DELETE_PATTERN_SIMILARITY = f"""
+MATCH (:{Label.PATTERN})-[r:{Rel.SIMILAR_TO_PATTERN}]->(:{Label.PATTERN})
+CALL (r) {{ DELETE r }} IN TRANSACTIONS OF 10000 ROWS
+"""
+COUNT_PATTERN_SIMILARITY = f"""
+MATCH (:{Label.PATTERN})-[r:{Rel.SIMILAR_TO_PATTERN}]->(:{Label.PATTERN})
+RETURN count(r) AS n
+"""
+SIMILAR_PATTERNS = f"""
+MATCH (p:{Label.PATTERN} {{pattern_id: $pattern_id}})-[r:{Rel.SIMILAR_TO_PATTERN}]->
+      (q:{Label.PATTERN})
+RETURN q.pattern_id AS pattern_id, q.pattern_name AS pattern_name,
+       q.deployment_strategy AS deployment_strategy, r.score AS score
+ORDER BY score DESC, pattern_id
+LIMIT $limit
+"""
+PATTERN_SIMILARITY_EDGES = f"""
+MATCH (p:{Label.PATTERN})-[r:{Rel.SIMILAR_TO_PATTERN}]->(q:{Label.PATTERN})
+RETURN p.pattern_id AS source, q.pattern_id AS target, r.score AS score
+ORDER BY source, target
+"""
+JVM_HEAP = """
+CALL dbms.queryJmx('java.lang:type=Memory') YIELD attributes
+WITH attributes.HeapMemoryUsage.value.properties AS heap
+RETURN heap.used AS used, heap.committed AS committed, heap.max AS max
+"""

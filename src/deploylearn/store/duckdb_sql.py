@@ -48,7 +48,9 @@ SCHEMA = [
         performance_data VARCHAR NOT NULL,
         lessons_learned VARCHAR[] NOT NULL,
         recorded_at TIMESTAMPTZ NOT NULL,
-        recorded_by VARCHAR NOT NULL
+        recorded_by VARCHAR NOT NULL,
+        metric_types VARCHAR[] NOT NULL,
+        metric_values DOUBLE[] NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS issues (
         issue_id VARCHAR PRIMARY KEY,
@@ -69,12 +71,6 @@ SCHEMA = [
         first_seen TIMESTAMPTZ,
         last_seen TIMESTAMPTZ
     )""",
-    """CREATE TABLE IF NOT EXISTS metrics (
-        execution_id VARCHAR NOT NULL,
-        metric_type VARCHAR NOT NULL,
-        value DOUBLE NOT NULL,
-        recorded_at TIMESTAMPTZ NOT NULL
-    )""",
     """CREATE TABLE IF NOT EXISTS adaptations (
         adaptation_id VARCHAR PRIMARY KEY,
         adaptation_name VARCHAR NOT NULL,
@@ -88,13 +84,28 @@ SCHEMA = [
         recorded_at TIMESTAMPTZ NOT NULL,
         recorded_by VARCHAR NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS audit (
+    """CREATE TABLE IF NOT EXISTS audit_events (
         logged_at TIMESTAMPTZ NOT NULL,
         actor VARCHAR NOT NULL,
         action VARCHAR NOT NULL,
         entity_id VARCHAR NOT NULL,
         detail VARCHAR NOT NULL
     )""",
+    # A DeploymentMetric per measured value, MEASURES_DEPLOYMENT its execution: stored as two
+    # list columns of the execution (one write instead of one row per value), read as rows.
+    """CREATE OR REPLACE VIEW metrics AS
+        SELECT execution_id, unnest(metric_types) AS metric_type,
+               unnest(metric_values) AS value,
+               coalesce(completed_at, started_at) AS recorded_at
+        FROM executions""",
+    # Recording an execution stamps who and when on its row; that stamp is its audit entry.
+    # Every other write (adaptations, wipes) appends to audit_events.
+    """CREATE OR REPLACE VIEW audit AS
+        SELECT recorded_at AS logged_at, recorded_by AS actor, 'record_execution' AS action,
+               execution_id AS entity_id, 'pattern ' || pattern_id AS detail
+        FROM executions
+        UNION ALL
+        SELECT logged_at, actor, action, entity_id, detail FROM audit_events""",
 ]
 
 HISTORY_TABLES = (
@@ -117,45 +128,63 @@ EXISTING_HASHES = """
     SELECT e.execution_id, e.content_hash
     FROM executions e JOIN batch_ids b ON e.execution_id = b.execution_id
 """
+EXISTING_HASH = "SELECT execution_id, content_hash FROM executions WHERE execution_id = ?"
 ALL_PATTERN_TEMPLATES = (
     "SELECT pattern_id, deployment_strategy, configuration_template FROM patterns "
     "ORDER BY first_seen, pattern_id"
 )
 
-INSERT_EXECUTIONS = "INSERT INTO executions SELECT * FROM batch_executions"
-INSERT_METRICS = "INSERT INTO metrics SELECT * FROM batch_metrics"
-INSERT_AUDIT = "INSERT INTO audit SELECT * FROM batch_audit"
+EXECUTION_COLUMNS = 30
+INSERT_EXECUTION_ROWS = f"INSERT INTO executions VALUES ({', '.join(['?'] * EXECUTION_COLUMNS)})"
+INSERT_EXECUTION_TABLE = "INSERT INTO executions SELECT * FROM batch_rows"
 
 # Counts are added, never overwritten, so writers that interleave cannot lose an update.
-UPSERT_PATTERNS = """
-    INSERT INTO patterns SELECT * FROM batch_patterns
-    ON CONFLICT (pattern_id) DO UPDATE SET
-        success_count = patterns.success_count + excluded.success_count,
-        failure_count = patterns.failure_count + excluded.failure_count,
-        execution_count = patterns.execution_count + excluded.execution_count,
-        first_seen = least(patterns.first_seen, excluded.first_seen),
-        last_used = greatest(patterns.last_used, excluded.last_used)
+# Each write has a one-row form (parameters) and a bulk form over a registered Arrow table.
+INSERT_PATTERN = "INSERT INTO patterns VALUES (?, ?, ?, ?, 0, 0, 0, ?, ?)"
+ADD_PATTERN_COUNTS = """
+    UPDATE patterns SET
+        success_count = success_count + ?,
+        failure_count = failure_count + ?,
+        execution_count = execution_count + ?,
+        first_seen = least(first_seen, ?),
+        last_used = greatest(last_used, ?)
+    WHERE pattern_id = ?
 """
-UPSERT_ISSUES = """
-    INSERT INTO issues SELECT * FROM batch_issues
+ADD_PATTERN_COUNTS_TABLE = """
+    UPDATE patterns SET
+        success_count = patterns.success_count + b.success,
+        failure_count = patterns.failure_count + b.failure,
+        execution_count = patterns.execution_count + b.total,
+        first_seen = least(patterns.first_seen, b.first),
+        last_used = greatest(patterns.last_used, b.last)
+    FROM batch_rows b WHERE patterns.pattern_id = b.pattern_id
+"""
+_UPSERT_ISSUE_TAIL = """
     ON CONFLICT (issue_id) DO UPDATE SET
         occurrences = issues.occurrences + excluded.occurrences,
         first_seen = least(issues.first_seen, excluded.first_seen),
         last_seen = greatest(issues.last_seen, excluded.last_seen)
 """
-UPSERT_SCENARIOS = """
-    INSERT INTO rollback_scenarios SELECT * FROM batch_scenarios
+UPSERT_ISSUE = "INSERT INTO issues VALUES (?, ?, ?, ?, ?, ?)" + _UPSERT_ISSUE_TAIL
+UPSERT_ISSUE_TABLE = "INSERT INTO issues SELECT * FROM batch_rows" + _UPSERT_ISSUE_TAIL
+_UPSERT_SCENARIO_TAIL = """
     ON CONFLICT (scenario_id) DO UPDATE SET
         success_count = rollback_scenarios.success_count + excluded.success_count,
         failure_count = rollback_scenarios.failure_count + excluded.failure_count,
         first_seen = least(rollback_scenarios.first_seen, excluded.first_seen),
         last_seen = greatest(rollback_scenarios.last_seen, excluded.last_seen)
 """
+UPSERT_SCENARIO = "INSERT INTO rollback_scenarios VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" + (
+    _UPSERT_SCENARIO_TAIL
+)
+UPSERT_SCENARIO_TABLE = "INSERT INTO rollback_scenarios SELECT * FROM batch_rows" + (
+    _UPSERT_SCENARIO_TAIL
+)
 INSERT_ADAPTATION = """
     INSERT INTO adaptations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (adaptation_id) DO NOTHING
 """
-INSERT_ONE_AUDIT = "INSERT INTO audit VALUES (?, ?, ?, ?, ?)"
+INSERT_AUDIT_EVENT = "INSERT INTO audit_events VALUES (?, ?, ?, ?, ?)"
 
 EXPORT_COLUMNS = (
     "execution_id, execution_name, deployment_type, target_environment, source_environment, "
@@ -206,7 +235,7 @@ STATS = """
         (SELECT coalesce(sum(failure_count), 0) FROM patterns),
         (SELECT count(*) FROM issues),
         (SELECT count(*) FROM rollback_scenarios),
-        (SELECT count(*) FROM metrics),
+        (SELECT coalesce(sum(len(metric_values)), 0) FROM executions),
         (SELECT count(*) FROM adaptations),
-        (SELECT count(*) FROM audit)
+        (SELECT count(*) FROM executions) + (SELECT count(*) FROM audit_events)
 """

@@ -144,54 +144,13 @@ class DuckDBStore(Store):
             return WriteResult([], [], [])
         try:
             with self._transaction() as con:
-                con.register(
-                    "batch_ids", pa.table({"execution_id": [e.execution_id for e in batch]})
-                )
-                existing = dict(con.execute(sql.EXISTING_HASHES).fetchall())
-                con.unregister("batch_ids")
+                existing = _existing_hashes(con, batch)
                 index = self._pattern_index(con)
                 plan = plan_write(batch, existing, index)
-                self._persist(con, plan, index, actor)
+                _persist(con, plan, index, actor)
         except duckdb.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
         return WriteResult([e.execution_id for e in plan.inserts], plan.duplicates, plan.conflicts)
-
-    def _persist(
-        self, con: duckdb.DuckDBPyConnection, plan: WritePlan, index: PatternIndex, actor: str
-    ) -> None:
-        if not plan.inserts:
-            return
-        now = datetime.now(UTC)
-        tables = {
-            "batch_executions": _executions_table(plan, now, actor),
-            "batch_patterns": _patterns_table(plan, index),
-            "batch_issues": _issues_table(plan),
-            "batch_scenarios": _scenarios_table(plan),
-            "batch_metrics": _metrics_table(plan),
-            "batch_audit": pa.table(
-                {
-                    "at": pa.array([now] * len(plan.inserts), _TS),
-                    "actor": [actor] * len(plan.inserts),
-                    "action": ["record_execution"] * len(plan.inserts),
-                    "entity_id": [e.execution_id for e in plan.inserts],
-                    "detail": [f"pattern {p}" for p in plan.pattern_ids],
-                }
-            ),
-        }
-        for name, table in tables.items():
-            con.register(name, table)
-        try:
-            con.execute(sql.INSERT_EXECUTIONS)
-            con.execute(sql.UPSERT_PATTERNS)
-            if plan.issue_deltas:
-                con.execute(sql.UPSERT_ISSUES)
-            if plan.scenario_deltas:
-                con.execute(sql.UPSERT_SCENARIOS)
-            con.execute(sql.INSERT_METRICS)
-            con.execute(sql.INSERT_AUDIT)
-        finally:
-            for name in tables:
-                con.unregister(name)
 
     def record_adaptation(self, adaptation: EnvironmentAdaptation, *, actor: str) -> str:
         adaptation_id = adaptation_id_for(adaptation)
@@ -216,7 +175,7 @@ class DuckDBStore(Store):
                 ).fetchall()
                 if inserted and inserted[0][0]:
                     con.execute(
-                        sql.INSERT_ONE_AUDIT,
+                        sql.INSERT_AUDIT_EVENT,
                         [
                             now,
                             actor,
@@ -353,116 +312,219 @@ def _export_row(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def _executions_table(plan: WritePlan, now: datetime, actor: str) -> pa.Table:
-    rows = plan.inserts
-    n = len(rows)
-    return pa.table(
-        {
-            "execution_id": [e.execution_id for e in rows],
-            "content_hash": [e.content_hash for e in rows],
-            "pattern_id": plan.pattern_ids,
-            "execution_name": [e.execution_name for e in rows],
-            "deployment_type": [e.deployment_type for e in rows],
-            "target_environment": [e.target_environment for e in rows],
-            "source_environment": [e.source_environment for e in rows],
-            "gateway_host": [e.gateway_host for e in rows],
-            "deployment_strategy": [e.deployment_strategy for e in rows],
-            "resources_deployed": pa.array([e.resources_deployed for e in rows], _STRS),
-            "configuration_used": [_dumps(e.configuration_used) for e in rows],
-            "status": [e.status for e in rows],
-            "outcome": [e.outcome for e in rows],
-            "started_at": pa.array([e.started_at for e in rows], _TS),
-            "completed_at": pa.array([e.completed_at for e in rows], _TS),
-            "duration_seconds": pa.array([e.duration_seconds for e in rows], pa.float64()),
-            "failure_reasons": pa.array([e.failure_reasons for e in rows], _STRS),
-            "issue_ids": pa.array([[i.issue_id for i in e.issues] for e in rows], _STRS),
-            "rollback_triggered": pa.array([e.rollback_triggered for e in rows], pa.bool_()),
-            "rollback_successful": pa.array([e.rollback_successful for e in rows], pa.bool_()),
-            "rollback_scenario_id": pa.array([e.rollback_scenario_id for e in rows], pa.string()),
-            "user_id": pa.array([e.user_id for e in rows], pa.string()),
-            "automation_triggered": pa.array([e.automation_triggered for e in rows], pa.bool_()),
-            "execution_log": pa.array([e.execution_log for e in rows], pa.string()),
-            "performance_data": [_dumps(e.performance_data) for e in rows],
-            "lessons_learned": pa.array([e.lessons_learned for e in rows], _STRS),
-            "recorded_at": pa.array([now] * n, _TS),
-            "recorded_by": [actor] * n,
-        }
-    )
+SMALL_BATCH = 32  # below this, parameterized statements beat registering an Arrow table
+
+_EXECUTION_SCHEMA = pa.schema(
+    [
+        ("execution_id", pa.string()),
+        ("content_hash", pa.string()),
+        ("pattern_id", pa.string()),
+        ("execution_name", pa.string()),
+        ("deployment_type", pa.string()),
+        ("target_environment", pa.string()),
+        ("source_environment", pa.string()),
+        ("gateway_host", pa.string()),
+        ("deployment_strategy", pa.string()),
+        ("resources_deployed", _STRS),
+        ("configuration_used", pa.string()),
+        ("status", pa.string()),
+        ("outcome", pa.string()),
+        ("started_at", _TS),
+        ("completed_at", _TS),
+        ("duration_seconds", pa.float64()),
+        ("failure_reasons", _STRS),
+        ("issue_ids", _STRS),
+        ("rollback_triggered", pa.bool_()),
+        ("rollback_successful", pa.bool_()),
+        ("rollback_scenario_id", pa.string()),
+        ("user_id", pa.string()),
+        ("automation_triggered", pa.bool_()),
+        ("execution_log", pa.string()),
+        ("performance_data", pa.string()),
+        ("lessons_learned", _STRS),
+        ("recorded_at", _TS),
+        ("recorded_by", pa.string()),
+        ("metric_types", _STRS),
+        ("metric_values", pa.list_(pa.float64())),
+    ]
+)
 
 
-def _patterns_table(plan: WritePlan, index: PatternIndex) -> pa.Table:
-    new_names = {p.pattern_id: p.pattern_name for p in plan.new_patterns}
-    ids = list(plan.pattern_deltas)
-    infos = [index.info(i) for i in ids]
-    deltas = [plan.pattern_deltas[i] for i in ids]
-    return pa.table(
-        {
-            "pattern_id": ids,
-            "deployment_strategy": [info[0] for info in infos],
-            "pattern_name": [new_names.get(i, "") for i in ids],
-            "configuration_template": [
-                orjson.dumps(info[1], option=orjson.OPT_SORT_KEYS).decode() for info in infos
+_PATTERN_DELTA_SCHEMA = pa.schema(
+    [
+        ("success", pa.int64()),
+        ("failure", pa.int64()),
+        ("total", pa.int64()),
+        ("first", _TS),
+        ("last", _TS),
+        ("pattern_id", pa.string()),
+    ]
+)
+_ISSUE_SCHEMA = pa.schema(
+    [
+        ("issue_id", pa.string()),
+        ("normalized", pa.string()),
+        ("example", pa.string()),
+        ("occurrences", pa.int64()),
+        ("first_seen", _TS),
+        ("last_seen", _TS),
+    ]
+)
+_SCENARIO_SCHEMA = pa.schema(
+    [
+        ("scenario_id", pa.string()),
+        ("environment", pa.string()),
+        ("deployment_strategy", pa.string()),
+        ("trigger_issue", pa.string()),
+        ("resource_types", _STRS),
+        ("success_count", pa.int64()),
+        ("failure_count", pa.int64()),
+        ("first_seen", _TS),
+        ("last_seen", _TS),
+    ]
+)
+
+
+def _existing_hashes(
+    con: duckdb.DuckDBPyConnection, batch: Sequence[PreparedExecution]
+) -> dict[str, str]:
+    if len(batch) == 1:
+        return dict(con.execute(sql.EXISTING_HASH, [batch[0].execution_id]).fetchall())
+    con.register("batch_ids", pa.table({"execution_id": [e.execution_id for e in batch]}))
+    try:
+        return dict(con.execute(sql.EXISTING_HASHES).fetchall())
+    finally:
+        con.unregister("batch_ids")
+
+
+def _write_rows(
+    con: duckdb.DuckDBPyConnection,
+    rows: Sequence[Sequence[Any]],
+    statement: str,
+    table_statement: str,
+    schema: pa.Schema,
+) -> None:
+    """One row: a parameterized statement (DuckDB's cheapest path); many: an Arrow scan."""
+    if not rows:
+        return
+    if len(rows) == 1:
+        con.execute(statement, list(rows[0]))
+    elif len(rows) < SMALL_BATCH:
+        con.executemany(statement, [list(r) for r in rows])
+    else:
+        columns = [
+            pa.array(column, field.type)
+            for column, field in zip(zip(*rows, strict=True), schema, strict=True)
+        ]
+        con.register("batch_rows", pa.Table.from_arrays(columns, schema=schema))
+        try:
+            con.execute(table_statement)
+        finally:
+            con.unregister("batch_rows")
+
+
+def _persist(
+    con: duckdb.DuckDBPyConnection, plan: WritePlan, index: PatternIndex, actor: str
+) -> None:
+    """Write a plan: executions, new patterns, then count deltas of patterns, issues, scenarios."""
+    if not plan.inserts:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        _execution_row(e, pid, now, actor)
+        for e, pid in zip(plan.inserts, plan.pattern_ids, strict=True)
+    ]
+    _write_rows(con, rows, sql.INSERT_EXECUTION_ROWS, sql.INSERT_EXECUTION_TABLE, _EXECUTION_SCHEMA)
+    if plan.new_patterns:
+        con.executemany(
+            sql.INSERT_PATTERN,
+            [
+                [
+                    p.pattern_id,
+                    p.deployment_strategy,
+                    p.pattern_name,
+                    orjson.dumps(index.info(p.pattern_id)[1], option=orjson.OPT_SORT_KEYS).decode(),
+                    plan.pattern_deltas[p.pattern_id].first,
+                    plan.pattern_deltas[p.pattern_id].last,
+                ]
+                for p in plan.new_patterns
             ],
-            "success_count": pa.array([d.success for d in deltas], pa.int64()),
-            "failure_count": pa.array([d.failure for d in deltas], pa.int64()),
-            "execution_count": pa.array([d.total for d in deltas], pa.int64()),
-            "first_seen": pa.array([d.first for d in deltas], _TS),
-            "last_used": pa.array([d.last for d in deltas], _TS),
-        }
+        )
+    _write_rows(
+        con,
+        [
+            (d.success, d.failure, d.total, d.first, d.last, pattern_id)
+            for pattern_id, d in sorted(plan.pattern_deltas.items())
+        ],
+        sql.ADD_PATTERN_COUNTS,
+        sql.ADD_PATTERN_COUNTS_TABLE,
+        _PATTERN_DELTA_SCHEMA,
+    )
+    _write_rows(
+        con,
+        [
+            (issue_id, *plan.issue_info[issue_id], d.total, d.first, d.last)
+            for issue_id, d in sorted(plan.issue_deltas.items())
+        ],
+        sql.UPSERT_ISSUE,
+        sql.UPSERT_ISSUE_TABLE,
+        _ISSUE_SCHEMA,
+    )
+    _write_rows(
+        con,
+        [
+            (
+                sid,
+                plan.scenario_info[sid].environment,
+                plan.scenario_info[sid].deployment_strategy,
+                plan.scenario_info[sid].trigger_issue,
+                plan.scenario_info[sid].resource_types,
+                d.success,
+                d.failure,
+                d.first,
+                d.last,
+            )
+            for sid, d in sorted(plan.scenario_deltas.items())
+        ],
+        sql.UPSERT_SCENARIO,
+        sql.UPSERT_SCENARIO_TABLE,
+        _SCENARIO_SCHEMA,
     )
 
 
-def _issues_table(plan: WritePlan) -> pa.Table:
-    ids = list(plan.issue_deltas)
-    deltas = [plan.issue_deltas[i] for i in ids]
-    return pa.table(
-        {
-            "issue_id": ids,
-            "normalized": [plan.issue_info[i][0] for i in ids],
-            "example": [plan.issue_info[i][1] for i in ids],
-            "occurrences": pa.array([d.total for d in deltas], pa.int64()),
-            "first_seen": pa.array([d.first for d in deltas], _TS),
-            "last_seen": pa.array([d.last for d in deltas], _TS),
-        }
-    )
-
-
-def _scenarios_table(plan: WritePlan) -> pa.Table:
-    ids = list(plan.scenario_deltas)
-    deltas = [plan.scenario_deltas[i] for i in ids]
-    infos = [plan.scenario_info[i] for i in ids]
-    return pa.table(
-        {
-            "scenario_id": ids,
-            "environment": [s.environment for s in infos],
-            "deployment_strategy": [s.deployment_strategy for s in infos],
-            "trigger_issue": [s.trigger_issue for s in infos],
-            "resource_types": pa.array([s.resource_types for s in infos], _STRS),
-            "success_count": pa.array([d.success for d in deltas], pa.int64()),
-            "failure_count": pa.array([d.failure for d in deltas], pa.int64()),
-            "first_seen": pa.array([d.first for d in deltas], _TS),
-            "last_seen": pa.array([d.last for d in deltas], _TS),
-        }
-    )
-
-
-def _metrics_table(plan: WritePlan) -> pa.Table:
-    ids: list[str] = []
-    kinds: list[str] = []
-    values: list[float] = []
-    times: list[datetime] = []
-    for e in plan.inserts:
-        at = e.completed_at or e.started_at
-        for kind, value in e.metrics():
-            ids.append(e.execution_id)
-            kinds.append(kind)
-            values.append(value)
-            times.append(at)
-    return pa.table(
-        {
-            "execution_id": pa.array(ids, pa.string()),
-            "metric_type": pa.array(kinds, pa.string()),
-            "value": pa.array(values, pa.float64()),
-            "recorded_at": pa.array(times, _TS),
-        }
+def _execution_row(
+    e: PreparedExecution, pattern_id: str, now: datetime, actor: str
+) -> tuple[Any, ...]:
+    metrics = e.metrics()
+    return (
+        e.execution_id,
+        e.content_hash,
+        pattern_id,
+        e.execution_name,
+        e.deployment_type,
+        e.target_environment,
+        e.source_environment,
+        e.gateway_host,
+        e.deployment_strategy,
+        e.resources_deployed,
+        _dumps(e.configuration_used),
+        e.status,
+        e.outcome,
+        e.started_at,
+        e.completed_at,
+        e.duration_seconds,
+        e.failure_reasons,
+        [i.issue_id for i in e.issues],
+        e.rollback_triggered,
+        e.rollback_successful,
+        e.rollback_scenario_id,
+        e.user_id,
+        e.automation_triggered,
+        e.execution_log,
+        _dumps(e.performance_data),
+        e.lessons_learned,
+        now,
+        actor,
+        [m[0] for m in metrics],
+        [m[1] for m in metrics],
     )
