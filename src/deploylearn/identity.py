@@ -129,18 +129,25 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str,
         if not key:
             continue
         full = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             yield from _flatten(value, full)
         else:
             yield full, value
+
+
+@lru_cache(maxsize=65536)
+def _dropped_key(leaf: str) -> bool:
+    return is_secret_key(leaf) or _volatile_key(leaf)
 
 
 def canonical_template(config: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration as a pattern sees it: normalized keys, no secrets, no volatile knobs."""
     out: dict[str, Any] = {}
     for key, value in _flatten(config):
-        leaf = key.rsplit(".", 1)[-1]
-        if is_secret_key(leaf) or is_volatile(leaf, value):
+        leaf = key.rsplit(".", 1)[-1] if "." in key else key
+        if _dropped_key(leaf):
+            continue
+        if isinstance(value, str) and _VOLATILE_VALUE.match(value.strip()):
             continue
         out[key] = _canonical_value(value)
     return dict(sorted(out.items()))
@@ -201,6 +208,7 @@ class PatternIndex:
     _groups: dict[PatternKey, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     _info: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     _by_strategy: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    _assigned: dict[tuple[str, bytes], str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._info)
@@ -215,6 +223,7 @@ class PatternIndex:
             {key: list(members) for key, members in self._groups.items()},
             dict(self._info),
             {key: list(members) for key, members in self._by_strategy.items()},
+            dict(self._assigned),
         )
 
     def info(self, pattern_id: str) -> tuple[str, dict[str, Any]]:
@@ -227,6 +236,7 @@ class PatternIndex:
             return
         member = (pattern_id, dict(template))
         self._info[pattern_id] = (strategy, member[1])
+        self._assigned[(strategy, orjson.dumps(template, option=orjson.OPT_SORT_KEYS))] = pattern_id
         self._groups.setdefault(PatternKey.of(strategy, template), []).append(member)
         self._by_strategy.setdefault(strategy, []).append(member)
 
@@ -277,12 +287,22 @@ class PatternIndex:
         return distance
 
     def assign(self, strategy: str, template: Mapping[str, Any]) -> tuple[str, bool]:
-        """``(pattern_id, is_new)``: joins the nearest matching pattern or founds a new one."""
+        """``(pattern_id, is_new)``: joins the nearest matching pattern or founds a new one.
+
+        A template seen before keeps the pattern it got then (stable, and the common case on
+        bulk paths: it skips the search).
+        """
+        seen_key = (strategy, orjson.dumps(template, option=orjson.OPT_SORT_KEYS))
+        known = self._assigned.get(seen_key)
+        if known is not None:
+            return known, False
         existing = self.match(strategy, template)
         if existing is not None:
+            self._assigned[seen_key] = existing
             return existing, False
         pattern_id = pattern_id_for(strategy, template)
         self.add(pattern_id, strategy, template)
+        self._assigned[seen_key] = pattern_id
         return pattern_id, True
 
 

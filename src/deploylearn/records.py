@@ -8,6 +8,7 @@ once per record in ``_check_consistency``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -35,9 +36,14 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 
 
+_ALREADY_SLUG = re.compile(r"[a-z0-9_.]+")
+
+
 def _slug(value: object) -> object:
     """Lower-case and underscore names so 'Blue-Green' and 'blue_green' are one strategy."""
     if isinstance(value, str):
+        if _ALREADY_SLUG.fullmatch(value):  # the common case, several times cheaper
+            return value
         return "_".join(value.strip().lower().replace("-", " ").split())
     return value
 

@@ -56,7 +56,9 @@ DEPLOYMENT_TYPES: tuple[str, ...] = (
 )
 DTYPE_INDEX: dict[str, int] = {t: i for i, t in enumerate(DEPLOYMENT_TYPES)}
 INSTALL, UPDATE, UPGRADE, CONFIG_CHANGE, HOTFIX, MIGRATION = range(len(DEPLOYMENT_TYPES))
-DTYPE_TITLE: tuple[str, ...] = ("Install", "Update", "Upgrade", "Config Change", "Hotfix", "Migration")
+DTYPE_TITLE: tuple[str, ...] = (
+    "Install", "Update", "Upgrade", "Config Change", "Hotfix", "Migration",
+)
 
 RESOURCE_TYPES: tuple[str, ...] = (
     "project", "tag_provider", "database", "perspective", "vision", "alarm_pipeline",

@@ -21,8 +21,6 @@ from deploylearn.synthetic.catalogue import (
     BLUE_GREEN,
     BOOL_KNOBS,
     CANARY,
-    DIRECT,
-    ENVIRONMENTS,
     KNOB_DEFAULTS,
     KNOB_INDEX,
     KNOBS,
@@ -31,13 +29,12 @@ from deploylearn.synthetic.catalogue import (
     RESOURCE_TYPES,
     ROLLING,
     STAGING,
-    STRATEGIES,
     UPGRADE,
 )
 
 # ---------------------------------------------------------------- coefficients (log-odds)
-INTERCEPT = 1.75
-ENV_BASE = np.array([0.6, 0.4, 0.3, 0.1, -0.2])  # development, test, qa, staging, production
+INTERCEPT = 3.0
+ENV_BASE = np.array([0.6, 0.4, 0.3, 0.1, -0.1])  # development, test, qa, staging, production
 # rows: STRATEGIES (blue_green, rolling, canary, direct, staged); columns: ENVIRONMENTS
 STRATEGY_FIT = np.array(
     [
