@@ -33,21 +33,28 @@ def run_demo(
     out_file: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Generate, record (and optionally write out) a history; summarize and recommend."""
-    done = 0
-    accepted = 0
-    batches = list(demo_records(executions, seed=seed, days=days)) if out_file else None
-    if out_file is not None and batches is not None:
+    """Generate, record (and optionally write out) a history; summarize and recommend.
+
+    Streams batch by batch, so a million executions never sit in memory at once.
+    """
+    counts = {"done": 0, "recorded": 0}
+
+    def recorded(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+        for records in batches:
+            report = learner.record_executions(records, batch_size=len(records))
+            counts["recorded"] += report.accepted
+            counts["done"] += len(records)
+            if progress:
+                progress(counts["done"])
+            yield records
+
+    stream = recorded(demo_records(executions, seed=seed, days=days))
+    if out_file is not None:
         fmt = {".csv": "csv", ".json": "json"}.get(out_file.suffix.lower(), "jsonl")
-        write_records(out_file, iter(batches), fmt)  # type: ignore[arg-type]
-    for records in (
-        batches if batches is not None else demo_records(executions, seed=seed, days=days)
-    ):
-        report = learner.record_executions(records)
-        accepted += report.accepted + report.duplicates
-        done += len(records)
-        if progress:
-            progress(done)
+        write_records(out_file, stream, fmt)  # type: ignore[arg-type]
+    else:
+        for _ in stream:
+            pass
     frame = learner.store.executions_frame()
     environments = []
     for env, runs in frame.groupby("target_environment"):
@@ -63,7 +70,7 @@ def run_demo(
     return {
         "store": learner.store.url,
         "executions": len(frame),
-        "recorded_now": accepted,
+        "recorded_now": counts["recorded"],
         "environments": environments,
         "query": DEMO_QUERY,
         "recommendations": learner.get_deployment_recommendations(

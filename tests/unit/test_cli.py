@@ -168,3 +168,15 @@ def test_help_is_available() -> None:
     result = ign("deploy", "ingest", "--help")
     assert result.returncode == 0
     assert "bad lines" in result.stdout
+
+
+def test_demo_records_writes_and_recommends(duckdb_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "demo.jsonl"
+    result = ign("demo", "-n", "600", "--seed", "3", "--out", str(out), "--json", store=duckdb_url)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["executions"] == 600 and summary["recorded_now"] == 600
+    assert len(out.read_text().splitlines()) == 600
+    assert summary["recommendations"], "the demo must end with recommendations"
+    again = json.loads(ign("demo", "-n", "600", "--seed", "3", "--json", store=duckdb_url).stdout)
+    assert again["executions"] == 600 and again["recorded_now"] == 0  # same seed: same ids
