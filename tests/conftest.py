@@ -81,5 +81,5 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     from deploylearn.store import open_store
 
     with open_store(url) as store:
-        store.wipe()  # type: ignore[attr-defined]
+        store.wipe()
     yield url
