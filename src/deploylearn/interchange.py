@@ -78,20 +78,25 @@ def _bad(line: int, field: str, message: str) -> Row:
     return line, InvalidRecordError([FieldProblem(field, message, line)])
 
 
+def parse_jsonl_line(number: int, raw: bytes) -> Row | None:
+    """One JSON Lines line as a row; None for a blank line."""
+    if not raw.strip():
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _bad(number, "record", f"not valid JSON ({exc})")
+    if not isinstance(value, dict):
+        return _bad(number, "record", "must be a JSON object")
+    return number, value
+
+
 def _read_jsonl(path: Path) -> Iterator[Row]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                yield _bad(number, "record", f"not valid JSON ({exc})")
-                continue
-            if not isinstance(value, dict):
-                yield _bad(number, "record", "must be a JSON object")
-                continue
-            yield number, value
+            row = parse_jsonl_line(number, raw)
+            if row is not None:
+                yield row
 
 
 def _read_json_array(path: Path) -> Iterator[Row]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +51,21 @@ class IngestReport:
                 {"line": e.line, "field": e.field, "message": e.message} for e in self.errors
             ],
         }
+
+
+Prepared = tuple[int, PreparedExecution | InvalidRecordError]
+
+
+def _prepare_rows(rows: Iterable[Row], cipher: SecretCipher | None) -> Iterator[Prepared]:
+    """Each row prepared, or its problems located at its line."""
+    for line, raw in rows:
+        if isinstance(raw, InvalidRecordError):
+            yield line, raw
+            continue
+        try:
+            yield line, prepare(parse_execution(raw), cipher)
+        except InvalidRecordError as exc:
+            yield line, exc.at_line(line)
 
 
 def _slug_arg(value: str) -> str:
@@ -113,8 +128,11 @@ class DeploymentPatternLearner:
 
         Errors carry the record's 1-based position as their line.
         """
-        return self._ingest_rows(
-            enumerate(records, 1), source="<records>", batch_size=batch_size, progress=progress
+        return self._write_prepared(
+            _prepare_rows(enumerate(records, 1), self._cipher),
+            source="<records>",
+            batch_size=batch_size,
+            progress=progress,
         )
 
     def record_environment_adaptation(self, **fields: Any) -> str:
@@ -158,8 +176,11 @@ class DeploymentPatternLearner:
         ``progress`` is called with the number of lines handled after each batch.
         """
         path = Path(path)
-        return self._ingest_rows(
-            read_rows(path, fmt), source=str(path), batch_size=batch_size, progress=progress
+        return self._write_prepared(
+            _prepare_rows(read_rows(path, fmt), self._cipher),
+            source=str(path),
+            batch_size=batch_size,
+            progress=progress,
         )
 
     def export(self, path: str | Path, *, fmt: Format | None = None) -> int:
@@ -168,9 +189,9 @@ class DeploymentPatternLearner:
         fmt = fmt or _FORMAT_BY_SUFFIX.get(path.suffix.lower(), "jsonl")
         return write_records(path, self.store.iter_executions(), fmt)
 
-    def _ingest_rows(
+    def _write_prepared(
         self,
-        rows: Iterable[Row],
+        prepared: Iterable[Prepared],
         *,
         source: str,
         batch_size: int = 5000,
@@ -191,15 +212,12 @@ class DeploymentPatternLearner:
             batch.clear()
             lines.clear()
 
-        for line, raw in rows:
-            if isinstance(raw, InvalidRecordError):
-                report._reject(raw.problems)
+        for line, item in prepared:
+            if isinstance(item, InvalidRecordError):
+                report._reject(item.problems)
                 continue
-            try:
-                batch.append(prepare(parse_execution(raw), self._cipher))
-                lines.append(line)
-            except InvalidRecordError as exc:
-                report._reject(exc.at_line(line).problems)
+            batch.append(item)
+            lines.append(line)
             if len(batch) >= batch_size:
                 flush()
         if batch:

@@ -274,14 +274,16 @@ def test_more_shared_settings_mean_more_similar(seeded: Seeded, store: Neo4jStor
 
 
 def test_similarity_cutoff_and_top_k(seeded: Seeded, store: Neo4jStore) -> None:
-    a, b, c = (seeded.pattern_of[k] for k in "ABC")
+    a, b = seeded.pattern_of["A"], seeded.pattern_of["B"]
     gds.write_pattern_similarity(store, top_k=5, similarity_cutoff=0.5)
     ranked = [row["pattern_id"] for row in gds.similar_patterns(store, a)]
     assert ranked == [b]  # 2/8 is below the cutoff
+
     gds.write_pattern_similarity(store, top_k=1, similarity_cutoff=0.01)
-    edges = gds.pattern_similarity_edges(store)
-    sources = [e["source"] for e in edges]
+    sources = [e["source"] for e in gds.pattern_similarity_edges(store)]
     assert len(sources) == len(set(sources))  # at most one per pattern
-    with pytest.raises(ValueError):
-        gds.write_pattern_similarity(store, similarity_cutoff=0.0)
-    assert c in {e["source"] for e in edges}
+    assert set(sources) == {seeded.pattern_of[k] for k in "ABC"}  # D shares nothing
+
+    for bad in ({"similarity_cutoff": 0.0}, {"top_k": 0}):
+        with pytest.raises(ValueError):
+            gds.write_pattern_similarity(store, **bad)  # type: ignore[arg-type]

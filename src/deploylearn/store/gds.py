@@ -51,6 +51,11 @@ STRUCTURAL_TYPES: tuple[str, ...] = (
 EMBEDDED_LABELS: tuple[str, ...] = tuple(s for s in STRUCTURAL_LABELS if s != Label.EXECUTION)
 EMBEDDING_COLUMNS = ["label", "key", "embedding"]
 
+_STRUCTURE_TYPES = dict.fromkeys(STRUCTURAL_TYPES, "UNDIRECTED")
+# pattern -> setting only: node similarity then compares patterns (the only sources).
+_SIMILARITY_LABELS = (Label.PATTERN, Label.CONFIG_SETTING)
+_SIMILARITY_TYPES = {Rel.USES_SETTING.value: "NATURAL"}
+
 
 @dataclass(frozen=True)
 class Projection:
@@ -160,12 +165,6 @@ def _project(
         relationship_count=result.relationship_count,
         project_millis=result.project_millis,
     )
-
-
-_STRUCTURE_TYPES = dict.fromkeys(STRUCTURAL_TYPES, "UNDIRECTED")
-# pattern -> setting only: node similarity then compares patterns (the only sources).
-_SIMILARITY_LABELS = (Label.PATTERN, Label.CONFIG_SETTING)
-_SIMILARITY_TYPES = {Rel.USES_SETTING.value: "NATURAL"}
 
 
 def _project_structure(

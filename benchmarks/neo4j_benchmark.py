@@ -1,0 +1,503 @@
+"""Neo4j benchmark: bulk ingest against the seed's path, then GDS on the result (not a test).
+
+Against one Neo4j + GDS server (``--store``; it is WIPED, so never point it at real data):
+
+1. bulk:     ``learner.record_executions(records, batch_size=…)`` of ``--executions`` demo
+             records into a wiped store, once per ``--batch-sizes`` entry;
+2. baseline: the seed-style path on the first ``--baseline`` records of the same history, into a
+             wiped store: one transaction per execution that creates it, looks up a pattern by
+             strategy + configuration and updates (or creates) it. It is written here with
+             the ``neo4j`` driver, since it is the seed's path, not ours;
+3. GDS:      on the graph of the last bulk run: GDS's memory estimates, the structural
+             projection, FastRP and node similarity, each with wall time and the JVM heap
+             (JMX, sampled every 50 ms while it runs).
+
+``--variants`` adds prototypes of changes to the Neo4j store, written only here (see
+``PrototypeNeo4jStore``): ``prototype`` (cheaper parameters: same graph, same answers),
+``pipelined`` (the same, plus preparing the next batch while the previous one is written) and
+``lean`` (pipelined, without the two execution indexes and the metric constraint that no
+store query uses). Whether the driver's Rust codec
+(``neo4j-rust-ext``) is active is printed: it changes parameter encoding a lot.
+
+Usage:
+    scripts/neo4j-server start   # or NEO4J_HOME_DIR=… NEO4J_BOLT_PORT=7688 …
+    .venv/bin/python benchmarks/neo4j_benchmark.py --store bolt://127.0.0.1:7688
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from neo4j import Driver, ManagedTransaction
+
+from deploylearn import DeploymentPatternLearner
+from deploylearn.preparation import PreparedExecution, prepare
+from deploylearn.records import parse_execution
+from deploylearn.store import cypher, gds
+from deploylearn.store.cypher import Label, Rel
+from deploylearn.store.neo4j_store import Neo4jStore, _persist
+from deploylearn.store.plan import WritePlan, WriteResult, plan_write
+
+MiB = 2**20
+
+
+def rust_codec() -> bool:
+    try:
+        import neo4j._rust  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- 1. the seed's path ---------------------------------------------------------------------
+# Explicit Cypher is allowed here only: this is the seed's path, kept as a baseline.
+SEED_CREATE_EXECUTION = f"CREATE (e:{Label.EXECUTION}) SET e = $props"
+SEED_FIND_PATTERN = f"""
+MATCH (p:{Label.PATTERN} {{deployment_strategy: $strategy}})
+WHERE p.configuration_template = $template
+RETURN p.pattern_id AS pattern_id
+LIMIT 1
+"""
+SEED_UPDATE_PATTERN = f"""
+MATCH (p:{Label.PATTERN} {{pattern_id: $pattern_id}})
+MATCH (e:{Label.EXECUTION} {{execution_id: $execution_id}})
+SET p.success_count = p.success_count + $success, p.execution_count = p.execution_count + 1,
+    p.last_used = $at
+CREATE (e)-[:{Rel.FOLLOWS_DEPLOYMENT_PATTERN}]->(p)
+"""
+SEED_CREATE_PATTERN = f"""
+MATCH (e:{Label.EXECUTION} {{execution_id: $execution_id}})
+CREATE (p:{Label.PATTERN} {{pattern_id: $pattern_id, deployment_strategy: $strategy,
+    configuration_template: $template, success_count: $success, failure_count: 0,
+    execution_count: 1, first_seen: $at, last_used: $at}})
+CREATE (e)-[:{Rel.FOLLOWS_DEPLOYMENT_PATTERN}]->(p)
+"""
+
+
+def _seed_props(record: dict[str, Any]) -> dict[str, Any]:
+    props = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        elif key in ("started_at", "completed_at") and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        props[key] = value
+    return props
+
+
+def seed_style_ingest(driver: Driver, records: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """One write transaction per execution, as the seed's ``record_deployment_execution`` did.
+
+    The pattern is matched on strategy + the exact configuration (the seed had no canonical
+    template), counted only on success (the seed learned from successes only). It writes far
+    less than our path per execution (no context nodes, issues, metrics, audit, no
+    idempotency check), so the bulk/baseline ratio errs in the seed's favour.
+    Returns (executions, patterns created).
+    """
+    created = 0
+
+    def work(tx: ManagedTransaction, record: dict[str, Any]) -> bool:
+        props = _seed_props(record)
+        tx.run(SEED_CREATE_EXECUTION, props=props).consume()
+        template = props["configuration_used"]
+        strategy = record["deployment_strategy"]
+        found = tx.run(SEED_FIND_PATTERN, strategy=strategy, template=template).single()
+        success = int(record["status"] == "completed" and not record["rollback_triggered"])
+        params = {
+            "execution_id": record["execution_id"],
+            "success": success,
+            "at": props["started_at"],
+        }
+        if found is not None:
+            tx.run(SEED_UPDATE_PATTERN, pattern_id=found["pattern_id"], **params).consume()
+            return False
+        pattern_id = "seed-" + hashlib.sha256(f"{strategy}|{template}".encode()).hexdigest()[:16]
+        tx.run(
+            SEED_CREATE_PATTERN,
+            pattern_id=pattern_id,
+            strategy=strategy,
+            template=template,
+            **params,
+        ).consume()
+        return True
+
+    with driver.session() as session:
+        for record in records:
+            created += session.execute_write(work, record)
+    return len(records), created
+
+
+# -- prototypes of store changes (benchmark-only copies; see the report) --------------------
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# Datetimes travel as ISO strings and are parsed by the server: the pure-Python driver spends
+# ~45 µs per datetime parameter. Batch-constant values (recorded_at/by, audit actor/time/
+# action) travel once as scalars instead of once per row.
+PROTO_CREATE_EXECUTIONS = cypher.CREATE_EXECUTIONS.replace(
+    "SET e = row.props\n",
+    "SET e = row.props, e.started_at = datetime(row.started_at),\n"
+    "    e.completed_at = datetime(row.completed_at), e.recorded_at = $now,"
+    " e.recorded_by = $actor\n",
+).replace(
+    "recorded_at: coalesce(row.props.completed_at, row.props.started_at)",
+    "recorded_at: datetime(coalesce(row.completed_at, row.started_at))",
+)
+PROTO_CREATE_AUDIT = f"""
+UNWIND $rows AS row
+CREATE (:{Label.AUDIT} {{logged_at: $now, actor: $actor, action: $action,
+    entity_id: row[0], detail: row[1]}})
+"""
+assert PROTO_CREATE_EXECUTIONS.count("datetime(") == 3, "CREATE_EXECUTIONS changed shape"
+
+
+class _ProtoTx:
+    """Routes the two hot statements of ``_persist`` to their prototypes, the rest unchanged."""
+
+    def __init__(self, tx: ManagedTransaction, actor: str) -> None:
+        self._tx = tx
+        self._actor = actor
+
+    def run(self, query: str, **params: Any) -> Any:
+        if query == cypher.CREATE_EXECUTIONS:
+            rows = params["rows"]
+            now = rows[0]["props"]["recorded_at"]
+            for row in rows:
+                props = row["props"]
+                row["started_at"] = _iso(props.pop("started_at"))
+                row["completed_at"] = _iso(props.pop("completed_at"))
+                del props["recorded_at"], props["recorded_by"]
+            return self._tx.run(PROTO_CREATE_EXECUTIONS, rows=rows, now=now, actor=self._actor)
+        if query == cypher.CREATE_AUDIT:
+            rows = params["rows"]
+            first = rows[0]
+            return self._tx.run(
+                PROTO_CREATE_AUDIT,
+                rows=[[r["entity_id"], r["detail"]] for r in rows],
+                now=first["logged_at"],
+                actor=first["actor"],
+                action=first["action"],
+            )
+        return self._tx.run(query, **params)
+
+
+class PrototypeNeo4jStore(Neo4jStore):
+    """``Neo4jStore`` with the prototype parameters; same graph, same answers."""
+
+    def write_executions(self, batch: Sequence[PreparedExecution], *, actor: str) -> WriteResult:
+        if not batch:
+            return WriteResult([], [], [])
+
+        def work(tx: ManagedTransaction) -> tuple[WritePlan, Any]:
+            ids = [e.execution_id for e in batch]
+            existing = {
+                r["execution_id"]: r["content_hash"]
+                for r in tx.run(cypher.EXISTING_HASHES, ids=ids)
+            }
+            index = self._load_index(tx)
+            plan = plan_write(batch, existing, index)
+            if plan.inserts:
+                _persist(_ProtoTx(tx, actor), plan, actor)  # type: ignore[arg-type]
+            return plan, index
+
+        plan, index = self._write(work)
+        self._index = index
+        return WriteResult([e.execution_id for e in plan.inserts], plan.duplicates, plan.conflicts)
+
+
+# Indexes and constraints that no query in cypher.py filters on (FRAME uses started_at,
+# AUDIT_LOG logged_at); each costs an index insert per execution at commit.
+LEAN_DROPS = (
+    "DROP INDEX execution_environment IF EXISTS",
+    "DROP INDEX execution_pattern IF EXISTS",
+    "DROP CONSTRAINT metric_id IF EXISTS",
+)
+
+
+class LeanNeo4jStore(PrototypeNeo4jStore):
+    """``PrototypeNeo4jStore`` without the unused execution indexes and metric constraint."""
+
+    def init_schema(self) -> None:
+        super().init_schema()
+        with self.driver.session() as session:
+            for statement in LEAN_DROPS:
+                session.run(statement).consume()
+
+
+def pipelined_ingest(
+    learner: DeploymentPatternLearner, records: Sequence[dict[str, Any]], batch_size: int
+) -> int:
+    """Prepare batch k+1 in this thread while one writer thread writes batch k.
+
+    Writes stay strictly ordered (one writer, a queue of one), so pattern assignment sees
+    every earlier batch exactly as in ``record_executions``; only Python's validation and
+    preparation overlap with the server's work.
+    """
+    pending: queue.Queue[list[PreparedExecution] | None] = queue.Queue(maxsize=1)
+    written = 0
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        nonlocal written
+        while (batch := pending.get()) is not None:
+            try:
+                result = learner.store.write_executions(batch, actor=learner.settings.actor)
+                written += len(result.inserted)
+            except BaseException as exc:  # surfaced below
+                failure.append(exc)
+
+    thread = threading.Thread(target=writer, name="neo4j-writer")
+    thread.start()
+    try:
+        for start in range(0, len(records), batch_size):
+            pending.put(
+                [prepare(parse_execution(r), None) for r in records[start : start + batch_size]]
+            )
+    finally:
+        pending.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
+    return written
+
+
+# -- heap sampling --------------------------------------------------------------------------
+@dataclass
+class HeapWindow:
+    before: int = 0
+    peak: int = 0
+    after: int = 0
+    seconds: float = 0.0
+
+
+@contextmanager
+def heap_sampled(store: Neo4jStore, interval: float = 0.05) -> Iterator[HeapWindow]:
+    """Wall time and the JVM heap before, at peak (sampled) and after the block."""
+    window = HeapWindow(before=gds.heap_usage(store).used_bytes)
+    window.peak = window.before
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(interval):
+            window.peak = max(window.peak, gds.heap_usage(store).used_bytes)
+
+    thread = threading.Thread(target=sample, name="heap-sampler", daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    try:
+        yield window
+    finally:
+        window.seconds = time.perf_counter() - start
+        stop.set()
+        thread.join()
+        window.after = gds.heap_usage(store).used_bytes
+        window.peak = max(window.peak, window.after)
+
+
+# -- runs -----------------------------------------------------------------------------------
+def open_learner(url: str, variant: str) -> DeploymentPatternLearner:
+    if variant == "current":
+        return DeploymentPatternLearner.open(url)
+    if variant == "lean":
+        return DeploymentPatternLearner(LeanNeo4jStore.from_url(url))
+    return DeploymentPatternLearner(PrototypeNeo4jStore.from_url(url))
+
+
+def timed_bulk(
+    url: str, variant: str, records: Sequence[dict[str, Any]], batch_size: int
+) -> tuple[float, int, Any]:
+    with open_learner(url, variant) as learner:
+        learner.store.wipe()
+        start = time.perf_counter()
+        if variant in ("pipelined", "lean"):
+            accepted = pipelined_ingest(learner, records, batch_size)
+        else:
+            report = learner.record_executions(records, batch_size=batch_size)
+            assert report.rejected == 0, report.as_dict()["errors"][:3]
+            accepted = report.accepted
+        seconds = time.perf_counter() - start
+        return seconds, accepted, learner.store.stats()
+
+
+def generate(executions: int, seed: int) -> list[dict[str, Any]]:
+    from deploylearn.demo import demo_records
+
+    return [record for batch in demo_records(executions, seed=seed) for record in batch]
+
+
+def line(*cells: object, widths: Sequence[int] = (12, 8, 10, 9, 10)) -> str:
+    return " ".join(f"{c!s:>{w}}" for c, w in zip(cells, widths, strict=False))
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
+    out(
+        f"store {args.store}; cpu count {os.cpu_count()}; "
+        f"neo4j Rust codec {'ON' if rust_codec() else 'off (pure Python packstream)'}"
+    )
+    start = time.perf_counter()
+    records = generate(args.executions, args.seed)
+    out(f"generated {len(records):,} demo records in {time.perf_counter() - start:.1f}s (untimed)")
+
+    # Warm the server (JIT, query plans) so the first measured configuration is not penalized.
+    warm = records[: min(len(records), 2 * args.batch_sizes[0])]
+    seconds, _, _ = timed_bulk(args.store, "current", warm, args.batch_sizes[0])
+    out(f"warm-up: {len(warm):,} executions in {seconds:.1f}s (untimed)")
+
+    # 2. the seed's path first, into a wiped store
+    with DeploymentPatternLearner.open(args.store) as learner:
+        store = learner.store
+        assert isinstance(store, Neo4jStore)
+        store.wipe()
+        slice_ = records[: args.baseline]
+        start = time.perf_counter()
+        done, patterns = seed_style_ingest(store.driver, slice_)
+        baseline_seconds = time.perf_counter() - start
+        store.wipe()
+    baseline_rate = done / baseline_seconds
+    out(
+        f"baseline (seed-style, 1 tx/execution): {done:,} executions in "
+        f"{baseline_seconds:.1f}s = {baseline_rate:,.0f} executions/s; "
+        f"{patterns:,} patterns (exact-configuration matching splinters them)"
+    )
+
+    # 1. bulk, per variant and batch size
+    out("")
+    out(line("variant", "batch", "seconds", "exec/s", "x seed"))
+    results: dict[tuple[str, int], float] = {}
+    stats = None
+    for variant in args.variants:
+        for batch_size in args.batch_sizes:
+            seconds, accepted, stats = timed_bulk(args.store, variant, records, batch_size)
+            assert accepted == len(records), (accepted, len(records))
+            rate = accepted / seconds
+            results[variant, batch_size] = rate
+            out(
+                line(
+                    variant,
+                    batch_size,
+                    f"{seconds:.1f}",
+                    f"{rate:,.0f}",
+                    f"{rate / baseline_rate:.1f}",
+                )
+            )
+    best_variant, best_batch = max(results, key=lambda k: results[k])
+    best = results[best_variant, best_batch]
+    current = {b: r for (v, b), r in results.items() if v == "current"}
+    out("")
+    if current:
+        batch = max(current, key=lambda b: current[b])
+        out(
+            f"bulk (current store): best {current[batch]:,.0f} executions/s at batch {batch:,} "
+            f"= {current[batch] / baseline_rate:.1f}x the seed-style path "
+            f"(targets: >= 5,000/s and >= 20x)"
+        )
+    out(
+        f"bulk (best of all variants): {best:,.0f} executions/s ({best_variant}, batch "
+        f"{best_batch:,}) = {best / baseline_rate:.1f}x the seed-style path"
+    )
+    assert stats is not None
+    out(
+        f"graph: {stats.executions:,} executions, {stats.patterns:,} patterns, "
+        f"{stats.issues:,} issues, {stats.rollback_scenarios:,} rollback scenarios"
+    )
+
+    # 3. GDS on the graph left by the last bulk run
+    if args.skip_gds:
+        return
+    out("")
+    with DeploymentPatternLearner.open(args.store) as learner:
+        store = learner.store
+        assert isinstance(store, Neo4jStore)
+        heap_max = gds.heap_usage(store).max_bytes
+        out(f"GDS on {stats.executions:,} executions; JVM heap max {heap_max / MiB:,.0f} MiB")
+        for est in gds.estimate_memory(store, dimension=args.dimension, top_k=args.top_k):
+            out(
+                f"  GDS estimate {est.algorithm:<15} {est.required_memory} "
+                f"(projection included; {est.bytes_max / MiB:,.1f} MiB max)"
+            )
+        out(line("step", "seconds", "heap MiB", "peak MiB", "delta MiB", widths=(34, 8, 9, 9, 9)))
+
+        def report(step: str, w: HeapWindow) -> None:
+            out(
+                line(
+                    step,
+                    f"{w.seconds:.2f}",
+                    f"{w.before / MiB:,.0f}",
+                    f"{w.peak / MiB:,.0f}",
+                    f"{(w.peak - w.before) / MiB:,.0f}",
+                    widths=(34, 8, 9, 9, 9),
+                )
+            )
+
+        with heap_sampled(store) as window:
+            projection = gds.project_structure(store)
+        assert projection is not None
+        report(
+            f"project ({projection.node_count:,} n, {projection.relationship_count:,} r)", window
+        )
+        try:
+            with gds.gds_client(store) as client:
+                info = client.graph.list(projection.graph_name)[0]
+                out(f"  projection size in the catalog: {info.memory_usage}")
+            with heap_sampled(store) as window:
+                frame = gds.fastrp_embeddings(
+                    store, dimension=args.dimension, projection=projection
+                )
+            report(f"fastRP d={args.dimension} ({len(frame):,} rows)", window)
+            with heap_sampled(store) as window:
+                frame = gds.fastrp_embeddings(
+                    store,
+                    dimension=args.dimension,
+                    projection=projection,
+                    include_executions=True,
+                )
+            report(f"fastRP +executions ({len(frame):,} rows)", window)
+        finally:
+            gds.drop_projection(store, projection.graph_name)
+        with heap_sampled(store) as window:
+            frame = gds.fastrp_embeddings(store, dimension=args.dimension)
+        report("fastRP incl. own projection", window)
+        with heap_sampled(store) as window:
+            sim = gds.write_pattern_similarity_run(store, top_k=args.top_k)
+        report(f"node similarity ({sim.relationships:,} rels)", window)
+        out(f"  node similarity compared {sim.nodes_compared:,} patterns")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--store", default="bolt://127.0.0.1:7688", help="WIPED before use")
+    parser.add_argument("--executions", type=int, default=100_000)
+    parser.add_argument("--baseline", type=int, default=5_000, help="seed-style slice size")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[2_000, 5_000, 10_000])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["current"],
+        choices=["current", "prototype", "pipelined", "lean"],
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--dimension", type=int, default=64)
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--skip-gds", action="store_true")
+    args = parser.parse_args()
+    # The store's queries on an empty database make the driver log "property does not
+    # exist" notifications; they are noise here.
+    logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
