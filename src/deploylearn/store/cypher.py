@@ -290,6 +290,11 @@ CALL () {{ MATCH (a:{Label.AUDIT}) RETURN count(a) AS audit_entries }}
 RETURN executions, patterns, successes, failures, issues, rollback_scenarios, metrics,
        adaptations, audit_entries
 """
+# Relationships first, in batches: DETACH DELETE of a hub node (a resource type with 200k
+# edges) in one transaction exhausts the heap.
+WIPE_RELATIONSHIPS = """
+MATCH ()-[r]->()
+CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"""
 WIPE = (
     "MATCH (n) WHERE NOT n:"
     + Label.META
@@ -318,10 +323,6 @@ RETURN node_id, CASE
 DELETE_PATTERN_SIMILARITY = f"""
 MATCH (:{Label.PATTERN})-[r:{Rel.SIMILAR_TO_PATTERN}]->(:{Label.PATTERN})
 CALL (r) {{ DELETE r }} IN TRANSACTIONS OF 10000 ROWS
-"""
-COUNT_PATTERN_SIMILARITY = f"""
-MATCH (:{Label.PATTERN})-[r:{Rel.SIMILAR_TO_PATTERN}]->(:{Label.PATTERN})
-RETURN count(r) AS n
 """
 SIMILAR_PATTERNS = f"""
 MATCH (p:{Label.PATTERN} {{pattern_id: $pattern_id}})-[r:{Rel.SIMILAR_TO_PATTERN}]->

@@ -73,6 +73,11 @@ class Neo4jStore(Store):
         return cls(driver, shown, database)
 
     @property
+    def database(self) -> str | None:
+        """The database name (None: the server's default)."""
+        return self._database
+
+    @property
     def driver(self) -> Driver:
         """The ``neo4j`` driver, for the GDS client and notebooks."""
         return self._driver
@@ -177,6 +182,7 @@ class Neo4jStore(Store):
     def wipe(self) -> None:
         try:
             with self._driver.session(database=self._database) as session:
+                session.run(cypher.WIPE_RELATIONSHIPS).consume()
                 session.run(cypher.WIPE).consume()
         except Neo4jError as exc:
             raise StoreError(f"cannot wipe {self.url}: {exc}") from exc
