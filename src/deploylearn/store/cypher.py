@@ -207,29 +207,6 @@ FOREACH (_ IN CASE WHEN p IS NULL THEN [] ELSE [1] END |
     CREATE (a)-[:{Rel.ADAPTS_TO_ENVIRONMENT}]->(p))
 """
 
-EXPORT_FIELDS = (
-    "execution_id",
-    "execution_name",
-    "deployment_type",
-    "target_environment",
-    "source_environment",
-    "gateway_host",
-    "deployment_strategy",
-    "resources_deployed",
-    "configuration_used",
-    "status",
-    "started_at",
-    "completed_at",
-    "failure_reasons",
-    "rollback_triggered",
-    "rollback_successful",
-    "user_id",
-    "automation_triggered",
-    "execution_log",
-    "performance_data",
-    "lessons_learned",
-    "pattern_id",
-)
 GET_EXECUTION = f"MATCH (e:{Label.EXECUTION} {{execution_id: $id}}) RETURN e {{.*}} AS e"
 ALL_EXECUTIONS = f"""
 MATCH (e:{Label.EXECUTION})
