@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploylearn.cli.train_commands import evaluate_app, train
 from deploylearn.errors import (
     DeploylearnError,
     InputFileError,
@@ -41,6 +42,8 @@ deploy_app = typer.Typer(help="Record deployments and ask about them.", no_args_
 db_app = typer.Typer(help="Create and inspect the store.", no_args_is_help=True)
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(db_app, name="db")
+app.command("train")(train)
+app.add_typer(evaluate_app, name="evaluate")
 
 out = Console()
 err = Console(stderr=True)

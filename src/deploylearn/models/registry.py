@@ -1,0 +1,394 @@
+"""MLflow at the edge: tracking, registry, evaluation, the gate and the ``champion`` alias.
+
+The only module that imports ``mlflow``. Everything else hands it plain dicts, frames, figures
+and fitted estimators.
+
+* Tracking URI: ``MLFLOW_TRACKING_URI`` if set (a tracking server), else an SQLite database
+  ``<root>/mlruns/mlflow.db`` with artifacts in ``<root>/mlruns/artifacts``, where root is the
+  enclosing repository (a directory holding ``.git`` or ``pyproject.toml``) or the working
+  directory. MLflow 3.x refuses a plain file store by default, and SQLite gives the model
+  registry (aliases) locally too.
+* Models are registered under stable names (``MODEL_NAMES``) and saved with skops (safe
+  loading), trusting only the types listed in ``TRUSTED_TYPES``.
+* The gate is MLflow's own: ``mlflow.models.evaluate`` on the holdout predictions (extra metrics
+  ROC AUC, Brier, log loss, ECE) and ``mlflow.validate_evaluation_results`` with
+  ``MetricThreshold``\\ s. The alias moves only when it passes; the move is recorded as tags on
+  the new and the previous version and on the run.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import MetricThreshold, infer_signature, make_metric
+from mlflow.models.evaluation.validation import ModelValidationFailedException
+
+from deploylearn.models import metrics as m
+from deploylearn.models.tracking import default_tracking_uri
+
+EXPERIMENT_NAME = "deploylearn"
+CHAMPION_ALIAS = "champion"
+TAG = "deploylearn."
+MODEL_NAMES: dict[str, str] = {
+    "success": "deploylearn-success",
+    "similarity": "deploylearn-pattern-similarity",
+    "duration": "deploylearn-duration",
+}
+TRUSTED_TYPES: list[str] = [
+    "deploylearn.models.success.SuccessModel",
+    "deploylearn.models.success.Calibrator",
+    "deploylearn.models.similarity.PatternSimilarity",
+    "deploylearn.models.duration.DurationModel",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.neighbors._kd_tree.KDTree",
+]
+_PREDICT_FN = {"success": "predict_proba", "similarity": "predict", "duration": "predict"}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered model version."""
+
+    kind: str
+    name: str
+    version: str
+    run_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A gate rule on one metric; maps to ``mlflow.models.MetricThreshold``."""
+
+    threshold: float | None = None
+    min_absolute_change: float | None = None
+    greater_is_better: bool = False
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    failures: str
+    thresholds: dict[str, str]
+    candidate: dict[str, float]
+    baseline: dict[str, float] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "failures": self.failures,
+            "thresholds": self.thresholds,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+        }
+
+
+def _metric(name: str, fn: Any) -> Any:
+    def evaluate(predictions: pd.Series, targets: pd.Series, metrics: Any) -> float:
+        return float(fn(targets.to_numpy(dtype=float), predictions.to_numpy(dtype=float)))
+
+    return make_metric(eval_fn=evaluate, greater_is_better=m.GREATER_IS_BETTER[name], name=name)
+
+
+_EXTRA_METRICS = [
+    _metric("roc_auc", m.roc_auc),
+    _metric("brier_score", m.brier_score),
+    _metric("log_loss", m.log_loss),
+    _metric("ece", m.expected_calibration_error),
+]
+
+
+class Registry:
+    """Tracking and registry operations deploylearn needs, on one tracking URI.
+
+    Sets MLflow's global tracking URI (MLflow's fluent API has no other way to log runs).
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        *,
+        experiment_name: str = EXPERIMENT_NAME,
+        root: Path | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri or default_tracking_uri(root)
+        self.experiment_name = experiment_name
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        mlflow.set_tracking_uri(self.tracking_uri)
+        self.client = MlflowClient(self.tracking_uri)
+        self.experiment_id = self._experiment()
+
+    def _experiment(self) -> str:
+        existing = self.client.get_experiment_by_name(self.experiment_name)
+        if existing is not None:
+            return str(existing.experiment_id)
+        location = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            database = Path(self.tracking_uri.removeprefix("sqlite:///"))
+            location = (database.parent / "artifacts").resolve().as_uri()
+        return str(self.client.create_experiment(self.experiment_name, location))
+
+    # -- runs -------------------------------------------------------------------------------
+    @contextmanager
+    def start_run(self, run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+        """A run in the deploylearn experiment; FAILED if the block raises."""
+        with mlflow.start_run(
+            experiment_id=self.experiment_id, run_name=run_name, tags=dict(tags or {})
+        ) as run:
+            yield run.info.run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        mlflow.log_params({k: _param(v) for k, v in params.items()})
+
+    def log_metrics(self, values: Mapping[str, float]) -> None:
+        mlflow.log_metrics(
+            {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
+        )
+
+    def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
+        if run_id is None:
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        else:
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, str(value))
+
+    def log_dict(self, data: Any, path: str) -> None:
+        mlflow.log_dict(data, path)
+
+    def log_text(self, text: str, path: str) -> None:
+        mlflow.log_text(text, path)
+
+    def log_figure(self, figure: Any, path: str) -> None:
+        mlflow.log_figure(figure, path)
+
+    def log_table(self, table: pd.DataFrame, path: str) -> None:
+        mlflow.log_text(table.to_csv(index=False), path)
+
+    def log_dataset(
+        self, frame: pd.DataFrame, *, name: str, context: str, targets: str | None = None
+    ) -> None:
+        """Record a data set (schema, size, digest) as a run input."""
+        with _no_integer_hint():
+            dataset = mlflow.data.from_pandas(frame, name=name, targets=targets)
+            mlflow.log_input(dataset, context=context)
+
+    def log_embeddings(self, table: pd.DataFrame, path: str) -> None:
+        """The node-embedding table a model was trained with (serving must use the same)."""
+        folder, _, filename = path.rpartition("/")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / filename
+            table.to_parquet(local, index=False)
+            mlflow.log_artifact(str(local), artifact_path=folder or None)
+
+    def load_embeddings(self, run_id: str, path: str) -> pd.DataFrame | None:
+        """A run's node-embedding table, or None if it logged none."""
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, tracking_uri=self.tracking_uri
+            )
+        except (MlflowException, OSError):
+            return None
+        return pd.read_parquet(local)
+
+    def find_finished_run(self, fingerprint: str) -> str | None:
+        """The newest finished run trained on exactly this data and these settings."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG}fingerprint` = '{fingerprint}' "
+            "and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
+
+    # -- models -----------------------------------------------------------------------------
+    def log_model(
+        self, kind: str, model: Any, example: pd.DataFrame, *, pip_requirements: list[str]
+    ) -> ModelRef:
+        """Log and register ``model`` (signature and input example from ``example``)."""
+        name = MODEL_NAMES[kind]
+        predict = getattr(model, _PREDICT_FN[kind])
+        signature = infer_signature(example, predict(example))
+        info = mlflow.sklearn.log_model(
+            model,
+            name=f"{kind}_model",
+            signature=signature,
+            input_example=example.head(5),
+            registered_model_name=name,
+            pyfunc_predict_fn=_PREDICT_FN[kind],
+            serialization_format="skops",
+            skops_trusted_types=TRUSTED_TYPES,
+            pip_requirements=pip_requirements,
+        )
+        version = str(info.registered_model_version)
+        return ModelRef(kind, name, version, mlflow.active_run().info.run_id)  # type: ignore[union-attr]
+
+    def champion(self, kind: str = "success") -> ModelRef | None:
+        """The version holding the ``champion`` alias, or None before the first promotion."""
+        name = MODEL_NAMES[kind]
+        try:
+            version = self.client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+        except MlflowException:
+            return None
+        return ModelRef(kind, name, str(version.version), version.run_id, dict(version.tags))
+
+    def load(self, ref: ModelRef) -> Any:
+        return mlflow.sklearn.load_model(ref.uri)
+
+    def load_champion(self, kind: str = "success") -> Any | None:
+        ref = self.champion(kind)
+        return None if ref is None else self.load(ref)
+
+    def tag_version(self, ref: ModelRef, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(ref.name, ref.version, key, str(value))
+
+    # -- evaluation and gate ----------------------------------------------------------------
+    def evaluate(self, y: np.ndarray, p: np.ndarray) -> Any:
+        """``mlflow.models.evaluate`` of holdout probabilities in the active run."""
+        data = pd.DataFrame({"success": np.asarray(y, dtype=np.int64), "probability": p})
+        with _no_integer_hint():
+            return mlflow.models.evaluate(
+                data=data,
+                targets="success",
+                predictions="probability",
+                model_type=None,
+                extra_metrics=_EXTRA_METRICS,
+            )
+
+    @contextmanager
+    def nested_run(self, run_name: str) -> Iterator[str]:
+        with mlflow.start_run(
+            experiment_id=self.experiment_id, run_name=run_name, nested=True
+        ) as run:
+            yield run.info.run_id
+
+    def validate(
+        self,
+        thresholds: Mapping[str, Threshold],
+        candidate: Any,
+        baseline: Any | None = None,
+    ) -> GateResult:
+        """``mlflow.validate_evaluation_results``; a refusal is a result, not an error."""
+        rules = {
+            name: MetricThreshold(
+                threshold=t.threshold,
+                min_absolute_change=t.min_absolute_change,
+                greater_is_better=t.greater_is_better,
+            )
+            for name, t in thresholds.items()
+        }
+        failures = ""
+        try:
+            mlflow.validate_evaluation_results(rules, candidate, baseline)
+        except ModelValidationFailedException as exc:
+            failures = exc.message
+        return GateResult(
+            passed=not failures,
+            failures=failures,
+            thresholds={k: str(v) for k, v in rules.items()},
+            candidate={k: float(v) for k, v in candidate.metrics.items() if k in rules},
+            baseline=None
+            if baseline is None
+            else {k: float(v) for k, v in baseline.metrics.items() if k in rules},
+        )
+
+    def promote(self, refs: list[ModelRef], *, run_id: str, reason: str) -> dict[str, str | None]:
+        """Move ``champion`` to each of ``refs`` and record the move; returns previous versions."""
+        now = datetime.now(UTC).isoformat()
+        previous: dict[str, str | None] = {}
+        for ref in refs:
+            old = self.champion(ref.kind)
+            previous[ref.kind] = old.version if old else None
+            self.client.set_registered_model_alias(ref.name, CHAMPION_ALIAS, ref.version)
+            self.tag_version(
+                ref,
+                {
+                    f"{TAG}gate": "passed",
+                    f"{TAG}promoted_at": now,
+                    f"{TAG}promoted_by_run": run_id,
+                    f"{TAG}previous_champion": old.version if old else "none",
+                    f"{TAG}promotion_reason": reason,
+                },
+            )
+            if old is not None and old.version != ref.version:
+                self.tag_version(old, {f"{TAG}demoted_at": now, f"{TAG}replaced_by": ref.version})
+        self.set_tags(
+            {
+                f"{TAG}outcome": "promoted",
+                f"{TAG}promoted_versions": json.dumps({r.kind: r.version for r in refs}),
+                f"{TAG}previous_champions": json.dumps(previous),
+            },
+            run_id=run_id,
+        )
+        return previous
+
+    def record_refusal(self, refs: list[ModelRef], *, run_id: str, failures: str) -> None:
+        for ref in refs:
+            self.tag_version(ref, {f"{TAG}gate": "refused", f"{TAG}gate_failures": failures[:4000]})
+        self.set_tags({f"{TAG}outcome": "refused"}, run_id=run_id)
+
+    def runs(self, max_results: int = 100) -> pd.DataFrame:
+        """Training runs of the experiment, newest first (params, metrics, tags as columns)."""
+        return mlflow.search_runs(
+            experiment_ids=[self.experiment_id],
+            max_results=max_results,
+            order_by=["attributes.start_time DESC"],
+        )
+
+    def versions(self, kind: str = "success") -> pd.DataFrame:
+        """Registered versions of one model with their gate and promotion tags."""
+        name = MODEL_NAMES[kind]
+        try:
+            aliases = dict(self.client.get_registered_model(name).aliases)
+        except MlflowException:
+            return pd.DataFrame(columns=["version", "run_id", "aliases"])
+        rows = []
+        for version in self.client.search_model_versions(f"name = '{name}'"):
+            held = [a for a, v in aliases.items() if str(v) == str(version.version)]
+            rows.append(
+                {
+                    "version": int(version.version),
+                    "run_id": version.run_id,
+                    "aliases": ",".join(sorted(held)),
+                    **{k.removeprefix(TAG): v for k, v in version.tags.items()},
+                }
+            )
+        return pd.DataFrame(rows).sort_values("version").reset_index(drop=True)
+
+
+@contextmanager
+def _no_integer_hint() -> Iterator[None]:
+    """Labels are 0/1 integers on purpose; MLflow's hint about integer columns is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        yield
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:6000]

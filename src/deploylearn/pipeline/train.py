@@ -1,0 +1,502 @@
+"""``run_training``: the nightly job. extract -> features -> train -> evaluate -> register ->
+gate -> promote, in one place, under a lock.
+
+* **Idempotent**: the run's fingerprint (labelled rows + settings) is a tag; if a finished run
+  already has it, nothing is trained and the outcome is ``unchanged`` (``force`` overrides).
+* **Honest holdout**: the last ``holdout_fraction`` of labelled rows by time. Hyperparameters
+  and calibration are chosen inside the training period. The registered model is the one that
+  was evaluated (trained before the holdout), so the gate judges exactly what will serve.
+* **Gate**: MLflow's validation with thresholds (``models.registry``). Absolute: Brier no worse
+  than the global rate's, ECE <= ``max_ece`` + the ECE sampling noise alone would give on this
+  many rows (``metrics.calibration_noise``), ROC AUC >= ``min_auc``. Against the current
+  champion, on the same holdout rows (those after both models' training cut-offs) and with its
+  own embedding table: Brier no worse than the champion's + ``tolerance`` (or, with
+  ``min_improvement``, better by at least that much). ``champion`` moves only on a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from deploylearn.errors import DeploylearnError
+from deploylearn.features import TrainingFrame, training_frame_from_history
+from deploylearn.models.metrics import calibration_noise
+from deploylearn.models.success import (
+    DEFAULT_GRID,
+    SuccessModel,
+    permutation_importances,
+    select_success_params,
+)
+from deploylearn.models.tracking import default_tracking_uri, mlruns_dir
+from deploylearn.pipeline import steps
+from deploylearn.pipeline.lock import training_lock
+
+if TYPE_CHECKING:
+    from deploylearn.models.registry import GateResult, ModelRef, Registry
+    from deploylearn.store.base import Store
+
+Outcome = Literal["promoted", "unchanged", "refused", "dry_run"]
+EXIT_OK = 0
+EXIT_GATE_REFUSED = 5
+EXIT_LOCKED = 6
+CUTOFF_TAG = "deploylearn.training_cutoff"
+EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"
+# Serving blend (DESIGN.md): Beta(k*p + s, k*(1-p) + f), s and f decayed with this half-life.
+BLEND_PRIOR_STRENGTH = 10.0
+BLEND_HALF_LIFE_DAYS = 90.0
+
+
+class NotEnoughDataError(DeploylearnError, ValueError):
+    """Too few executions with an outcome to train and hold out."""
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Everything a training run depends on (all of it lands in MLflow params)."""
+
+    seed: int = 0
+    holdout_fraction: float = 0.2
+    since: datetime | None = None
+    embeddings: str = "auto"
+    embedding_dimension: int = 32
+    tune: bool = True
+    success_params: dict[str, Any] = field(default_factory=dict)
+    blend_prior_strength: float = BLEND_PRIOR_STRENGTH
+    blend_half_life_days: float = BLEND_HALF_LIFE_DAYS
+    max_ece: float = 0.03
+    min_auc: float = 0.55
+    tolerance: float = 0.0
+    min_improvement: float | None = None
+    min_training_rows: int = 200
+    min_holdout_rows: int = 100
+    importance_repeats: int = 3
+    threads: int | None = 1
+    dry_run: bool = False
+    force: bool = False
+    tracking_uri: str | None = None
+    lock_path: Path | None = None
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The settings that change what is trained (not how the run is reported)."""
+        skip = {"dry_run", "force", "tracking_uri", "lock_path", "importance_repeats", "threads"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+@dataclass
+class TrainingRun:
+    """What a run did; ``exit_code`` is what a scheduler should see."""
+
+    outcome: Outcome
+    message: str
+    fingerprint: str
+    run_id: str | None = None
+    tracking_uri: str | None = None
+    training_rows: int = 0
+    holdout_rows: int = 0
+    holdout_start: str | None = None
+    embeddings: str = "none"
+    success_params: dict[str, Any] = field(default_factory=dict)
+    calibration: str | None = None
+    comparison: pd.DataFrame | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    gate: dict[str, Any] | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    previous_champions: dict[str, str | None] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_GATE_REFUSED if self.outcome == "refused" else EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["comparison"] = (
+            None if self.comparison is None else self.comparison.to_dict(orient="records")
+        )
+        data["exit_code"] = self.exit_code
+        return data
+
+
+Progress = Callable[[str], None]
+
+
+def run_training(
+    store: Store, settings: TrainingSettings | None = None, *, progress: Progress | None = None
+) -> TrainingRun:
+    """Run the nightly job once (see the module docstring); holds the training lock."""
+    settings = settings or TrainingSettings()
+    lock = settings.lock_path or mlruns_dir() / "train.lock"
+    with training_lock(lock):
+        return _run(store, settings, progress or (lambda _: None))
+
+
+def _run(store: Store, settings: TrainingSettings, progress: Progress) -> TrainingRun:
+    timer = _StepTimer(progress)
+    step = timer.step
+
+    step("extract")
+    history = steps.extract(store)
+    mode = steps.resolve_embeddings(history.store_url, settings.embeddings)
+    fp = steps.fingerprint(history, {**settings.fingerprint_fields(), "embeddings": mode})
+    tracking_uri = settings.tracking_uri or default_tracking_uri()
+    registry: Registry | None = None
+    if not settings.dry_run:
+        from deploylearn.models.registry import Registry
+
+        registry = Registry(tracking_uri)
+        previous = None if settings.force else registry.find_finished_run(fp)
+        if previous is not None:
+            return TrainingRun(
+                outcome="unchanged",
+                message=f"run {previous} already trained on this data with these settings",
+                fingerprint=fp,
+                run_id=previous,
+                tracking_uri=tracking_uri,
+                embeddings=mode,
+                timings=timer.durations(),
+            )
+    try:
+        cut = steps.holdout_start(
+            history,
+            settings.holdout_fraction,
+            since=settings.since,
+            min_training_rows=settings.min_training_rows,
+            min_holdout_rows=settings.min_holdout_rows,
+        )
+    except ValueError as exc:
+        raise NotEnoughDataError(str(exc)) from exc
+
+    step("features")
+    embeddings: str | pd.DataFrame = mode
+    if mode == "gds":
+        embeddings = steps.gds_embeddings(store, settings.embedding_dimension, settings.seed)
+    tf = steps.build_features(
+        history,
+        embeddings=embeddings,
+        embedding_dimension=settings.embedding_dimension,
+        random_seed=settings.seed,
+        graph_until=cut,
+        since=settings.since,
+    )
+    train, holdout = steps.split(tf, cut)
+    if train.y.nunique() < 2:
+        raise NotEnoughDataError("the training period holds only one outcome (all succeed or fail)")
+
+    step("train")
+    params = dict(settings.success_params)
+    tuning = None
+    if settings.tune and not params:
+        params, tuning = select_success_params(
+            train.X,
+            train.y,
+            DEFAULT_GRID,
+            random_state=settings.seed,
+            base={"n_threads": settings.threads},
+        )
+    model = steps.fit_success(train, params, random_state=settings.seed, n_threads=settings.threads)
+    seconds_train = steps.durations(history, train)
+    duration = steps.fit_duration(
+        train, seconds_train, random_state=settings.seed, n_threads=settings.threads
+    )
+    vectors = steps.pattern_vectors(history.patterns, train.node_embeddings)
+    similarity = steps.fit_similarity(vectors, train, prior_strength=settings.blend_prior_strength)
+
+    step("evaluate")
+    predictions = steps.predictions_on(
+        model, train, holdout, prior_strength=settings.blend_prior_strength
+    )
+    y = holdout.y.to_numpy()
+    comparison = steps.comparison_table(
+        y, predictions, contexts=steps.holdout_contexts(history, holdout)
+    )
+    model_row = comparison.iloc[0]
+    metrics: dict[str, float] = {
+        name: float(model_row[name]) for name in ("roc_auc", "brier_score", "log_loss", "ece")
+    }
+    metrics["context_auc"] = float(model_row["context_auc"])
+    metrics["ece_noise"] = calibration_noise(predictions[steps.MODEL_LABEL][0])
+    metrics.update(steps.duration_metrics(duration, holdout, steps.durations(history, holdout)))
+    metrics.update(steps.cold_start_metrics(similarity, vectors, train, holdout))
+    global_brier = float(
+        comparison.loc[comparison["method"] == "global rate", "brier_score"].iloc[0]
+    )
+    importances = permutation_importances(
+        model, holdout.X, y, n_repeats=settings.importance_repeats, random_state=settings.seed
+    )
+
+    run = TrainingRun(
+        outcome="dry_run",
+        message="",
+        fingerprint=fp,
+        tracking_uri=None if settings.dry_run else tracking_uri,
+        training_rows=len(train),
+        holdout_rows=len(holdout),
+        holdout_start=cut.isoformat(),
+        embeddings=tf.embeddings,
+        success_params=params,
+        calibration=model.calibration_method_,
+        comparison=comparison,
+        metrics=metrics,
+    )
+    if settings.dry_run or registry is None:
+        passes = (
+            metrics["brier_score"] <= global_brier
+            and metrics["ece"] <= settings.max_ece + metrics["ece_noise"]
+            and metrics["roc_auc"] >= settings.min_auc
+        )
+        run.message = (
+            "dry run: nothing logged or promoted; absolute gate thresholds would "
+            + ("pass" if passes else "fail")
+            + " (the champion comparison needs a real run)"
+        )
+        run.timings = timer.durations()
+        return run
+
+    step("register")
+    with registry.start_run(
+        f"train-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
+        tags={"deploylearn.fingerprint": fp, "deploylearn.outcome": "running"},
+    ) as run_id:
+        run.run_id = run_id
+        _log_run(
+            registry,
+            settings,
+            run,
+            tf,
+            train,
+            holdout,
+            model,
+            tuning,
+            importances,
+            predictions,
+            mode,
+            cut,
+        )
+        refs = [
+            registry.log_model(
+                "success", model, train.X.head(50), pip_requirements=_requirements()
+            ),
+            registry.log_model(
+                "duration", duration, train.X.head(50), pip_requirements=_requirements()
+            ),
+            registry.log_model(
+                "similarity", similarity, vectors.head(50), pip_requirements=_requirements()
+            ),
+        ]
+        for ref in refs:
+            registry.tag_version(ref, {CUTOFF_TAG: cut.isoformat(), "deploylearn.fingerprint": fp})
+        run.versions = {ref.kind: ref.version for ref in refs}
+
+        step("gate")
+        gate = _gate(registry, settings, history, holdout, model, cut, global_brier)
+        run.gate = gate.as_dict()
+        registry.log_dict(run.gate, "gate.json")
+        registry.set_tags({"deploylearn.gate": "passed" if gate.passed else "refused"})
+
+        step("promote")
+        if gate.passed:
+            run.previous_champions = registry.promote(
+                refs, run_id=run_id, reason="passed the holdout gate"
+            )
+            run.outcome = "promoted"
+            run.message = f"promoted version {run.versions['success']} to champion"
+        else:
+            registry.record_refusal(refs, run_id=run_id, failures=gate.failures)
+            run.outcome = "refused"
+            run.message = f"gate refused version {run.versions['success']}: {gate.failures}"
+        run.timings = timer.durations()
+        registry.log_metrics({f"time_{k}": v for k, v in run.timings.items()})
+    return run
+
+
+class _StepTimer:
+    """Reports each step as it starts and keeps its wall time."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.starts: list[tuple[str, float]] = []
+
+    def step(self, name: str) -> None:
+        self.progress(name)
+        self.starts.append((name, time.perf_counter()))
+
+    def durations(self) -> dict[str, float]:
+        ends = [t for _, t in self.starts[1:]] + [time.perf_counter()]
+        return {f"{n}_s": round(e - t, 3) for (n, t), e in zip(self.starts, ends, strict=True)}
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for package in ("deploylearn", "scikit-learn", "numpy", "pandas", "scipy", "skops"):
+        try:
+            out.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _log_run(
+    registry: Registry,
+    settings: TrainingSettings,
+    run: TrainingRun,
+    tf: TrainingFrame,
+    train: TrainingFrame,
+    holdout: TrainingFrame,
+    model: SuccessModel,
+    tuning: pd.DataFrame | None,
+    importances: pd.DataFrame,
+    predictions: dict[str, steps.Prediction],
+    mode: str,
+    cut: pd.Timestamp,
+) -> None:
+    """Params, data sets, metrics, plots and tables of one run."""
+    registry.log_params(
+        {
+            **{f"setting.{k}": v for k, v in settings.fingerprint_fields().items()},
+            **{f"success.{k}": v for k, v in model.get_params().items()},
+            "success.calibration_chosen": model.calibration_method_,
+            "success.used_features": len(model.used_features_),
+            "embeddings.mode": mode,
+            "embeddings.source": tf.embeddings,
+            "blend.prior_strength": settings.blend_prior_strength,
+            "blend.half_life_days": settings.blend_half_life_days,
+            "data.training_rows": len(train),
+            "data.holdout_rows": len(holdout),
+            "data.holdout_start": cut.isoformat(),
+            "data.training_start": str(train.meta["started_at"].min()),
+            "data.holdout_end": str(holdout.meta["started_at"].max()),
+            "data.features": len(tf.feature_names),
+            "data.training_success_rate": round(float(train.y.mean()), 4),
+            "python": platform.python_version(),
+        }
+    )
+    registry.set_tags({CUTOFF_TAG: cut.isoformat()})
+    registry.log_dataset(_described(train), name="training", context="training", targets="success")
+    registry.log_dataset(_described(holdout), name="holdout", context="holdout", targets="success")
+    registry.log_metrics(run.metrics)
+    comparison = run.comparison if run.comparison is not None else pd.DataFrame()
+    for _, row in comparison.iloc[1:].iterrows():
+        prefix = "baseline." + "".join(c if c.isalnum() else "_" for c in str(row["method"]))
+        registry.log_metrics({f"{prefix}.{k}": row[k] for k in comparison.columns if k != "method"})
+    registry.log_table(comparison, "evaluation/holdout_comparison.csv")
+    registry.log_figure(
+        steps.calibration_figure(holdout.y.to_numpy(), predictions), "evaluation/calibration.png"
+    )
+    registry.log_table(importances, "evaluation/feature_importances.csv")
+    registry.log_figure(steps.importance_figure(importances), "evaluation/feature_importances.png")
+    if model.calibration_scores_:
+        registry.log_dict(model.calibration_scores_, "evaluation/calibration_choice.json")
+    if tuning is not None:
+        registry.log_table(tuning, "evaluation/tuning.csv")
+    registry.log_dict(
+        {"feature_names": tf.feature_names, "used_features": model.used_features_},
+        "features/feature_names.json",
+    )
+    if tf.node_embeddings is not None:
+        registry.log_embeddings(tf.node_embeddings, EMBEDDINGS_ARTIFACT)
+    registry.log_dict(json.loads(json.dumps(tf.timings)), "features/timings.json")
+
+
+def _described(frame: TrainingFrame) -> pd.DataFrame:
+    """What the run trained on, without the feature matrix: ids, time, context and label."""
+    return frame.meta.assign(
+        started_at=frame.meta["started_at"].astype(str), success=frame.y.to_numpy()
+    )
+
+
+def _gate(
+    registry: Registry,
+    settings: TrainingSettings,
+    history: steps.History,
+    holdout: TrainingFrame,
+    model: SuccessModel,
+    cut: pd.Timestamp,
+    global_brier: float,
+) -> GateResult:
+    """MLflow validation of the challenger, and of the champion on the same rows if any."""
+    from deploylearn.models.registry import Threshold
+
+    champion_ref = registry.champion("success")
+    rows = holdout
+    champion_p = None
+    if champion_ref is not None:
+        champion_cut = pd.Timestamp(champion_ref.tags.get(CUTOFF_TAG, cut.isoformat()))
+        mask = (holdout.meta["started_at"] >= max(cut, champion_cut)).to_numpy()
+        rows = steps.subset(holdout, mask)
+        if len(rows) < settings.min_holdout_rows:
+            rows = holdout  # too few rows after the champion's cut-off: compare on all
+        champion = registry.load(champion_ref)
+        champion_X = _champion_features(registry, champion_ref, champion, history, rows)
+        champion_p = champion.predict_proba(champion_X)[:, 1]
+    y = rows.y.to_numpy()
+    p = model.predict_proba(rows.X)[:, 1]
+    candidate = registry.evaluate(y, p)
+    thresholds = {
+        "ece": Threshold(
+            threshold=settings.max_ece + calibration_noise(p), greater_is_better=False
+        ),
+        "roc_auc": Threshold(threshold=settings.min_auc, greater_is_better=True),
+    }
+    baseline = None
+    if champion_p is None:
+        thresholds["brier_score"] = Threshold(threshold=global_brier, greater_is_better=False)
+    else:
+        with registry.nested_run(f"champion-v{champion_ref.version}-on-holdout"):  # type: ignore[union-attr]
+            baseline = registry.evaluate(y, champion_p)
+        champion_brier = float(baseline.metrics["brier_score"])
+        registry.log_metrics({f"champion.{k}": v for k, v in baseline.metrics.items()})
+        if settings.min_improvement:
+            thresholds["brier_score"] = Threshold(
+                threshold=global_brier,
+                min_absolute_change=settings.min_improvement,
+                greater_is_better=False,
+            )
+        else:
+            thresholds["brier_score"] = Threshold(
+                threshold=min(global_brier, champion_brier + settings.tolerance),
+                greater_is_better=False,
+            )
+    return registry.validate(thresholds, candidate, baseline if settings.min_improvement else None)
+
+
+def _champion_features(
+    registry: Registry,
+    ref: ModelRef,
+    champion: Any,
+    history: steps.History,
+    rows: TrainingFrame,
+) -> pd.DataFrame:
+    """Holdout features as the champion sees them: with its own embedding table if it used one."""
+    used = getattr(champion, "used_features_", [])
+    if not any(str(c).startswith("emb_") for c in used) or ref.run_id is None:
+        return rows.X
+    table = registry.load_embeddings(ref.run_id, EMBEDDINGS_ARTIFACT)
+    if table is None:
+        return rows.X
+    full = training_frame_from_history(history.frame, history.patterns, embeddings=table)
+    position = pd.Index(full.meta["execution_id"]).get_indexer(rows.meta["execution_id"])
+    if (position < 0).any():
+        return rows.X
+    return full.X.iloc[position].reset_index(drop=True)
+
+
+__all__ = [
+    "EXIT_GATE_REFUSED",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "NotEnoughDataError",
+    "TrainingRun",
+    "TrainingSettings",
+    "run_training",
+]
