@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from deploylearn.redaction import is_secret_key
+from deploylearn.redaction import is_secret_key, key_words
 
 NUMERIC_TOLERANCE = 0.15
 MAX_KEY_DIFFERENCE = 1
@@ -64,8 +64,6 @@ VOLATILE_WORDS = frozenset(
         "hash",
     }
 )
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_NON_WORD = re.compile(r"[^a-z0-9]+")
 _VOLATILE_VALUE = re.compile(
     r"^(\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}.*)?"  # ISO date / timestamp
     r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # UUID
@@ -79,7 +77,7 @@ _FALSE = {"false", "no", "off", "disabled"}
 @lru_cache(maxsize=65536)
 def normalize_key(key: str) -> str:
     """``Validation-Timeout`` / ``validationTimeout`` → ``validation_timeout``."""
-    return "_".join(w for w in _NON_WORD.split(_CAMEL.sub("_", str(key)).lower()) if w)
+    return "_".join(key_words(key))
 
 
 @lru_cache(maxsize=65536)

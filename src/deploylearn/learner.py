@@ -12,7 +12,7 @@ from deploylearn.config import Settings
 from deploylearn.errors import ConflictError, FieldProblem, InvalidRecordError
 from deploylearn.interchange import Format, Row, read_rows, write_records
 from deploylearn.preparation import PreparedExecution, prepare
-from deploylearn.records import parse_adaptation, parse_execution
+from deploylearn.records import parse_adaptation, parse_execution, slugify
 from deploylearn.redaction import SecretCipher
 from deploylearn.store import Store, open_store
 
@@ -66,10 +66,6 @@ def _prepare_rows(rows: Iterable[Row], cipher: SecretCipher | None) -> Iterator[
             yield line, prepare(parse_execution(raw), cipher)
         except InvalidRecordError as exc:
             yield line, exc.at_line(line)
-
-
-def _slug_arg(value: str) -> str:
-    return "_".join(value.strip().lower().replace("-", " ").split())
 
 
 class DeploymentPatternLearner:
@@ -150,7 +146,7 @@ class DeploymentPatternLearner:
         """Patterns ranked for a context, with probability, interval, counts and reasons."""
         from deploylearn.serving import rank_patterns
 
-        slug = _slug_arg
+        slug = slugify
         answers = rank_patterns(
             self.store.executions_frame(),
             self.store.patterns(),

@@ -39,13 +39,15 @@ FUTURE_SLACK = timedelta(days=1)
 _ALREADY_SLUG = re.compile(r"[a-z0-9_.]+")
 
 
-def _slug(value: object) -> object:
+def slugify(value: str) -> str:
     """Lower-case and underscore names so 'Blue-Green' and 'blue_green' are one strategy."""
-    if isinstance(value, str):
-        if _ALREADY_SLUG.fullmatch(value):  # the common case, several times cheaper
-            return value
-        return "_".join(value.strip().lower().replace("-", " ").split())
-    return value
+    if _ALREADY_SLUG.fullmatch(value):  # the common case, several times cheaper
+        return value
+    return "_".join(value.strip().lower().replace("-", " ").split())
+
+
+def _slug(value: object) -> object:
+    return slugify(value) if isinstance(value, str) else value
 
 
 def _listify(value: object) -> object:

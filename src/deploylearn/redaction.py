@@ -44,10 +44,15 @@ _FREE_TEXT = re.compile(
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[a-z0-9._~+/=-]{8,}")
 
 
+def key_words(key: str) -> list[str]:
+    """``dbPassword`` / ``db-password`` → ``["db", "password"]``: keys compared word by word."""
+    return [w for w in _NON_WORD.split(_CAMEL.sub("_", str(key)).lower()) if w]
+
+
 @lru_cache(maxsize=65536)
 def is_secret_key(key: str) -> bool:
     """True when a configuration key names a credential (word-wise, so 'keyboard' is not one)."""
-    lowered = [w for w in _NON_WORD.split(_CAMEL.sub("_", key).lower()) if w]
+    lowered = key_words(key)
     joined = "".join(lowered)
     return any(w in SECRET_WORDS for w in lowered) or joined.endswith(("apikey", "privatekey"))
 

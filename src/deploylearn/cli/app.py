@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_json
 from deploylearn.cli.train_commands import evaluate_app, train
 from deploylearn.errors import (
     DeploylearnError,
@@ -44,30 +44,6 @@ app.add_typer(deploy_app, name="deploy")
 app.add_typer(db_app, name="db")
 app.command("train")(train)
 app.add_typer(evaluate_app, name="evaluate")
-
-out = Console()
-err = Console(stderr=True)
-
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        envvar="DEPLOYLEARN_STORE",
-        help="Store URL: duckdb:///path/file.duckdb (default: the embedded file) or "
-        "neo4j://user:pass@host:7687.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _json(data: Any) -> None:
-    sys.stdout.write(
-        orjson.dumps(
-            data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
-        ).decode()
-        + "\n"
-    )
 
 
 def _learner(store: str | None):  # type: ignore[no-untyped-def]
@@ -161,7 +137,7 @@ def record(
     with _learner(store) as learner:
         new_id = learner.record_deployment_execution(**fields)
     if as_json:
-        _json({"execution_id": new_id})
+        print_json({"execution_id": new_id})
     else:
         out.print(f"recorded {new_id}")
 
@@ -206,7 +182,7 @@ def ingest(
             progress=lambda n: progress.update(task, completed=n),
         )
     if as_json:
-        _json(report.as_dict())
+        print_json(report.as_dict())
     else:
         table = Table(title=f"ingest {path}")
         for column in ("read", "accepted", "duplicates", "rejected"):
@@ -243,7 +219,7 @@ def export(
     with _learner(store) as learner:
         count = learner.export(path, fmt=fmt)  # type: ignore[arg-type]
     if as_json:
-        _json({"path": str(path), "exported": count})
+        print_json({"path": str(path), "exported": count})
     else:
         out.print(f"exported {count} executions to {path}")
 
@@ -269,7 +245,7 @@ def recommendations(
             limit=limit,
         )
     if as_json:
-        _json(answers)
+        print_json(answers)
         return
     _print_recommendations(answers, environment, resource_list)
 
@@ -330,7 +306,7 @@ def demo(
             progress=lambda n: progress.update(task, completed=n),
         )
     if as_json:
-        _json(summary)
+        print_json(summary)
         return
     table = Table(title=f"demo history: {summary['executions']} executions, seed {seed}")
     for column in ("environment", "executions", "success rate", "patterns"):
@@ -358,7 +334,7 @@ def db_init(store: StoreOption = None, as_json: JsonOption = False) -> None:
         opened.init_schema()
         stats = opened.stats()
     if as_json:
-        _json(stats.as_dict())
+        print_json(stats.as_dict())
     else:
         out.print(f"initialized {stats.url} (schema version {stats.schema_version})")
 
@@ -371,7 +347,7 @@ def db_status(store: StoreOption = None, as_json: JsonOption = False) -> None:
     with open_store(store) as opened:
         stats = opened.stats().as_dict()
     if as_json:
-        _json(stats)
+        print_json(stats)
         return
     table = Table(title=str(stats.pop("url")))
     table.add_column("entity")

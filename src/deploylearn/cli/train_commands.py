@@ -17,11 +17,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_json
 from deploylearn.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -31,20 +30,6 @@ EXIT_GATE_REFUSED = 5  # same values as deploylearn.pipeline.train (not imported
 EXIT_LOCKED = 6  # `ign --help` fast, the pipeline pulls in scikit-learn)
 EMBEDDING_MODES = ("auto", "none", "numpy", "gds")
 
-out = Console()
-err = Console(stderr=True)
-
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        envvar="DEPLOYLEARN_STORE",
-        help="Store URL: duckdb:///path/file.duckdb (default: the embedded file) or "
-        "neo4j://user:pass@host:7687.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SinceOption = Annotated[
     str | None,
     typer.Option(
@@ -68,17 +53,6 @@ ThreadsOption = Annotated[
 ]
 
 evaluate_app = typer.Typer(help="Evaluate the learner over time.", no_args_is_help=True)
-
-
-def _json(data: Any) -> None:
-    sys.stdout.write(
-        orjson.dumps(
-            data,
-            option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY,
-            default=str,
-        ).decode()
-        + "\n"
-    )
 
 
 def _since(text: str | None) -> datetime | None:
@@ -192,7 +166,7 @@ def train(
         sys.stderr.write(f"error: {exc}\n")
         raise typer.Exit(EXIT_LOCKED) from exc
     if as_json:
-        _json(result.as_dict())
+        print_json(result.as_dict())
     else:
         _print_training(result)
     if result.exit_code:
@@ -281,7 +255,7 @@ def evaluate_backtest(
             progress=lambda done, total: status.update(f"backtest: fold {done}/{total}"),
         )
     if as_json:
-        _json(report.as_dict())
+        print_json(report.as_dict())
         return
     _print_backtest(report.summary, report.folds)
 
