@@ -1,26 +1,27 @@
-"""Neo4j benchmark: bulk ingest against the seed's path, then GDS on the result (not a test).
+"""Neo4j benchmark: bulk ingest against the seed's path, reads, then GDS (not a test).
 
 Against one Neo4j + GDS server (``--store``; it is WIPED, so never point it at real data):
 
-1. bulk:     ``learner.record_executions(records, batch_size=…)`` of ``--executions`` demo
-             records into a wiped store, once per ``--batch-sizes`` entry;
-2. baseline: the seed-style path on the first ``--baseline`` records of the same history, into a
+1. baseline: the seed-style path on the first ``--baseline`` records of the history, into a
              wiped store: one transaction per execution that creates it, looks up a pattern by
              strategy + configuration and updates (or creates) it. It is written here with
              the ``neo4j`` driver, since it is the seed's path, not ours;
-3. GDS:      on the graph of the last bulk run: GDS's memory estimates, the structural
-             projection, FastRP and node similarity, each with wall time and the JVM heap
-             (JMX, sampled every 50 ms while it runs).
+2. bulk:     the shipped ``Neo4jStore`` through ``learner.record_executions(records,
+             batch_size=…)`` of ``--executions`` demo records into a wiped store, per
+             ``--batch-sizes`` entry (``--repeats`` times; the best counts), printed next to
+             the baseline with their ratio;
+3. reads:    ``executions_frame()``, ``metrics_frame()`` and ``issues()`` on the graph of the
+             last bulk run (wall time, µs per row);
+4. GDS:      on that graph: GDS's memory estimates, the structural projection, FastRP and node
+             similarity, each with wall time and the JVM heap (JMX, sampled every 50 ms).
 
-``--variants`` adds prototypes of changes to the Neo4j store, written only here (see
-``PrototypeNeo4jStore``): ``prototype`` (cheaper parameters: same graph, same answers),
-``pipelined`` (the same, plus preparing the next batch while the previous one is written) and
-``lean`` (pipelined, without the two execution indexes and the metric constraint that no
-store query uses). Whether the driver's Rust codec
-(``neo4j-rust-ext``) is active is printed: it changes parameter encoding a lot.
+``--variants pipelined`` also runs the same store with the next batch prepared in this thread
+while a writer thread writes the previous one (what ``record_executions`` could do). Whether
+the driver's Rust codec (``neo4j-rust-ext``) is active is printed: it changes parameter
+encoding a lot.
 
 Usage:
-    scripts/neo4j-server start   # or NEO4J_HOME_DIR=… NEO4J_BOLT_PORT=7688 …
+    NEO4J_HOME_DIR=.neo4j-bench NEO4J_BOLT_PORT=7688 scripts/neo4j-server start
     .venv/bin/python benchmarks/neo4j_benchmark.py --store bolt://127.0.0.1:7688
 """
 
@@ -45,10 +46,9 @@ from neo4j import Driver, ManagedTransaction
 from deploylearn import DeploymentPatternLearner
 from deploylearn.preparation import PreparedExecution, prepare
 from deploylearn.records import parse_execution
-from deploylearn.store import cypher, gds
+from deploylearn.store import gds, neo4j_store
 from deploylearn.store.cypher import Label, Rel
-from deploylearn.store.neo4j_store import Neo4jStore, _persist
-from deploylearn.store.plan import WritePlan, WriteResult, plan_write
+from deploylearn.store.neo4j_store import Neo4jStore
 
 MiB = 2**20
 
@@ -139,108 +139,11 @@ def seed_style_ingest(driver: Driver, records: Sequence[dict[str, Any]]) -> tupl
     return len(records), created
 
 
-# -- prototypes of store changes (benchmark-only copies; see the report) --------------------
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-# Datetimes travel as ISO strings and are parsed by the server: the pure-Python driver spends
-# ~45 µs per datetime parameter. Batch-constant values (recorded_at/by, audit actor/time/
-# action) travel once as scalars instead of once per row.
-PROTO_CREATE_EXECUTIONS = cypher.CREATE_EXECUTIONS.replace(
-    "SET e = row.props\n",
-    "SET e = row.props, e.started_at = datetime(row.started_at),\n"
-    "    e.completed_at = datetime(row.completed_at), e.recorded_at = $now,"
-    " e.recorded_by = $actor\n",
-).replace(
-    "recorded_at: coalesce(row.props.completed_at, row.props.started_at)",
-    "recorded_at: datetime(coalesce(row.completed_at, row.started_at))",
-)
-PROTO_CREATE_AUDIT = f"""
-UNWIND $rows AS row
-CREATE (:{Label.AUDIT} {{logged_at: $now, actor: $actor, action: $action,
-    entity_id: row[0], detail: row[1]}})
-"""
-assert PROTO_CREATE_EXECUTIONS.count("datetime(") == 3, "CREATE_EXECUTIONS changed shape"
-
-
-class _ProtoTx:
-    """Routes the two hot statements of ``_persist`` to their prototypes, the rest unchanged."""
-
-    def __init__(self, tx: ManagedTransaction, actor: str) -> None:
-        self._tx = tx
-        self._actor = actor
-
-    def run(self, query: str, **params: Any) -> Any:
-        if query == cypher.CREATE_EXECUTIONS:
-            rows = params["rows"]
-            now = rows[0]["props"]["recorded_at"]
-            for row in rows:
-                props = row["props"]
-                row["started_at"] = _iso(props.pop("started_at"))
-                row["completed_at"] = _iso(props.pop("completed_at"))
-                del props["recorded_at"], props["recorded_by"]
-            return self._tx.run(PROTO_CREATE_EXECUTIONS, rows=rows, now=now, actor=self._actor)
-        if query == cypher.CREATE_AUDIT:
-            rows = params["rows"]
-            first = rows[0]
-            return self._tx.run(
-                PROTO_CREATE_AUDIT,
-                rows=[[r["entity_id"], r["detail"]] for r in rows],
-                now=first["logged_at"],
-                actor=first["actor"],
-                action=first["action"],
-            )
-        return self._tx.run(query, **params)
-
-
-class PrototypeNeo4jStore(Neo4jStore):
-    """``Neo4jStore`` with the prototype parameters; same graph, same answers."""
-
-    def write_executions(self, batch: Sequence[PreparedExecution], *, actor: str) -> WriteResult:
-        if not batch:
-            return WriteResult([], [], [])
-
-        def work(tx: ManagedTransaction) -> tuple[WritePlan, Any]:
-            ids = [e.execution_id for e in batch]
-            existing = {
-                r["execution_id"]: r["content_hash"]
-                for r in tx.run(cypher.EXISTING_HASHES, ids=ids)
-            }
-            index = self._load_index(tx)
-            plan = plan_write(batch, existing, index)
-            if plan.inserts:
-                _persist(_ProtoTx(tx, actor), plan, actor)  # type: ignore[arg-type]
-            return plan, index
-
-        plan, index = self._write(work)
-        self._index = index
-        return WriteResult([e.execution_id for e in plan.inserts], plan.duplicates, plan.conflicts)
-
-
-# Indexes and constraints that no query in cypher.py filters on (FRAME uses started_at,
-# AUDIT_LOG logged_at); each costs an index insert per execution at commit.
-LEAN_DROPS = (
-    "DROP INDEX execution_environment IF EXISTS",
-    "DROP INDEX execution_pattern IF EXISTS",
-    "DROP CONSTRAINT metric_id IF EXISTS",
-)
-
-
-class LeanNeo4jStore(PrototypeNeo4jStore):
-    """``PrototypeNeo4jStore`` without the unused execution indexes and metric constraint."""
-
-    def init_schema(self) -> None:
-        super().init_schema()
-        with self.driver.session() as session:
-            for statement in LEAN_DROPS:
-                session.run(statement).consume()
-
-
 def pipelined_ingest(
     learner: DeploymentPatternLearner, records: Sequence[dict[str, Any]], batch_size: int
 ) -> int:
-    """Prepare batch k+1 in this thread while one writer thread writes batch k.
+    """Prepare batch k+1 in this thread while one writer thread writes batch k (the shipped
+    store, called as ``record_executions`` would if it overlapped the two).
 
     Writes stay strictly ordered (one writer, a queue of one), so pattern assignment sees
     every earlier batch exactly as in ``record_executions``; only Python's validation and
@@ -308,28 +211,48 @@ def heap_sampled(store: Neo4jStore, interval: float = 0.05) -> Iterator[HeapWind
 
 
 # -- runs -----------------------------------------------------------------------------------
-def open_learner(url: str, variant: str) -> DeploymentPatternLearner:
-    if variant == "current":
-        return DeploymentPatternLearner.open(url)
-    if variant == "lean":
-        return DeploymentPatternLearner(LeanNeo4jStore.from_url(url))
-    return DeploymentPatternLearner(PrototypeNeo4jStore.from_url(url))
-
-
 def timed_bulk(
     url: str, variant: str, records: Sequence[dict[str, Any]], batch_size: int
 ) -> tuple[float, int, Any]:
-    with open_learner(url, variant) as learner:
-        learner.store.wipe()
-        start = time.perf_counter()
-        if variant in ("pipelined", "lean"):
-            accepted = pipelined_ingest(learner, records, batch_size)
-        else:
-            report = learner.record_executions(records, batch_size=batch_size)
-            assert report.rejected == 0, report.as_dict()["errors"][:3]
-            accepted = report.accepted
-        seconds = time.perf_counter() - start
-        return seconds, accepted, learner.store.stats()
+    """One bulk run; ``batch_size`` is both the learner's batch and the store's transaction."""
+    shipped = neo4j_store.TRANSACTION_ROWS
+    neo4j_store.TRANSACTION_ROWS = batch_size
+    try:
+        with DeploymentPatternLearner.open(url) as learner:
+            learner.store.wipe()
+            start = time.perf_counter()
+            if variant == "pipelined":
+                accepted = pipelined_ingest(learner, records, batch_size)
+            else:
+                report = learner.record_executions(records, batch_size=batch_size)
+                assert report.rejected == 0, report.as_dict()["errors"][:3]
+                accepted = report.accepted
+            seconds = time.perf_counter() - start
+            return seconds, accepted, learner.store.stats()
+    finally:
+        neo4j_store.TRANSACTION_ROWS = shipped
+
+
+def timed_reads(url: str, repeats: int, out: Callable[[str], None]) -> None:
+    """The serving reads on the graph left by the last bulk run: wall time and µs per row."""
+    with DeploymentPatternLearner.open(url) as learner:
+        store = learner.store
+        reads: list[tuple[str, Callable[[], Any]]] = [
+            ("executions_frame()", store.executions_frame),
+            ("metrics_frame()", store.metrics_frame),
+            ("issues()", store.issues),
+        ]
+        for name, read in reads:
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                rows = len(read())
+                times.append(time.perf_counter() - start)
+            best = min(times)
+            out(
+                f"  {name:<20} {rows:>9,} rows: best {best:.2f}s of {repeats} "
+                f"({', '.join(f'{t:.2f}' for t in times)}) = {best / max(rows, 1) * 1e6:.1f} µs/row"
+            )
 
 
 def generate(executions: int, seed: int) -> list[dict[str, Any]]:
@@ -345,7 +268,8 @@ def line(*cells: object, widths: Sequence[int] = (12, 8, 10, 9, 10)) -> str:
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
     out(
         f"store {args.store}; cpu count {os.cpu_count()}; "
-        f"neo4j Rust codec {'ON' if rust_codec() else 'off (pure Python packstream)'}"
+        f"neo4j Rust codec {'ON' if rust_codec() else 'off (pure Python packstream)'}; "
+        f"shipped transaction size {neo4j_store.TRANSACTION_ROWS:,}"
     )
     start = time.perf_counter()
     records = generate(args.executions, args.seed)
@@ -353,7 +277,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
 
     # Warm the server (JIT, query plans) so the first measured configuration is not penalized.
     warm = records[: min(len(records), 2 * args.batch_sizes[0])]
-    seconds, _, _ = timed_bulk(args.store, "current", warm, args.batch_sizes[0])
+    seconds, _, _ = timed_bulk(args.store, "store", warm, args.batch_sizes[0])
     out(f"warm-up: {len(warm):,} executions in {seconds:.1f}s (untimed)")
 
     # 2. the seed's path first, into a wiped store; the best of the repeats is the baseline
@@ -376,48 +300,49 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
         )
     baseline_rate = max(rates)
 
-    # 1. bulk, per variant and batch size
+    # 1. bulk, per variant and batch size; the best of the repeats counts
     out("")
     out(line("variant", "batch", "seconds", "exec/s", "x seed"))
     results: dict[tuple[str, int], float] = {}
     stats = None
     for variant in args.variants:
         for batch_size in args.batch_sizes:
-            seconds, accepted, stats = timed_bulk(args.store, variant, records, batch_size)
-            assert accepted == len(records), (accepted, len(records))
-            rate = accepted / seconds
-            results[variant, batch_size] = rate
-            out(
-                line(
-                    variant,
-                    batch_size,
-                    f"{seconds:.1f}",
-                    f"{rate:,.0f}",
-                    f"{rate / baseline_rate:.1f}",
+            for _ in range(args.repeats):
+                seconds, accepted, stats = timed_bulk(args.store, variant, records, batch_size)
+                assert accepted == len(records), (accepted, len(records))
+                rate = accepted / seconds
+                results[variant, batch_size] = max(rate, results.get((variant, batch_size), 0))
+                out(
+                    line(
+                        variant,
+                        batch_size,
+                        f"{seconds:.1f}",
+                        f"{rate:,.0f}",
+                        f"{rate / baseline_rate:.1f}",
+                    )
                 )
-            )
-    best_variant, best_batch = max(results, key=lambda k: results[k])
-    best = results[best_variant, best_batch]
-    current = {b: r for (v, b), r in results.items() if v == "current"}
     out("")
-    if current:
-        batch = max(current, key=lambda b: current[b])
+    for variant in args.variants:
+        rates_by_batch = {b: r for (v, b), r in results.items() if v == variant}
+        batch = max(rates_by_batch, key=lambda b: rates_by_batch[b])
         out(
-            f"bulk (current store): best {current[batch]:,.0f} executions/s at batch {batch:,} "
-            f"= {current[batch] / baseline_rate:.1f}x the seed-style path "
-            f"(targets: >= 5,000/s and >= 20x)"
+            f"bulk ({variant}): best {rates_by_batch[batch]:,.0f} executions/s at batch "
+            f"{batch:,}; seed-style {baseline_rate:,.0f}/s; ratio "
+            f"{rates_by_batch[batch] / baseline_rate:.1f}x (targets: >= 5,000/s and >= 20x)"
         )
-    out(
-        f"bulk (best of all variants): {best:,.0f} executions/s ({best_variant}, batch "
-        f"{best_batch:,}) = {best / baseline_rate:.1f}x the seed-style path"
-    )
     assert stats is not None
     out(
         f"graph: {stats.executions:,} executions, {stats.patterns:,} patterns, "
         f"{stats.issues:,} issues, {stats.rollback_scenarios:,} rollback scenarios"
     )
 
-    # 3. GDS on the graph left by the last bulk run
+    # 3. serving reads on the graph left by the last bulk run
+    if args.read_repeats:
+        out("")
+        out(f"reads on {stats.executions:,} executions:")
+        timed_reads(args.store, args.read_repeats, out)
+
+    # 4. GDS on the graph left by the last bulk run
     if args.skip_gds:
         return
     out("")
@@ -487,13 +412,22 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=100_000)
     parser.add_argument("--baseline", type=int, default=5_000, help="seed-style slice size")
     parser.add_argument("--baseline-repeats", type=int, default=2)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[2_000, 5_000, 10_000])
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=[1_000, 2_000, 5_000],
+        help="executions per batch and per transaction (the store's TRANSACTION_ROWS)",
+    )
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=["current"],
-        choices=["current", "prototype", "pipelined", "lean"],
+        default=["store"],
+        choices=["store", "pipelined"],
+        help="store: learner.record_executions; pipelined: prepare the next batch meanwhile",
     )
+    parser.add_argument("--repeats", type=int, default=1, help="bulk runs per configuration")
+    parser.add_argument("--read-repeats", type=int, default=3, help="0 skips the reads")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dimension", type=int, default=64)
     parser.add_argument("--top-k", type=int, default=5)

@@ -83,3 +83,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with open_store(url) as store:
         store.wipe()
     yield url
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """No test (nor an ``ign`` child process) sees the repository's own ``mlruns/`` champion.
+
+    Tests that train set their own tracking URI; everyone else serves without a model.
+    """
+    folder = tmp_path_factory.mktemp("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from deploylearn.config import Settings
 from deploylearn.errors import ConflictError, FieldProblem, InvalidRecordError
 from deploylearn.interchange import Format, Row, read_rows, write_records
 from deploylearn.preparation import PreparedExecution, prepare
-from deploylearn.records import parse_adaptation, parse_execution, slugify
+from deploylearn.records import parse_adaptation, parse_execution, parse_planned, slugify
 from deploylearn.redaction import SecretCipher
 from deploylearn.store import Store, open_store
+
+if TYPE_CHECKING:
+    from deploylearn.serving.advisor import Advisor
 
 MAX_KEPT_ERRORS = 1000
 _FORMAT_BY_SUFFIX: dict[str, Format] = {".csv": "csv", ".json": "json"}
@@ -75,15 +79,26 @@ class DeploymentPatternLearner:
     ``store_url="neo4j://…"``); use it as a context manager to release the store.
     """
 
-    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings | None = None, *, use_model: bool = True
+    ) -> None:
         self.store = store
         self.settings = settings or Settings.from_env(store.url)
         self._cipher = SecretCipher(self.settings.secret_key) if self.settings.secret_key else None
+        self.use_model = use_model
+        self._advisor: Advisor | None = None
 
     @classmethod
-    def open(cls, store_url: str | None = None, *, settings: Settings | None = None) -> Self:
+    def open(
+        cls,
+        store_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        use_model: bool = True,
+    ) -> Self:
+        """``use_model=False`` answers from the empirical prior even if a champion exists."""
         settings = settings or Settings.from_env(store_url)
-        return cls(open_store(store_url or settings.store_url), settings)
+        return cls(open_store(store_url or settings.store_url), settings, use_model=use_model)
 
     def __enter__(self) -> Self:
         return self
@@ -108,6 +123,7 @@ class DeploymentPatternLearner:
         Raises ``InvalidRecordError`` naming each bad field.
         """
         prepared = prepare(parse_execution(fields), self._cipher)
+        self._advisor = None
         result = self.store.write_executions([prepared], actor=self.settings.actor)
         if result.conflicts:
             raise ConflictError(result.conflicts[0][1])
@@ -133,29 +149,130 @@ class DeploymentPatternLearner:
 
     def record_environment_adaptation(self, **fields: Any) -> str:
         """Record an adaptation like the seed's example; returns its id (idempotent)."""
+        self._advisor = None
         return self.store.record_adaptation(parse_adaptation(fields), actor=self.settings.actor)
 
     # -- questions -------------------------------------------------------------------------
+    def advisor(self, *, refresh: bool = False) -> Advisor:
+        """The serving state (history snapshot + champion), built on first use and reused.
+
+        Recording through this learner invalidates it; call with ``refresh=True`` to see
+        writes made by other processes or a newly promoted champion.
+        """
+        if self._advisor is None or refresh:
+            from deploylearn.serving.advisor import Advisor
+            from deploylearn.serving.models import load_serving_models
+
+            models = load_serving_models() if self.use_model else None
+            self._advisor = Advisor.build(
+                self.store.executions_frame(),
+                self.store.patterns(),
+                models=models,
+                issues=self.store.issues(),
+            )
+        return self._advisor
+
     def get_deployment_recommendations(
         self,
         target_environment: str,
         resource_types: list[str],
         deployment_strategy: str | None = None,
+        gateway_host: str | None = None,
         limit: int = 5,
-    ) -> list[dict[str, Any]]:
-        """Patterns ranked for a context, with probability, interval, counts and reasons."""
-        from deploylearn.serving import rank_patterns
+    ) -> dict[str, Any]:
+        """Patterns ranked for a context by the champion's probability blended with each
+        pattern's time-decayed Beta posterior; with intervals, counts, reasons and similar
+        patterns (see ``serving.advisor``)."""
+        return self.advisor().recommend(
+            slugify(target_environment),
+            [slugify(r) for r in resource_types],
+            slugify(deployment_strategy) if deployment_strategy else None,
+            gateway_host.strip().lower() if gateway_host else None,
+            limit,
+        )
 
-        slug = slugify
-        answers = rank_patterns(
+    def predict_success(self, planned: dict[str, Any] | Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """Risk of planned deployments (one dict or several): probability, interval, risk
+        factors and the most similar past failures. Raises ``InvalidRecordError`` naming the
+        field (and the position, as ``line``, when several are given)."""
+        items = [planned] if isinstance(planned, dict) else list(planned)
+        parsed = []
+        for position, item in enumerate(items, 1):
+            try:
+                parsed.append(parse_planned(item))
+            except InvalidRecordError as exc:
+                raise exc.at_line(position) if len(items) > 1 else exc from None
+        return self.advisor().predict(parsed)
+
+    def get_environment_adaptations(
+        self,
+        source_environment: str,
+        target_environment: str,
+        resource_type: str | None = None,
+        limit: int = 3,
+    ) -> dict[str, Any]:
+        """Configuration changes between two environments, mined from successful runs, plus
+        recorded adaptations (see ``serving.adaptations``)."""
+        from deploylearn.serving.adaptations import environment_adaptations
+
+        source, target = slugify(source_environment), slugify(target_environment)
+        answers = environment_adaptations(
             self.store.executions_frame(),
             self.store.patterns(),
-            target_environment=slug(target_environment),
-            resource_types=[slug(r) for r in resource_types],
-            deployment_strategy=slug(deployment_strategy) if deployment_strategy else None,
+            self.store.adaptations(),
+            source_environment=source,
+            target_environment=target,
+            resource_type=slugify(resource_type) if resource_type else None,
             limit=limit,
         )
-        return [a.as_dict() for a in answers]
+        return {
+            "source_environment": source,
+            "target_environment": target,
+            "resource_type": resource_type,
+            "adaptations": answers,
+        }
+
+    def get_rollback_scenarios(
+        self, environment: str, resource_types: list[str] | None = None, limit: int = 3
+    ) -> dict[str, Any]:
+        """Rollback scenarios learned from rollbacks: triggers, procedures, success odds and
+        recovery times (see ``serving.rollbacks``)."""
+        from deploylearn.serving.rollbacks import rollback_scenarios
+
+        env = slugify(environment)
+        resources = [slugify(r) for r in resource_types or []]
+        recovery = self.store.metrics_frame(metric_types=["rollback_duration_s"])
+        answers = rollback_scenarios(
+            self.store.executions_frame(),
+            self.store.rollback_scenarios(),
+            self.store.issues(),
+            environment=env,
+            resource_types=resources or None,
+            limit=limit,
+            recovery_seconds=recovery.set_index("execution_id")["value"] if len(recovery) else None,
+            patterns=self.store.patterns(),
+        )
+        return {"environment": env, "resource_types": resources, "scenarios": answers}
+
+    def get_deployment_analytics(
+        self,
+        environment: str | None = None,
+        days_back: int = 30,
+        metric_types: list[str] | None = None,
+        as_of: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Rates with intervals, durations, DORA measures, trends with tests and insights
+        (see ``serving.analytics``)."""
+        from deploylearn.serving.analytics import deployment_analytics
+
+        return deployment_analytics(
+            self.store.executions_frame(),
+            environment=slugify(environment) if environment else None,
+            days_back=days_back,
+            metric_types=metric_types,
+            as_of=as_of,
+            metrics=self.store.metrics_frame(),
+        )
 
     # -- files -----------------------------------------------------------------------------
     def ingest(
@@ -198,6 +315,7 @@ class DeploymentPatternLearner:
         lines: list[int] = []
 
         def flush() -> None:
+            self._advisor = None
             result = self.store.write_executions(batch, actor=self.settings.actor)
             report.accepted += len(result.inserted)
             report.duplicates += len(result.duplicates)

@@ -321,3 +321,59 @@ def parse_adaptation(data: Any) -> EnvironmentAdaptation:
         return EnvironmentAdaptation.model_validate(data)
     except ValidationError as exc:
         raise InvalidRecordError(_problems(exc)) from None
+
+
+class PlannedDeployment(BaseModel):
+    """A deployment about to run, as ``predict`` takes it: the execution's context fields,
+    no outcome. ``configuration_used`` may also be given as ``configuration``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_environment: Slug
+    gateway_host: Host | None = None
+    deployment_strategy: Slug
+    resources_deployed: Annotated[list[Slug], Field(min_length=1, max_length=64)]
+    configuration_used: dict[str, Any] = Field(default_factory=dict)
+    source_environment: Slug | None = None
+    deployment_type: Slug | None = None
+    automation_triggered: bool | None = None
+    started_at: AwareDatetime | None = None
+    execution_name: Name | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "configuration" in data and "configuration_used" not in data:
+            data["configuration_used"] = data.pop("configuration")
+        for key in _SLUG_FIELDS:
+            if isinstance(data.get(key), str):
+                data[key] = _slug(data[key])
+        resources = data.get("resources_deployed")
+        if isinstance(resources, str):
+            resources = [r for r in re.split(r"[;,]", resources) if r.strip()]
+        if isinstance(resources, list):
+            data["resources_deployed"] = sorted({str(_slug(r)) for r in resources})
+        return data
+
+    @field_validator("configuration_used")
+    @classmethod
+    def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = _json_size_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def parse_planned(data: Any) -> PlannedDeployment:
+    """Validate one planned deployment, raising ``InvalidRecordError`` that names fields."""
+    if not isinstance(data, dict):
+        raise InvalidRecordError(
+            [FieldProblem("record", f"must be a JSON object, got {type(data).__name__}")]
+        )
+    try:
+        return PlannedDeployment.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRecordError(_problems(exc)) from None

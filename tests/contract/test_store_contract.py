@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pytest
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.errors import ConflictError, InvalidRecordError
-from tests.conftest import failed_record, make_record
+from deploylearn.store.base import EXECUTION_FRAME_DTYPES, ISSUE_FRAME_DTYPES, METRIC_FRAME_DTYPES
+from tests.conftest import BASE_TIME, failed_record, make_record
 
 TEMPLATES = [
     {"backup_enabled": True, "validation_timeout": 300},
@@ -222,3 +225,105 @@ def test_concurrent_writers_lose_no_count(store_url: str) -> None:
     assert by_total == sorted(
         (expected[(t, "success")], expected[(t, "failure")]) for t in range(3)
     )
+
+
+def _measured_history() -> list[dict]:
+    """Successes, failures sharing an issue, a rollback, a run still in progress, metrics of
+    every kind (numbers count, booleans and text do not)."""
+    records = []
+    for i in range(12):
+        maker = failed_record if i % 4 == 1 else make_record
+        records.append(
+            maker(
+                i,
+                configuration_used=TEMPLATES[i % 3],
+                source_environment=None if i % 5 == 0 else "staging",
+                performance_data={"cpu_percent": 30.0 + i, "memory_mb": 800 + i, "warm": True},
+            )
+        )
+    records.append(
+        make_record(
+            12,
+            status="rolled_back",
+            rollback_triggered=True,
+            rollback_successful=False,
+            failure_reasons=["Validation timed out after 300s", "Gateway unreachable"],
+            performance_data={"rollback_duration_s": 42.5, "note": "slow"},
+        )
+    )
+    records.append(make_record(13, status="in_progress", completed_at=None, performance_data={}))
+    return records
+
+
+def _read_answers(learner: DeploymentPatternLearner) -> dict[str, pd.DataFrame]:
+    store = learner.store
+    middle = BASE_TIME + timedelta(hours=2)
+    late = BASE_TIME + timedelta(hours=5)
+    return {
+        "executions": store.executions_frame(),
+        "executions_window": store.executions_frame(since=middle, until=late),
+        "metrics": store.metrics_frame(),
+        "metrics_filtered": store.metrics_frame(
+            metric_types=["cpu_percent", "rollback_duration_s"], since=middle
+        ),
+        "metrics_until": store.metrics_frame(until=middle),
+        "issues": store.issues(),
+    }
+
+
+def test_read_frames_are_the_same_on_every_store(store_url: str, tmp_path: Path) -> None:
+    records = _measured_history()
+    with DeploymentPatternLearner.open(store_url) as learner:
+        empty = _read_answers(learner)
+        learner.record_executions(records)
+        answers = _read_answers(learner)
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'reference.duckdb'}") as learner:
+        learner.record_executions(records)
+        reference = _read_answers(learner)
+    for name, frame in answers.items():
+        pd.testing.assert_frame_equal(frame, reference[name], obj=name)
+    dtypes = {
+        "executions": EXECUTION_FRAME_DTYPES,
+        "metrics": METRIC_FRAME_DTYPES,
+        "issues": ISSUE_FRAME_DTYPES,
+    }
+    for name in answers:
+        expected = dtypes[name.split("_")[0]]
+        assert list(empty[name].columns) == list(expected) and empty[name].empty
+        assert {c: str(t) for c, t in answers[name].dtypes.items()} == {
+            c: str(pd.Series(dtype=t).dtype) for c, t in expected.items()
+        }, name
+
+    executions, metrics = answers["executions"], answers["metrics"]
+    assert list(executions["execution_id"]) == [f"t-{i:06d}" for i in range(14)]
+    assert executions["completed_at"].isna().sum() == 1
+    assert executions["source_environment"].isna().sum() == 3
+    assert list(answers["executions_window"]["execution_id"]) == [
+        f"t-{i:06d}" for i in (4, 5, 6, 7, 8, 9)
+    ]
+    # 12 runs x (duration, cpu, memory) + the rollback's duration and rollback_duration_s
+    assert len(metrics) == 12 * 3 + 2
+    assert set(metrics["metric_type"]) == {
+        "duration_seconds",
+        "cpu_percent",
+        "memory_mb",
+        "rollback_duration_s",
+    }
+    assert metrics["recorded_at"].is_monotonic_increasing
+    first = metrics[metrics["execution_id"] == "t-000000"]
+    assert list(first["metric_type"]) == ["cpu_percent", "duration_seconds", "memory_mb"]
+    assert list(first["value"]) == [30.0, 900.0, 800.0]
+    rollback = metrics[metrics["execution_id"] == "t-000012"]
+    assert list(rollback["metric_type"]) == ["duration_seconds", "rollback_duration_s"]
+    assert (rollback["target_environment"] == "production").all()
+    filtered = answers["metrics_filtered"]
+    assert set(filtered["metric_type"]) == {"cpu_percent", "rollback_duration_s"}
+    assert filtered["execution_id"].min() == "t-000004"
+    assert set(answers["metrics_until"]["execution_id"]) == {f"t-{i:06d}" for i in range(4)}
+
+    issues = answers["issues"]
+    assert list(issues["issue_id"]) == sorted(issues["issue_id"])
+    by_text = dict(zip(issues["normalized"], issues["executions"], strict=True))
+    assert by_text["validation timed out after <n>"] == 1
+    unreachable = [n for n in by_text if "unreachable" in n]
+    assert sorted(by_text[n] for n in unreachable) == [1, 3]

@@ -139,7 +139,7 @@ def test_export_and_recommendations(duckdb_url: str, tmp_path: Path) -> None:
         store=duckdb_url,
     )
     assert result.returncode == 0, result.stderr
-    answers = json.loads(result.stdout)
+    answers = json.loads(result.stdout)["recommendations"]
     assert answers[0]["success_count"] == 12 and answers[0]["failure_count"] == 4
     low, high = answers[0]["credible_interval"]
     assert low < answers[0]["success_probability"] < high
@@ -180,3 +180,109 @@ def test_demo_records_writes_and_recommends(duckdb_url: str, tmp_path: Path) -> 
     assert summary["recommendations"], "the demo must end with recommendations"
     again = json.loads(ign("demo", "-n", "600", "--seed", "3", "--json", store=duckdb_url).stdout)
     assert again["executions"] == 600 and again["recorded_now"] == 0  # same seed: same ids
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"duckdb://{tmp_path_factory.mktemp('cli-demo') / 'store.duckdb'}"
+    result = ign("demo", "-n", "4000", "--days", "120", "--json", store=url)
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+DEPLOY_QUESTIONS = [
+    ["deploy", "recommendations", "-e", "production", "-r", "project,database", "-s", "canary"],
+    ["deploy", "recommendations", "-e", "production", "-r", "project", "-g", "x.local"],
+    [
+        "deploy",
+        "predict",
+        "-e",
+        "production",
+        "-s",
+        "direct",
+        "-r",
+        "project,database",
+        "-c",
+        '{"backup_enabled": false}',
+    ],
+    ["deploy", "adaptations", "-s", "staging", "-t", "production"],
+    ["deploy", "rollback-scenarios", "-e", "production", "-r", "database,project"],
+    ["deploy", "analytics", "-e", "production", "-d", "30", "-m", "duration,success_rate"],
+]
+
+
+@pytest.mark.parametrize("args", DEPLOY_QUESTIONS, ids=lambda a: a[1])
+def test_every_question_prints_json_and_a_table(args: list[str], demo_store: str) -> None:
+    result = ign(*args, "--json", store=demo_store)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert isinstance(answer, dict) and answer
+    table = ign(*args, store=demo_store)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["deploy", "recommendations", "-e", "production", "-r", " , "], "--resources"),
+        (["deploy", "recommendations", "-e", "production", "-r", "project", "-l", "0"], "--limit"),
+        (["deploy", "predict", "-e", "production"], "--strategy"),
+        (
+            ["deploy", "predict", "-e", "production", "-s", "direct", "-r", "project", "-c", "{"],
+            "--config",
+        ),
+        (["deploy", "predict", "--fail-below", "2"], "--fail-below"),
+        (["deploy", "adaptations", "-s", "production", "-t", "production"], "the same"),
+        (["deploy", "adaptations", "-s", "staging"], "--target"),
+        (["deploy", "rollback-scenarios"], "--environment"),
+        (["deploy", "analytics", "-d", "0"], "--days"),
+        (["deploy", "analytics", "-m", "happiness"], "happiness"),
+    ],
+)
+def test_bad_question_arguments_exit_nonzero_with_one_line(
+    args: list[str], fragment: str, demo_store: str
+) -> None:
+    result = ign(*args, store=demo_store)
+    assert result.returncode != 0
+    assert fragment in one_line_error(result)
+
+
+def test_predict_file_and_fail_below_gate(demo_store: str, tmp_path: Path) -> None:
+    planned = tmp_path / "planned.jsonl"
+    rows = [
+        {
+            "target_environment": "production",
+            "deployment_strategy": "direct",
+            "resources_deployed": ["project", "database"],
+            "configuration": {"timeout": 5},
+        },
+        {
+            "target_environment": "development",
+            "deployment_strategy": "rolling",
+            "resources_deployed": ["project"],
+        },
+    ]
+    planned.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    passed = ign(
+        "deploy",
+        "predict",
+        "--file",
+        str(planned),
+        "--fail-below",
+        "0.01",
+        "--json",
+        store=demo_store,
+    )
+    assert passed.returncode == 0, passed.stderr
+    answer = json.loads(passed.stdout)
+    assert len(answer["predictions"]) == 2 and answer["gate"]["passed"] is True
+    blocked = ign(
+        "deploy", "predict", "--file", str(planned), "--fail-below", "0.99", store=demo_store
+    )
+    assert blocked.returncode == 7
+    assert "risk gate" in blocked.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "deployment_strategy": ""}))
+    error = one_line_error(ign("deploy", "predict", "--file", str(bad), store=demo_store))
+    assert "line 2" in error and "deployment_strategy" in error

@@ -29,6 +29,7 @@ from deploylearn.pipeline import (
     steps,
     training_lock,
 )
+from deploylearn.pipeline.train import BLEND_HALF_LIFE_DAYS
 from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
 
@@ -154,7 +155,7 @@ def test_training_promotes_records_and_is_idempotent(
         data = client.get_run(str(run.run_id)).data
         assert data.tags["deploylearn.outcome"] == "promoted"
         assert data.params["blend.prior_strength"] == "10.0"
-        assert data.params["blend.half_life_days"] == "90.0"
+        assert data.params["blend.half_life_days"] == str(BLEND_HALF_LIFE_DAYS)
         assert {"roc_auc", "brier_score", "log_loss", "ece"} <= set(data.metrics)
         assert any(k.startswith("baseline.global_rate") for k in data.metrics)
         artifacts = {a.path for a in client.list_artifacts(str(run.run_id), "evaluation")}

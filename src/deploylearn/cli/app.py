@@ -2,7 +2,8 @@
 
 Each command parses its options, calls one API function and renders the answer (a rich table,
 or ``--json``). Errors become one line on stderr and an exit code in ``main``:
-2 bad input or usage, 3 some records rejected, 4 store unavailable, 1 anything else.
+2 bad input or usage, 3 some records rejected, 4 store unavailable, 5 training gate refused,
+6 training locked, 7 ``deploy predict --fail-below`` risk gate, 1 anything else.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_json
+from deploylearn.cli.deploy_commands import print_recommendations
+from deploylearn.cli.deploy_commands import register as register_deploy_commands
 from deploylearn.cli.train_commands import evaluate_app, train
 from deploylearn.errors import (
     DeploylearnError,
@@ -42,6 +45,7 @@ deploy_app = typer.Typer(help="Record deployments and ask about them.", no_args_
 db_app = typer.Typer(help="Create and inspect the store.", no_args_is_help=True)
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(db_app, name="db")
+register_deploy_commands(deploy_app)
 app.command("train")(train)
 app.add_typer(evaluate_app, name="evaluate")
 
@@ -224,59 +228,6 @@ def export(
         out.print(f"exported {count} executions to {path}")
 
 
-@deploy_app.command("recommendations")
-def recommendations(
-    environment: Annotated[str, typer.Option("--environment", "-e", help="Target environment.")],
-    resources: Annotated[str, typer.Option("--resources", "-r", help="Comma-separated.")],
-    strategy: Annotated[str | None, typer.Option("--strategy", "-s")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=100)] = 5,
-    store: StoreOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Patterns to use, ranked by a Beta posterior over every outcome in this context."""
-    resource_list = [r.strip() for r in resources.split(",") if r.strip()]
-    if not resource_list:
-        raise InputFileError("--resources: name at least one resource type")
-    with _learner(store) as learner:
-        answers = learner.get_deployment_recommendations(
-            target_environment=environment,
-            resource_types=resource_list,
-            deployment_strategy=strategy,
-            limit=limit,
-        )
-    if as_json:
-        print_json(answers)
-        return
-    _print_recommendations(answers, environment, resource_list)
-
-
-def _print_recommendations(
-    answers: list[dict[str, Any]], environment: str, resources: list[str]
-) -> None:
-    if not answers:
-        out.print(f"no pattern has run in {environment} with {', '.join(resources)} yet")
-        return
-    table = Table(title=f"recommendations for {environment}: {', '.join(resources)}")
-    table.add_column("#", justify="right")
-    table.add_column("pattern")
-    table.add_column("P(success)", justify="right")
-    table.add_column("90% interval", justify="right")
-    table.add_column("confidence", justify="right")
-    table.add_column("successes / failures", justify="right")
-    for rank, a in enumerate(answers, 1):
-        low, high = a["credible_interval"]
-        table.add_row(
-            str(rank),
-            a["pattern_name"],
-            f"{a['success_probability']:.3f}",
-            f"{low:.2f}–{high:.2f}",
-            f"{a['confidence_score']:.3f}",
-            f"{a['success_count']} / {a['failure_count']}",
-        )
-    out.print(table)
-    out.print(f"why #1: {'; '.join(answers[0]['applicability_reasons'])}", highlight=False)
-
-
 # -- demo ------------------------------------------------------------------------------------
 @app.command("demo")
 def demo(
@@ -320,8 +271,7 @@ def demo(
         )
     out.print(table)
     out.print(f"store: {summary['store']}")
-    query = summary["query"]
-    _print_recommendations(summary["recommendations"], query["environment"], query["resources"])
+    print_recommendations(summary["recommendations"])
 
 
 # -- db --------------------------------------------------------------------------------------
@@ -379,6 +329,8 @@ def main() -> None:
         _fail(str(exc), EXIT_BAD_INPUT if isinstance(exc, ValueError) else 1)
     except orjson.JSONDecodeError as exc:
         _fail(f"not valid JSON: {exc}", EXIT_BAD_INPUT)
+    except ValueError as exc:  # an API argument out of range (limit, days_back, metric …)
+        _fail(str(exc), EXIT_BAD_INPUT)
     except typer.TyperException as exc:  # usage errors: missing or bad options
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _fail(message, getattr(exc, "exit_code", EXIT_BAD_INPUT))

@@ -8,6 +8,7 @@ through ``deploylearn.store.gds`` only when a Neo4j store asks for it. See docs/
 from deploylearn.features.config import (
     context_features,
     knob_features,
+    knob_row,
     knob_table,
     resource_features,
     time_features,
@@ -39,6 +40,7 @@ __all__ = [
     "fastrp_node_embeddings",
     "features_for_candidates",
     "knob_features",
+    "knob_row",
     "knob_table",
     "point_in_time_features",
     "resource_features",

@@ -64,6 +64,27 @@ def knob_table(
     return table.astype(np.float64)
 
 
+def knob_row(template: dict[str, Any], columns: Sequence[str]) -> pd.Series:
+    """The ``knob_table`` columns for one template the table may not contain (a planned,
+    never-seen configuration), by the same rules: numbers as numbers, a scalar as its level's
+    0/1 column, an absent knob NaN."""
+    out = pd.Series(np.nan, index=list(columns), dtype=np.float64)
+    for key, value in template.items():
+        if value is None:
+            continue
+        numeric = column_name("cfg", key)
+        if _is_number(value) and numeric in out.index:
+            out[numeric] = _number(value)
+        elif _is_scalar(value):
+            prefix = numeric + "__"
+            levels = [c for c in out.index if c.startswith(prefix)]
+            out[levels] = 0.0
+            level = column_name("cfg", key, _level(value))
+            if level in out.index:
+                out[level] = 1.0
+    return out
+
+
 def knob_features(
     frame: pd.DataFrame,
     patterns: Sequence[DeploymentPattern],

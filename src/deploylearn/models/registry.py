@@ -225,6 +225,9 @@ class Registry:
     def run_tags(self, run_id: str) -> dict[str, str]:
         return dict(self.client.get_run(run_id).data.tags)
 
+    def run_params(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.params)
+
     # -- models -----------------------------------------------------------------------------
     def log_model(
         self, kind: str, model: Any, example: pd.DataFrame, *, pip_requirements: list[str]

@@ -270,6 +270,18 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
+    def success_probability(self, values: np.ndarray) -> np.ndarray:
+        """P(success) for a float array in ``feature_names_in_`` order: the serving path,
+        without a DataFrame or a thread-pool change per call (milliseconds matter there)."""
+        check_is_fitted(self, "estimator_")
+        used = getattr(self, "_used_positions", None)
+        if used is None:
+            position = {str(c): i for i, c in enumerate(self.feature_names_in_)}
+            used = np.array([position[str(c)] for c in self.used_features_], dtype=np.intp)
+            self._used_positions = used
+        raw = self.estimator_.predict_proba(np.asarray(values, np.float32)[:, used])[:, 1]
+        return np.clip(self.calibrator_.transform(raw), 0.0, 1.0)
+
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         return self.predict_proba(X)[:, 1]
 

@@ -39,6 +39,7 @@ from deploylearn.models.success import (
 from deploylearn.models.tracking import default_tracking_uri, mlruns_dir
 from deploylearn.pipeline import steps
 from deploylearn.pipeline.lock import training_lock
+from deploylearn.serving.blend import DEFAULT_HALF_LIFE_DAYS, DEFAULT_PRIOR_STRENGTH
 
 if TYPE_CHECKING:
     from deploylearn.models.registry import GateResult, ModelRef, Registry
@@ -50,9 +51,9 @@ EXIT_GATE_REFUSED = 5
 EXIT_LOCKED = 6
 CUTOFF_TAG = "deploylearn.training_cutoff"
 EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"
-# Serving blend (DESIGN.md): Beta(k*p + s, k*(1-p) + f), s and f decayed with this half-life.
-BLEND_PRIOR_STRENGTH = 10.0
-BLEND_HALF_LIFE_DAYS = 90.0
+# Serving blend (DESIGN.md, serving.blend): logged as run params, read back by serving.
+BLEND_PRIOR_STRENGTH = DEFAULT_PRIOR_STRENGTH
+BLEND_HALF_LIFE_DAYS = DEFAULT_HALF_LIFE_DAYS
 
 
 class NotEnoughDataError(DeploylearnError, ValueError):

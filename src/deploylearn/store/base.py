@@ -8,7 +8,7 @@ public methods, so code written against this class works on either.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -21,6 +21,50 @@ from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, Rollba
 from deploylearn.store.plan import WriteResult
 
 SCHEMA_VERSION = 1
+
+_UTC_US = "datetime64[us, UTC]"
+# Column dtypes of the frames every store returns: fixed, whatever the data (DuckDB's own
+# conversion would depend on it, e.g. bool without NULLs, boolean with them).
+EXECUTION_FRAME_DTYPES: dict[str, str] = {
+    "execution_id": "str",
+    "pattern_id": "str",
+    "deployment_type": "str",
+    "target_environment": "str",
+    "source_environment": "str",
+    "gateway_host": "str",
+    "deployment_strategy": "str",
+    "resources_deployed": "object",
+    "status": "str",
+    "outcome": "str",
+    "started_at": _UTC_US,
+    "completed_at": _UTC_US,
+    "duration_seconds": "float64",
+    "rollback_triggered": "bool",
+    "rollback_successful": "boolean",
+    "automation_triggered": "bool",
+    "user_id": "str",
+    "issue_ids": "object",
+}
+METRIC_FRAME_DTYPES: dict[str, str] = {
+    "execution_id": "str",
+    "metric_type": "str",
+    "value": "float64",
+    "recorded_at": _UTC_US,
+    "target_environment": "str",
+    "deployment_strategy": "str",
+    "pattern_id": "str",
+}
+ISSUE_FRAME_DTYPES: dict[str, str] = {
+    "issue_id": "str",
+    "normalized": "str",
+    "example": "str",
+    "executions": "int64",
+}
+
+
+def typed_frame(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """``frame`` with exactly the port's columns, in order, and their dtypes."""
+    return frame[list(dtypes)].astype(dict(dtypes)).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -76,11 +120,13 @@ class Store(ABC):
 
     @abstractmethod
     def write_executions(self, batch: Sequence[PreparedExecution], *, actor: str) -> WriteResult:
-        """Write a batch in one transaction: executions, their links, count deltas, audit.
+        """Write a batch: executions, their links, count deltas, audit.
 
         Idempotent on ``execution_id``: a record already stored with the same content is a
         duplicate and changes nothing; with different content it is a conflict, reported and
-        not written. Other records of the batch are written regardless.
+        not written. Other records of the batch are written regardless. A store may split a
+        large batch into consecutive transactions (Neo4j: 2,000 executions each); if one
+        fails, the earlier ones stay written and retrying the batch adds only the rest.
         """
 
     @abstractmethod
@@ -101,10 +147,29 @@ class Store(ABC):
     ) -> pd.DataFrame:
         """Executions as a DataFrame for learning and analytics, ordered by start time.
 
-        Columns: execution_id, pattern_id, deployment_type, target_environment,
-        source_environment, gateway_host, deployment_strategy, resources_deployed (list),
-        status, outcome, started_at, completed_at, duration_seconds, rollback_triggered,
-        rollback_successful, automation_triggered, user_id, issue_ids (list).
+        Columns and dtypes: ``EXECUTION_FRAME_DTYPES`` (resources_deployed and issue_ids hold
+        lists). ``since``/``until`` bound started_at (``until`` excluded).
+        """
+
+    @abstractmethod
+    def metrics_frame(
+        self,
+        *,
+        metric_types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """One row per stored DeploymentMetric value, with its execution's context.
+
+        For dashboards and duration/resource models, which need the measured numbers without
+        parsing ``performance_data``. Columns: ``METRIC_FRAME_DTYPES``; ``since``/``until``
+        bound the execution's started_at. Ordered by (recorded_at, execution_id, metric_type).
+        """
+
+    @abstractmethod
+    def issues(self) -> pd.DataFrame:
+        """Every normalized failure reason, with one raw example and how many executions link
+        to it: what fails, in one table. Columns ``ISSUE_FRAME_DTYPES``, ordered by issue_id.
         """
 
     @abstractmethod

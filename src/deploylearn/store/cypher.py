@@ -7,7 +7,8 @@ CAUSED_BY_ISSUE Issues; patterns USE_SETTING ConfigSettings (key=value) and LEAR
 founding execution; a rollback TRIGGERS_ROLLBACK a RollbackScenario that LEARNS_FROM_EXECUTION
 it; a DeploymentMetric MEASURES_DEPLOYMENT its execution; an EnvironmentAdaptation
 ADAPTS_TO_ENVIRONMENT its target (and pattern). Outcomes live only in properties, never in
-the structure that embeddings see.
+the structure that embeddings see. An execution's audit entry is the recorded_at/recorded_by
+stamp on it; other writes (adaptations) add AuditEntry nodes.
 """
 
 from __future__ import annotations
@@ -106,92 +107,129 @@ UNWIND $rows AS row
 MERGE (p:{Label.PATTERN} {{pattern_id: row.pattern_id}})
 ON CREATE SET p.deployment_strategy = row.deployment_strategy, p.pattern_name = row.pattern_name,
     p.configuration_template = row.configuration_template, p.success_count = 0,
-    p.failure_count = 0, p.execution_count = 0, p.first_seen = row.first_seen,
-    p.last_used = row.first_seen
+    p.failure_count = 0, p.execution_count = 0, p.first_seen = datetime(row.first_seen),
+    p.last_used = datetime(row.first_seen)
 WITH p, row
 UNWIND row.settings AS setting
 MERGE (s:{Label.CONFIG_SETTING} {{setting_id: setting.id}})
 ON CREATE SET s.key = setting.key, s.value = setting.value
 MERGE (p)-[:{Rel.USES_SETTING}]->(s)
 """
+# A CREATE_EXECUTIONS row is a list, its values in this order (no key strings to build, encode
+# and decode per row): the execution's stored properties, then its times as ISO strings (the
+# driver's encoder spends tens of µs per datetime; the server parses them), then whether it
+# founded its pattern and its metrics. neo4j_store._execution_row builds them.
+EXECUTION_PROPERTIES = (
+    "execution_id",
+    "content_hash",
+    "pattern_id",
+    "execution_name",
+    "deployment_type",
+    "target_environment",
+    "source_environment",
+    "gateway_host",
+    "deployment_strategy",
+    "resources_deployed",
+    "configuration_used",
+    "status",
+    "outcome",
+    "duration_seconds",
+    "failure_reasons",
+    "issue_ids",
+    "rollback_triggered",
+    "rollback_successful",
+    "rollback_scenario_id",
+    "user_id",
+    "automation_triggered",
+    "execution_log",
+    "performance_data",
+    "lessons_learned",
+)
+EXECUTION_ROW = (*EXECUTION_PROPERTIES, "started_at", "completed_at", "founder", "metrics")
+_R = {name: f"row[{i}]" for i, name in enumerate(EXECUTION_ROW)}
+# Values shared by the batch travel once, as $now/$actor. Recording an execution stamps
+# recorded_at/recorded_by on it: that stamp is its audit entry (AUDIT_LOG reads it), as in
+# the DuckDB store. Issues and rollback scenarios are upserted before this statement, so their
+# links are made here, on the node just created, instead of by a second UNWIND that would
+# look every execution up again.
 CREATE_EXECUTIONS = f"""
 UNWIND $rows AS row
-CREATE (e:{Label.EXECUTION})
-SET e = row.props
+CREATE (e:{Label.EXECUTION} {{{", ".join(f"{n}: {_R[n]}" for n in EXECUTION_PROPERTIES)},
+    started_at: datetime({_R["started_at"]}), completed_at: datetime({_R["completed_at"]}),
+    recorded_at: $now, recorded_by: $actor}})
 WITH e, row
-MATCH (p:{Label.PATTERN} {{pattern_id: row.props.pattern_id}})
-MATCH (env:{Label.ENVIRONMENT} {{name: row.props.target_environment}})
-MATCH (gw:{Label.GATEWAY} {{host: row.props.gateway_host}})
+MATCH (p:{Label.PATTERN} {{pattern_id: {_R["pattern_id"]}}})
+MATCH (env:{Label.ENVIRONMENT} {{name: {_R["target_environment"]}}})
+MATCH (gw:{Label.GATEWAY} {{host: {_R["gateway_host"]}}})
 CREATE (e)-[:{Rel.FOLLOWS_DEPLOYMENT_PATTERN}]->(p),
        (e)-[:{Rel.DEPLOYED_TO}]->(env),
        (e)-[:{Rel.RAN_ON}]->(gw)
-FOREACH (_ IN CASE WHEN row.founder THEN [1] ELSE [] END |
+FOREACH (_ IN CASE WHEN {_R["founder"]} THEN [1] ELSE [] END |
     CREATE (p)-[:{Rel.LEARNS_FROM_EXECUTION}]->(e))
+FOREACH (metrics IN CASE WHEN {_R["metrics"]} IS NULL THEN [] ELSE [{_R["metrics"]}] END |
+    CREATE (:{Label.METRIC} {{metric_id: e.execution_id,
+        metric_types: metrics[0], metric_values: metrics[1],
+        recorded_at: coalesce(e.completed_at, e.started_at)}})
+        -[:{Rel.MEASURES_DEPLOYMENT}]->(e))
 WITH e, row
 CALL (e, row) {{
-    UNWIND row.props.resources_deployed AS name
+    UNWIND {_R["resources_deployed"]} AS name
     MATCH (rt:{Label.RESOURCE_TYPE} {{name: name}})
     CREATE (e)-[:{Rel.DEPLOYS_RESOURCE}]->(rt)
 }}
 CALL (e, row) {{
-    UNWIND CASE WHEN row.props.source_environment IS NULL THEN []
-           ELSE [row.props.source_environment] END AS name
-    MATCH (src:{Label.ENVIRONMENT} {{name: name}})
+    MATCH (src:{Label.ENVIRONMENT} {{name: {_R["source_environment"]}}})
     CREATE (e)-[:{Rel.PROMOTED_FROM}]->(src)
 }}
-FOREACH (_ IN CASE WHEN size(row.metric_types) > 0 THEN [1] ELSE [] END |
-    CREATE (:{Label.METRIC} {{metric_id: row.props.execution_id,
-        metric_types: row.metric_types, metric_values: row.metric_values,
-        recorded_at: coalesce(row.props.completed_at, row.props.started_at)}})
-        -[:{Rel.MEASURES_DEPLOYMENT}]->(e))
+CALL (e, row) {{
+    UNWIND {_R["issue_ids"]} AS issue_id
+    MATCH (i:{Label.ISSUE} {{issue_id: issue_id}})
+    CREATE (e)-[:{Rel.CAUSED_BY_ISSUE}]->(i)
+}}
+CALL (e, row) {{
+    MATCH (s:{Label.ROLLBACK_SCENARIO} {{scenario_id: {_R["rollback_scenario_id"]}}})
+    CREATE (e)-[:{Rel.TRIGGERS_ROLLBACK}]->(s), (s)-[:{Rel.LEARNS_FROM_EXECUTION}]->(e)
+}}
 """
+# Count deltas carry their time span as ISO strings too (first, last), parsed once per row.
 UPSERT_ISSUES = f"""
 UNWIND $rows AS row
+WITH row, datetime(row.first) AS first, datetime(row.last) AS last
 MERGE (i:{Label.ISSUE} {{issue_id: row.issue_id}})
 ON CREATE SET i.normalized = row.normalized, i.example = row.example, i.occurrences = 0,
-    i.first_seen = row.first, i.last_seen = row.last
+    i.first_seen = first, i.last_seen = last
 SET i.occurrences = i.occurrences + row.total,
-    i.first_seen = CASE WHEN row.first < i.first_seen THEN row.first ELSE i.first_seen END,
-    i.last_seen = CASE WHEN row.last > i.last_seen THEN row.last ELSE i.last_seen END
-"""
-LINK_ISSUES = f"""
-UNWIND $rows AS row
-MATCH (e:{Label.EXECUTION} {{execution_id: row.execution_id}})
-MATCH (i:{Label.ISSUE} {{issue_id: row.issue_id}})
-CREATE (e)-[:{Rel.CAUSED_BY_ISSUE}]->(i)
+    i.first_seen = CASE WHEN first < i.first_seen THEN first ELSE i.first_seen END,
+    i.last_seen = CASE WHEN last > i.last_seen THEN last ELSE i.last_seen END
 """
 # A SET whose right-hand side reads the same property takes the write lock before reading,
 # so concurrent writers add up exactly (Neo4j "Lost updates" documentation).
 ADD_PATTERN_COUNTS = f"""
 UNWIND $rows AS row
+WITH row, datetime(row.first) AS first, datetime(row.last) AS last
 MATCH (p:{Label.PATTERN} {{pattern_id: row.id}})
 SET p.success_count = p.success_count + row.success,
     p.failure_count = p.failure_count + row.failure,
     p.execution_count = p.execution_count + row.total,
-    p.first_seen = CASE WHEN row.first < p.first_seen THEN row.first ELSE p.first_seen END,
-    p.last_used = CASE WHEN row.last > p.last_used THEN row.last ELSE p.last_used END
+    p.first_seen = CASE WHEN first < p.first_seen THEN first ELSE p.first_seen END,
+    p.last_used = CASE WHEN last > p.last_used THEN last ELSE p.last_used END
 """
 UPSERT_SCENARIOS = f"""
 UNWIND $rows AS row
+WITH row, datetime(row.first) AS first, datetime(row.last) AS last
 MERGE (s:{Label.ROLLBACK_SCENARIO} {{scenario_id: row.scenario_id}})
 ON CREATE SET s.environment = row.environment, s.deployment_strategy = row.deployment_strategy,
     s.trigger_issue = row.trigger_issue, s.resource_types = row.resource_types,
-    s.success_count = 0, s.failure_count = 0, s.first_seen = row.first, s.last_seen = row.last
+    s.success_count = 0, s.failure_count = 0, s.first_seen = first, s.last_seen = last
 SET s.success_count = s.success_count + row.success,
     s.failure_count = s.failure_count + row.failure,
-    s.first_seen = CASE WHEN row.first < s.first_seen THEN row.first ELSE s.first_seen END,
-    s.last_seen = CASE WHEN row.last > s.last_seen THEN row.last ELSE s.last_seen END
+    s.first_seen = CASE WHEN first < s.first_seen THEN first ELSE s.first_seen END,
+    s.last_seen = CASE WHEN last > s.last_seen THEN last ELSE s.last_seen END
 """
-LINK_SCENARIOS = f"""
-UNWIND $rows AS row
-MATCH (e:{Label.EXECUTION} {{execution_id: row.execution_id}})
-MATCH (s:{Label.ROLLBACK_SCENARIO} {{scenario_id: row.scenario_id}})
-CREATE (e)-[:{Rel.TRIGGERS_ROLLBACK}]->(s), (s)-[:{Rel.LEARNS_FROM_EXECUTION}]->(e)
-"""
+# Writes other than executions (adaptations) get an AuditEntry node of their own.
 CREATE_AUDIT = f"""
-UNWIND $rows AS row
-CREATE (:{Label.AUDIT} {{logged_at: row.logged_at, actor: row.actor, action: row.action,
-    entity_id: row.entity_id, detail: row.detail}})
+CREATE (:{Label.AUDIT} {{logged_at: $logged_at, actor: $actor, action: $action,
+    entity_id: $entity_id, detail: $detail}})
 """
 ADAPTATION_EXISTS = (
     f"MATCH (a:{Label.ADAPTATION} {{adaptation_id: $id}}) RETURN count(a) > 0 AS exists"
@@ -213,19 +251,71 @@ MATCH (e:{Label.EXECUTION})
 RETURN e {{.*}} AS e
 ORDER BY e.started_at, e.execution_id
 """
+
+
+def _micros(value: str) -> str:
+    """A datetime expression as integer microseconds since the epoch (null stays null)."""
+    return f"{value}.epochSeconds * 1000000 + {value}.microsecond"
+
+
+# Bulk reads come back in chunks of $chunk rows, one list per column: a few large records
+# instead of one per row, and times as integer microseconds (converted with numpy, not one by
+# one). Collecting node references first keeps the server's memory to one pointer a row.
+FRAME_COLUMNS = {
+    "execution_id": "e.execution_id",
+    "pattern_id": "e.pattern_id",
+    "deployment_type": "e.deployment_type",
+    "target_environment": "e.target_environment",
+    "source_environment": "e.source_environment",
+    "gateway_host": "e.gateway_host",
+    "deployment_strategy": "e.deployment_strategy",
+    "resources_deployed": "e.resources_deployed",
+    "status": "e.status",
+    "outcome": "e.outcome",
+    "started_at": _micros("e.started_at"),
+    "completed_at": _micros("e.completed_at"),
+    "duration_seconds": "e.duration_seconds",
+    "rollback_triggered": "e.rollback_triggered",
+    "rollback_successful": "e.rollback_successful",
+    "automation_triggered": "e.automation_triggered",
+    "user_id": "e.user_id",
+    "issue_ids": "e.issue_ids",
+}
 FRAME = f"""
 MATCH (e:{Label.EXECUTION})
 WHERE ($since IS NULL OR e.started_at >= $since) AND ($until IS NULL OR e.started_at < $until)
-RETURN e.execution_id AS execution_id, e.pattern_id AS pattern_id,
-       e.deployment_type AS deployment_type, e.target_environment AS target_environment,
-       e.source_environment AS source_environment, e.gateway_host AS gateway_host,
-       e.deployment_strategy AS deployment_strategy, e.resources_deployed AS resources_deployed,
-       e.status AS status, e.outcome AS outcome, e.started_at AS started_at,
-       e.completed_at AS completed_at, e.duration_seconds AS duration_seconds,
-       e.rollback_triggered AS rollback_triggered, e.rollback_successful AS rollback_successful,
-       e.automation_triggered AS automation_triggered, e.user_id AS user_id,
-       e.issue_ids AS issue_ids
-ORDER BY e.started_at, e.execution_id
+WITH e ORDER BY e.started_at, e.execution_id
+WITH collect(e) AS executions
+UNWIND range(0, size(executions) - 1, $chunk) AS i
+WITH executions[i..i + $chunk] AS part
+RETURN {", ".join(f"[e IN part | {expr}] AS {name}" for name, expr in FRAME_COLUMNS.items())}
+"""
+# One row per measured execution, its values as parallel lists, in chunks as above; the store
+# explodes, filters and sorts them (vectorized), so the server sorts nothing.
+METRIC_COLUMNS = {  # p is [metric, execution]
+    "execution_id": "p[1].execution_id",
+    "metric_types": "p[0].metric_types",
+    "metric_values": "p[0].metric_values",
+    "recorded_at": _micros("p[0].recorded_at"),
+    "target_environment": "p[1].target_environment",
+    "deployment_strategy": "p[1].deployment_strategy",
+    "pattern_id": "p[1].pattern_id",
+}
+METRICS = f"""
+MATCH (m:{Label.METRIC})-[:{Rel.MEASURES_DEPLOYMENT}]->(e:{Label.EXECUTION})
+WHERE ($since IS NULL OR e.started_at >= $since) AND ($until IS NULL OR e.started_at < $until)
+  AND ($types IS NULL OR any(t IN m.metric_types WHERE t IN $types))
+WITH collect([m, e]) AS measured
+UNWIND range(0, size(measured) - 1, $chunk) AS i
+WITH measured[i..i + $chunk] AS part
+RETURN {", ".join(f"[p IN part | {expr}] AS {name}" for name, expr in METRIC_COLUMNS.items())}
+"""
+# How many executions link to an issue is its degree: no relationship is read.
+ISSUES = f"""
+MATCH (i:{Label.ISSUE})
+RETURN i.issue_id AS issue_id, i.normalized AS normalized, i.example AS example,
+       COUNT {{ (i)<-[:{Rel.CAUSED_BY_ISSUE}]-() }} AS executions
+ORDER BY issue_id
 """
 PATTERNS = f"""
 MATCH (p:{Label.PATTERN})
@@ -246,11 +336,25 @@ MATCH (a:{Label.ADAPTATION})
 RETURN a {{.*}} AS a
 ORDER BY a.adaptation_id
 """
+# An execution's audit entry is its recorded_at/recorded_by stamp (see CREATE_EXECUTIONS).
+# AuditEntry nodes with action record_execution were written by earlier versions for the
+# same executions: they are skipped, not counted twice.
 AUDIT_LOG = f"""
-MATCH (a:{Label.AUDIT})
-RETURN a.logged_at AS logged_at, a.actor AS actor, a.action AS action,
-       a.entity_id AS entity_id, a.detail AS detail
-ORDER BY a.logged_at DESC
+CALL () {{
+    MATCH (e:{Label.EXECUTION})
+    RETURN e.recorded_at AS logged_at, e.recorded_by AS actor, 'record_execution' AS action,
+           e.execution_id AS entity_id, 'pattern ' + e.pattern_id AS detail
+    ORDER BY logged_at DESC
+    LIMIT $limit
+    UNION ALL
+    MATCH (a:{Label.AUDIT}) WHERE a.action <> 'record_execution'
+    RETURN a.logged_at AS logged_at, a.actor AS actor, a.action AS action,
+           a.entity_id AS entity_id, a.detail AS detail
+    ORDER BY logged_at DESC
+    LIMIT $limit
+}}
+RETURN logged_at, actor, action, entity_id, detail
+ORDER BY logged_at DESC
 LIMIT $limit
 """
 STATS = f"""
@@ -263,9 +367,10 @@ CALL () {{ MATCH (s:{Label.ROLLBACK_SCENARIO}) RETURN count(s) AS rollback_scena
 CALL () {{ MATCH (m:{Label.METRIC})
     RETURN coalesce(sum(size(m.metric_values)), 0) AS metrics }}
 CALL () {{ MATCH (a:{Label.ADAPTATION}) RETURN count(a) AS adaptations }}
-CALL () {{ MATCH (a:{Label.AUDIT}) RETURN count(a) AS audit_entries }}
+CALL () {{ MATCH (a:{Label.AUDIT}) WHERE a.action <> 'record_execution'
+    RETURN count(a) AS other_audit_entries }}
 RETURN executions, patterns, successes, failures, issues, rollback_scenarios, metrics,
-       adaptations, audit_entries
+       adaptations, executions + other_audit_entries AS audit_entries
 """
 # Relationships first, in batches: DETACH DELETE of a hub node (a resource type with 200k
 # edges) in one transaction exhausts the heap.

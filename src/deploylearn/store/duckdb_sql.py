@@ -108,14 +108,14 @@ SCHEMA = [
         SELECT logged_at, actor, action, entity_id, detail FROM audit_events""",
 ]
 
+# Base tables only: ``metrics`` and ``audit`` are views over them.
 HISTORY_TABLES = (
     "executions",
     "patterns",
     "issues",
     "rollback_scenarios",
-    "metrics",
     "adaptations",
-    "audit",
+    "audit_events",
 )
 
 SET_SCHEMA_VERSION = (
@@ -206,6 +206,28 @@ SELECT_FRAME = f"""
     WHERE started_at >= coalesce(?::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
       AND started_at < coalesce(?::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
     ORDER BY started_at, execution_id
+"""
+
+# The metrics view, with the execution's context and filters; the type filter applies to the
+# unnested rows, so it is outside.
+SELECT_METRICS = """
+    SELECT * FROM (
+        SELECT execution_id, unnest(metric_types) AS metric_type, unnest(metric_values) AS value,
+               coalesce(completed_at, started_at) AS recorded_at, target_environment,
+               deployment_strategy, pattern_id
+        FROM executions
+        WHERE started_at >= coalesce($since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
+          AND started_at < coalesce($until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+    )
+    WHERE $types::VARCHAR[] IS NULL OR list_contains($types::VARCHAR[], metric_type)
+    ORDER BY recorded_at, execution_id, metric_type, value
+"""
+SELECT_ISSUES = """
+    SELECT i.issue_id, i.normalized, i.example, count(l.issue_id) AS executions
+    FROM issues i
+    LEFT JOIN (SELECT unnest(issue_ids) AS issue_id FROM executions) l USING (issue_id)
+    GROUP BY i.issue_id, i.normalized, i.example
+    ORDER BY i.issue_id
 """
 
 SELECT_PATTERNS = """

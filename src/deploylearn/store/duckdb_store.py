@@ -27,7 +27,16 @@ from deploylearn.identity import PatternIndex
 from deploylearn.preparation import PreparedExecution, adaptation_id_for
 from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
 from deploylearn.store import duckdb_sql as sql
-from deploylearn.store.base import SCHEMA_VERSION, AuditEntry, Store, StoreStats
+from deploylearn.store.base import (
+    EXECUTION_FRAME_DTYPES,
+    ISSUE_FRAME_DTYPES,
+    METRIC_FRAME_DTYPES,
+    SCHEMA_VERSION,
+    AuditEntry,
+    Store,
+    StoreStats,
+    typed_frame,
+)
 from deploylearn.store.plan import WritePlan, WriteResult, plan_write
 
 # DuckDB's own default is 80 % of RAM; a recorder should leave memory to the learning jobs.
@@ -217,17 +226,34 @@ class DuckDBStore(Store):
             while rows := cursor.fetchmany(batch_size):
                 yield [_export_row(row) for row in rows]
 
+    def _frame(self, query: str, params: list[Any] | dict[str, Any]) -> pd.DataFrame:
+        try:
+            with self._connection() as con:
+                return con.execute(query, params).df()
+        except duckdb.Error as exc:
+            raise StoreError(f"read from {self.path} failed: {exc}") from exc
+
     def executions_frame(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:
-        try:
-            with self._connection() as con:
-                frame = con.execute(sql.SELECT_FRAME, [since, until]).df()
-        except duckdb.Error as exc:
-            raise StoreError(f"read from {self.path} failed: {exc}") from exc
+        frame = self._frame(sql.SELECT_FRAME, [since, until])
         for column in ("resources_deployed", "issue_ids"):
             frame[column] = frame[column].map(list)
-        return frame
+        return typed_frame(frame, EXECUTION_FRAME_DTYPES)
+
+    def metrics_frame(
+        self,
+        *,
+        metric_types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        types = None if metric_types is None else list(metric_types)
+        frame = self._frame(sql.SELECT_METRICS, {"since": since, "until": until, "types": types})
+        return typed_frame(frame, METRIC_FRAME_DTYPES)
+
+    def issues(self) -> pd.DataFrame:
+        return typed_frame(self._frame(sql.SELECT_ISSUES, []), ISSUE_FRAME_DTYPES)
 
     def patterns(self) -> list[DeploymentPattern]:
         return [

@@ -1,18 +1,21 @@
 """The Neo4j store: the system of record as a graph, written in batched ``UNWIND``s.
 
-Each batch is one managed write transaction (the driver retries transient faults such as
-deadlocks, re-running the whole function, plan included). Counts are added with
-``SET x = x + delta``, which takes the node's write lock before reading, so concurrent writers
-lose nothing. All Cypher is in ``cypher.py``.
+Each batch of up to ``TRANSACTION_ROWS`` executions is one managed write transaction (the
+driver retries transient faults such as deadlocks, re-running the whole function, plan
+included). Counts are added with ``SET x = x + delta``, which takes the node's write lock
+before reading, so concurrent writers lose nothing. Bulk reads come back column-wise in a few
+large records. All Cypher is in ``cypher.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import orjson
 import pandas as pd
 from neo4j import Driver, GraphDatabase, ManagedTransaction
@@ -24,7 +27,16 @@ from deploylearn.identity import PatternIndex
 from deploylearn.preparation import PreparedExecution, adaptation_id_for
 from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
 from deploylearn.store import cypher
-from deploylearn.store.base import SCHEMA_VERSION, AuditEntry, Store, StoreStats
+from deploylearn.store.base import (
+    EXECUTION_FRAME_DTYPES,
+    ISSUE_FRAME_DTYPES,
+    METRIC_FRAME_DTYPES,
+    SCHEMA_VERSION,
+    AuditEntry,
+    Store,
+    StoreStats,
+    typed_frame,
+)
 from deploylearn.store.plan import WritePlan, WriteResult, plan_write
 
 
@@ -39,11 +51,29 @@ def _native(value: Any) -> Any:
     return value
 
 
+_NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
+
+
+def _utc_from_micros(values: list[int | None]) -> pd.DatetimeIndex:
+    """Microseconds since the epoch (None: missing) as UTC datetimes, converted at once."""
+    micros = np.fromiter((_NAT if v is None else v for v in values), np.int64, len(values))
+    return pd.DatetimeIndex(micros.view("M8[us]")).tz_localize(UTC)
+
+
 def _redacted_url(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+# Executions per write transaction: larger batches are written as consecutive transactions
+# of this size. The JVM's CPU per execution grows with the transaction (its state and garbage):
+# 135-165 µs at 1,000-2,000 rows, 180-240 µs at 5,000-10,000 (docs/performance.md).
+TRANSACTION_ROWS = 2_000
+# Rows per record of the chunked bulk reads (cypher.FRAME): big enough that per-record costs
+# vanish, small enough that no single Bolt message gets large.
+READ_CHUNK = 10_000
 
 
 class Neo4jStore(Store):
@@ -123,9 +153,17 @@ class Neo4jStore(Store):
         return index
 
     def write_executions(self, batch: Sequence[PreparedExecution], *, actor: str) -> WriteResult:
-        if not batch:
-            return WriteResult([], [], [])
+        inserted: list[str] = []
+        duplicates: list[str] = []
+        conflicts: list[tuple[int, str]] = []
+        for start in range(0, len(batch), TRANSACTION_ROWS):
+            part = self._write_transaction(batch[start : start + TRANSACTION_ROWS], actor)
+            inserted += part.inserted
+            duplicates += part.duplicates
+            conflicts += [(start + position, message) for position, message in part.conflicts]
+        return WriteResult(inserted, duplicates, conflicts)
 
+    def _write_transaction(self, batch: Sequence[PreparedExecution], actor: str) -> WriteResult:
         def work(tx: ManagedTransaction) -> tuple[WritePlan, PatternIndex]:
             ids = [e.execution_id for e in batch]
             existing = {
@@ -165,15 +203,11 @@ class Neo4jStore(Store):
             tx.run(cypher.CREATE_ADAPTATION, props=props).consume()
             tx.run(
                 cypher.CREATE_AUDIT,
-                rows=[
-                    {
-                        "logged_at": now,
-                        "actor": actor,
-                        "action": "record_adaptation",
-                        "entity_id": adaptation_id,
-                        "detail": adaptation.adaptation_name,
-                    }
-                ],
+                logged_at=now,
+                actor=actor,
+                action="record_adaptation",
+                entity_id=adaptation_id,
+                detail=adaptation.adaptation_name,
             ).consume()
 
         self._write(work)
@@ -209,26 +243,67 @@ class Neo4jStore(Store):
             if batch:
                 yield batch
 
+    def _columns(self, query: str, names: Iterable[str], **params: Any) -> dict[str, list[Any]]:
+        """A chunked, column-wise query (see ``cypher.FRAME``) as one list per column."""
+        columns: dict[str, list[Any]] = {name: [] for name in names}
+        try:
+            records, _, keys = self._driver.execute_query(
+                query, {**params, "chunk": READ_CHUNK}, database_=self._database, routing_="r"
+            )
+        except Neo4jError as exc:
+            raise StoreError(f"Neo4j query failed: {exc}") from exc
+        for record in records:  # raw values: Record.data() would walk every value again
+            for name, values in zip(keys, record, strict=True):
+                columns[name] += values
+        return columns
+
     def executions_frame(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:
-        try:
-            with self._driver.session(database=self._database, fetch_size=50_000) as session:
-                result = session.run(cypher.FRAME, since=since, until=until)
-                rows = [record.values() for record in result]
-                columns = result.keys()
-        except Neo4jError as exc:
-            raise StoreError(f"Neo4j query failed: {exc}") from exc
-        frame = pd.DataFrame(rows, columns=list(columns))
-        for column in ("started_at", "completed_at"):
-            frame[column] = (
-                pd.to_datetime([_native(v) for v in frame[column]], utc=True)
-                if len(frame)
-                else pd.Series(dtype="datetime64[us, UTC]")
-            )
-        for column in ("resources_deployed", "issue_ids"):
-            frame[column] = frame[column].map(lambda v: list(v or []))
-        return frame
+        columns = self._columns(cypher.FRAME, cypher.FRAME_COLUMNS, since=since, until=until)
+        for name in ("started_at", "completed_at"):
+            columns[name] = _utc_from_micros(columns[name])
+        for name in ("resources_deployed", "issue_ids"):
+            columns[name] = [v or [] for v in columns[name]]
+        return typed_frame(pd.DataFrame(columns), EXECUTION_FRAME_DTYPES)
+
+    def metrics_frame(
+        self,
+        *,
+        metric_types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        types = None if metric_types is None else list(metric_types)
+        columns = self._columns(
+            cypher.METRICS, cypher.METRIC_COLUMNS, since=since, until=until, types=types
+        )
+        # One row per execution here: repeat its context once per value, flatten the values.
+        types_per_row = columns.pop("metric_types")
+        values_per_row = columns.pop("metric_values")
+        counts = np.fromiter(map(len, types_per_row), np.int64, len(types_per_row))
+        frame = pd.DataFrame(
+            {
+                "execution_id": np.repeat(np.array(columns["execution_id"], object), counts),
+                "metric_type": list(chain.from_iterable(types_per_row)),
+                "value": np.fromiter(chain.from_iterable(values_per_row), np.float64),
+                "recorded_at": np.repeat(_utc_from_micros(columns["recorded_at"]), counts),
+                **{
+                    name: np.repeat(np.array(columns[name], object), counts)
+                    for name in ("target_environment", "deployment_strategy", "pattern_id")
+                },
+            }
+        )
+        if types is not None:
+            frame = frame[frame["metric_type"].isin(types)]
+        frame = frame.sort_values(
+            ["recorded_at", "execution_id", "metric_type", "value"], kind="stable"
+        )
+        return typed_frame(frame, METRIC_FRAME_DTYPES)
+
+    def issues(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self._run(cypher.ISSUES), columns=list(ISSUE_FRAME_DTYPES))
+        return typed_frame(frame, ISSUE_FRAME_DTYPES)
 
     def patterns(self) -> list[DeploymentPattern]:
         return [
@@ -295,8 +370,28 @@ class Neo4jStore(Store):
         )
 
 
+class _Rows(list[Any]):
+    """A statement's rows, shown by their number only.
+
+    The driver formats every RUN's parameters for its debug log even when debug logging is
+    off (neo4j 6.4: ~10 µs per execution), and no log should repeat whole records anyway.
+    """
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} rows>"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
-    now = datetime.now(UTC)
+    """Write a plan in six statements at most; results are not awaited one by one.
+
+    ``tx.run`` returns once the server has accepted a statement, so Python builds the next
+    statement's parameters while the server executes the previous one; the commit waits for
+    all of them (and raises the first error).
+    """
     inserts = plan.inserts
     environments = sorted(
         {e.target_environment for e in inserts}
@@ -308,7 +403,7 @@ def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
         environments=environments,
         resource_types=sorted({r for e in inserts for r in e.resources_deployed}),
         gateways=[{"host": h, "environment": env} for h, env in gateways],
-    ).consume()
+    )
     if plan.new_patterns:
         first_seen = {pid: plan.pattern_deltas[pid].first for pid in plan.pattern_deltas}
         tx.run(
@@ -319,7 +414,7 @@ def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
                     "deployment_strategy": p.deployment_strategy,
                     "pattern_name": p.pattern_name,
                     "configuration_template": _dumps(p.configuration_template),
-                    "first_seen": first_seen.get(p.pattern_id),
+                    "first_seen": _iso(first_seen.get(p.pattern_id)),
                     "settings": [
                         {"id": f"{k}={_dumps(v)}", "key": k, "value": _dumps(v)}
                         for k, v in p.configuration_template.items()
@@ -327,21 +422,7 @@ def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
                 }
                 for p in plan.new_patterns
             ],
-        ).consume()
-    new_ids = {p.pattern_id for p in plan.new_patterns}
-    rows = []
-    for execution, pattern_id in zip(inserts, plan.pattern_ids, strict=True):
-        metrics = execution.metrics()
-        rows.append(
-            {
-                "props": _execution_props(execution, pattern_id, now, actor),
-                "founder": pattern_id in new_ids,
-                "metric_types": [m[0] for m in metrics],
-                "metric_values": [m[1] for m in metrics],
-            }
         )
-        new_ids.discard(pattern_id)
-    tx.run(cypher.CREATE_EXECUTIONS, rows=rows).consume()
     if plan.issue_deltas:
         tx.run(
             cypher.UPSERT_ISSUES,
@@ -351,34 +432,12 @@ def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
                     "normalized": plan.issue_info[issue_id][0],
                     "example": plan.issue_info[issue_id][1],
                     "total": d.total,
-                    "first": d.first,
-                    "last": d.last,
+                    "first": _iso(d.first),
+                    "last": _iso(d.last),
                 }
                 for issue_id, d in sorted(plan.issue_deltas.items())
             ],
-        ).consume()
-        tx.run(
-            cypher.LINK_ISSUES,
-            rows=[
-                {"execution_id": e.execution_id, "issue_id": i.issue_id}
-                for e in inserts
-                for i in e.issues
-            ],
-        ).consume()
-    tx.run(
-        cypher.ADD_PATTERN_COUNTS,
-        rows=[
-            {
-                "id": pid,
-                "success": d.success,
-                "failure": d.failure,
-                "total": d.total,
-                "first": d.first,
-                "last": d.last,
-            }
-            for pid, d in sorted(plan.pattern_deltas.items())
-        ],
-    ).consume()
+        )
     if plan.scenario_deltas:
         tx.run(
             cypher.UPSERT_SCENARIOS,
@@ -391,68 +450,69 @@ def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
                     "resource_types": plan.scenario_info[sid].resource_types,
                     "success": d.success,
                     "failure": d.failure,
-                    "first": d.first,
-                    "last": d.last,
+                    "first": _iso(d.first),
+                    "last": _iso(d.last),
                 }
                 for sid, d in sorted(plan.scenario_deltas.items())
             ],
-        ).consume()
-        tx.run(
-            cypher.LINK_SCENARIOS,
-            rows=[
-                {"execution_id": e.execution_id, "scenario_id": e.rollback_scenario_id}
-                for e in inserts
-                if e.rollback_scenario_id
-            ],
-        ).consume()
+        )
+    founders = {p.pattern_id for p in plan.new_patterns}
+    rows = _Rows(
+        _execution_row(e, pattern_id, founders)
+        for e, pattern_id in zip(inserts, plan.pattern_ids, strict=True)
+    )
+    tx.run(cypher.CREATE_EXECUTIONS, rows=rows, now=datetime.now(UTC), actor=actor)
     tx.run(
-        cypher.CREATE_AUDIT,
+        cypher.ADD_PATTERN_COUNTS,
         rows=[
             {
-                "logged_at": now,
-                "actor": actor,
-                "action": "record_execution",
-                "entity_id": e.execution_id,
-                "detail": f"pattern {pid}",
+                "id": pid,
+                "success": d.success,
+                "failure": d.failure,
+                "total": d.total,
+                "first": _iso(d.first),
+                "last": _iso(d.last),
             }
-            for e, pid in zip(inserts, plan.pattern_ids, strict=True)
+            for pid, d in sorted(plan.pattern_deltas.items())
         ],
-    ).consume()
+    )
 
 
-def _execution_props(
-    e: PreparedExecution, pattern_id: str, now: datetime, actor: str
-) -> dict[str, Any]:
-    return {
-        "execution_id": e.execution_id,
-        "content_hash": e.content_hash,
-        "pattern_id": pattern_id,
-        "execution_name": e.execution_name,
-        "deployment_type": e.deployment_type,
-        "target_environment": e.target_environment,
-        "source_environment": e.source_environment,
-        "gateway_host": e.gateway_host,
-        "deployment_strategy": e.deployment_strategy,
-        "resources_deployed": list(e.resources_deployed),
-        "configuration_used": _dumps(e.configuration_used),
-        "status": e.status,
-        "outcome": e.outcome,
-        "started_at": e.started_at,
-        "completed_at": e.completed_at,
-        "duration_seconds": e.duration_seconds,
-        "failure_reasons": list(e.failure_reasons),
-        "issue_ids": [i.issue_id for i in e.issues],
-        "rollback_triggered": e.rollback_triggered,
-        "rollback_successful": e.rollback_successful,
-        "rollback_scenario_id": e.rollback_scenario_id,
-        "user_id": e.user_id,
-        "automation_triggered": e.automation_triggered,
-        "execution_log": e.execution_log,
-        "performance_data": _dumps(e.performance_data),
-        "lessons_learned": list(e.lessons_learned),
-        "recorded_at": now,
-        "recorded_by": actor,
-    }
+def _execution_row(e: PreparedExecution, pattern_id: str, founders: set[str]) -> list[Any]:
+    """A row of ``cypher.CREATE_EXECUTIONS``, in the order of ``cypher.EXECUTION_ROW``."""
+    metrics = e.metrics()
+    founder = pattern_id in founders
+    founders.discard(pattern_id)  # only the pattern's first execution founds it
+    return [
+        e.execution_id,
+        e.content_hash,
+        pattern_id,
+        e.execution_name,
+        e.deployment_type,
+        e.target_environment,
+        e.source_environment,
+        e.gateway_host,
+        e.deployment_strategy,
+        e.resources_deployed,
+        _dumps(e.configuration_used),
+        e.status,
+        e.outcome,
+        e.duration_seconds,
+        e.failure_reasons,
+        [i.issue_id for i in e.issues],
+        e.rollback_triggered,
+        e.rollback_successful,
+        e.rollback_scenario_id,
+        e.user_id,
+        e.automation_triggered,
+        e.execution_log,
+        _dumps(e.performance_data),
+        e.lessons_learned,
+        e.started_at.isoformat(),
+        _iso(e.completed_at),
+        founder,
+        [[m[0] for m in metrics], [m[1] for m in metrics]] if metrics else None,
+    ]
 
 
 def _export(e: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,461 @@
+"""``ign deploy recommendations|predict|adaptations|rollback-scenarios|analytics``.
+
+Each command calls one ``DeploymentPatternLearner`` method and renders its dict: rich tables,
+or with ``--json`` the same dict the Python method returns. ``predict --fail-below P`` exits
+``EXIT_RISK_GATE`` when a planned deployment's success probability is below P, for CI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_json
+from deploylearn.errors import InputFileError
+
+EXIT_RISK_GATE = 7
+
+NoModelOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-model",
+        help="Answer from the empirical prior even if a champion model is registered.",
+    ),
+]
+
+
+def _learner(store: str | None, use_model: bool = True):  # type: ignore[no-untyped-def]
+    from deploylearn.learner import DeploymentPatternLearner
+
+    return DeploymentPatternLearner.open(store, use_model=use_model)
+
+
+def _split(value: str | None, option: str, *, required: bool = True) -> list[str]:
+    items = [v.strip() for v in (value or "").split(",") if v.strip()]
+    if required and not items:
+        raise InputFileError(f"{option}: name at least one value (comma-separated)")
+    return items
+
+
+def register(deploy_app: typer.Typer) -> None:
+    """Add the question commands to ``ign deploy``."""
+    deploy_app.command("recommendations")(recommendations)
+    deploy_app.command("predict")(predict)
+    deploy_app.command("adaptations")(adaptations)
+    deploy_app.command("rollback-scenarios")(rollback_scenarios)
+    deploy_app.command("analytics")(analytics)
+
+
+# -- recommendations -------------------------------------------------------------------------
+def recommendations(
+    environment: Annotated[str, typer.Option("--environment", "-e", help="Target environment.")],
+    resources: Annotated[
+        str, typer.Option("--resources", "-r", help="Resource types, comma-separated.")
+    ],
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", "-s", help="Only patterns of this strategy.")
+    ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", "-g", help="Target gateway (default: the environment's mix)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=100)] = 5,
+    no_model: NoModelOption = False,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Patterns to use, ranked by the champion's success probability blended with each
+    pattern's time-decayed Beta posterior; with intervals, evidence and reasons."""
+    resource_list = _split(resources, "--resources")
+    with _learner(store, not no_model) as learner:
+        answer = learner.get_deployment_recommendations(
+            target_environment=environment,
+            resource_types=resource_list,
+            deployment_strategy=strategy,
+            gateway_host=gateway,
+            limit=limit,
+        )
+    if as_json:
+        print_json(answer)
+        return
+    print_recommendations(answer)
+
+
+def print_recommendations(answer: dict[str, Any]) -> None:
+    context = answer["context"]
+    where = f"{context['target_environment']}: {', '.join(context['resource_types'])}"
+    if not answer["recommendations"]:
+        out.print(f"no recommendation for {where}: {'; '.join(answer.get('notes', []))}")
+        return
+    table = Table(title=f"recommendations for {where}")
+    table.add_column("#", justify="right")
+    table.add_column("pattern")
+    table.add_column("P(success)", justify="right")
+    table.add_column("90% interval", justify="right")
+    table.add_column("confidence", justify="right")
+    table.add_column("in env: ok / failed", justify="right")
+    for rank, a in enumerate(answer["recommendations"], 1):
+        low, high = a["credible_interval"]
+        table.add_row(
+            str(rank),
+            a["pattern_name"],
+            f"{a['success_probability']:.3f}",
+            f"{low:.2f}–{high:.2f}",
+            f"{a['confidence_score']:.3f}",
+            f"{a['success_count']} / {a['failure_count']}",
+        )
+    out.print(table)
+    model = answer.get("model")
+    source = f"champion v{model['version']}" if model else "no trained model (empirical prior)"
+    out.print(f"candidates: {answer['candidate_tier']}; probabilities from {source}")
+    best = answer["recommendations"][0]
+    out.print("why #1:", highlight=False)
+    for reason in best["applicability_reasons"]:
+        out.print(f"  - {reason}", highlight=False)
+    if best["similar_patterns"]:
+        names = ", ".join(s["pattern_name"] or s["pattern_id"] for s in best["similar_patterns"])
+        out.print(f"similar patterns: {names}", highlight=False)
+
+
+# -- predict ---------------------------------------------------------------------------------
+def predict(
+    environment: Annotated[
+        str | None, typer.Option("--environment", "-e", help="Target environment.")
+    ] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", "-g")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", "-s")] = None,
+    resources: Annotated[
+        str | None, typer.Option("--resources", "-r", help="Resource types, comma-separated.")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", "-c", help="Configuration: a JSON file or JSON text.")
+    ] = None,
+    source_environment: Annotated[str | None, typer.Option("--source-environment")] = None,
+    deployment_type: Annotated[str | None, typer.Option("--type", "-t")] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Planned deployments, one JSON object per line."),
+    ] = None,
+    fail_below: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-below",
+            min=0.0,
+            max=1.0,
+            help=f"Exit {EXIT_RISK_GATE} if any success probability is below this (CI gate).",
+        ),
+    ] = None,
+    no_model: NoModelOption = False,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Risk of planned deployments: success probability, interval, top risk factors and the
+    most similar past failures."""
+    planned = _planned(
+        from_file,
+        environment,
+        gateway,
+        strategy,
+        resources,
+        config,
+        source_environment,
+        deployment_type,
+    )
+    with _learner(store, not no_model) as learner:
+        answer = learner.predict_success(planned)
+    gate = None
+    if fail_below is not None:
+        low = [p for p in answer["predictions"] if p["success_probability"] < fail_below]
+        gate = {"fail_below": fail_below, "passed": not low, "below": len(low)}
+        answer["gate"] = gate
+    if as_json:
+        print_json(answer)
+    else:
+        _print_predictions(answer)
+    if gate is not None and not gate["passed"]:
+        err.print(
+            f"risk gate: {gate['below']} planned deployment(s) below P(success) {fail_below}",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_RISK_GATE)
+
+
+def _planned(
+    from_file: Path | None,
+    environment: str | None,
+    gateway: str | None,
+    strategy: str | None,
+    resources: str | None,
+    config: str | None,
+    source_environment: str | None,
+    deployment_type: str | None,
+) -> list[dict[str, Any]]:
+    if from_file is not None:
+        if any((environment, gateway, strategy, resources, config)):
+            raise InputFileError("--file: give planned deployments in the file or as options")
+        try:
+            lines = from_file.read_text().splitlines()
+        except OSError as exc:
+            raise InputFileError(f"{from_file}: {exc.strerror}") from None
+        planned = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                planned.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise InputFileError(f"{from_file} line {number}: not valid JSON ({exc})") from None
+        if not planned:
+            raise InputFileError(f"{from_file}: no planned deployment in the file")
+        return planned
+    missing = [
+        name
+        for name, value in (
+            ("--environment", environment),
+            ("--strategy", strategy),
+            ("--resources", resources),
+        )
+        if not value
+    ]
+    if missing:
+        raise InputFileError(f"predict needs {', '.join(missing)} (or --file)")
+    fields: dict[str, Any] = {
+        "target_environment": environment,
+        "deployment_strategy": strategy,
+        "resources_deployed": _split(resources, "--resources"),
+        "configuration_used": _config(config),
+    }
+    for key, value in (
+        ("gateway_host", gateway),
+        ("source_environment", source_environment),
+        ("deployment_type", deployment_type),
+    ):
+        if value:
+            fields[key] = value
+    return [fields]
+
+
+def _config(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    path = Path(value)
+    text = path.read_bytes() if path.is_file() else value.encode()
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InputFileError(f"--config: not a JSON object or file ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputFileError("--config: must be a JSON object")
+    return data
+
+
+def _print_predictions(answer: dict[str, Any]) -> None:
+    table = Table(title="planned deployments")
+    for column in ("#", "environment", "strategy", "P(success)", "90% interval", "top risk"):
+        table.add_column(column, justify="right" if column in ("#", "P(success)") else "left")
+    for i, p in enumerate(answer["predictions"], 1):
+        planned = p["planned"]
+        low, high = p["credible_interval"]
+        risk = p["risk_factors"][0]["detail"] if p["risk_factors"] else "—"
+        table.add_row(
+            str(i),
+            planned["target_environment"],
+            planned["deployment_strategy"],
+            f"{p['success_probability']:.3f}",
+            f"{low:.2f}–{high:.2f}",
+            risk,
+        )
+    out.print(table)
+    for i, p in enumerate(answer["predictions"], 1):
+        if p["similar_past_failures"]:
+            first = p["similar_past_failures"][0]
+            issues = "; ".join(first["issues"]) or first["status"]
+            out.print(
+                f"#{i} most similar past failure: {first['execution_id']} "
+                f"({first['started_at'][:10]}, {first['gateway_host']}): {issues}",
+                highlight=False,
+            )
+
+
+# -- adaptations -----------------------------------------------------------------------------
+def adaptations(
+    source: Annotated[str, typer.Option("--source", "-s", help="Source environment.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Target environment.")],
+    resource: Annotated[
+        str | None, typer.Option("--resource", "-r", help="Only this resource type.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=50)] = 3,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """How configurations change between two environments, mined from successful runs
+    (support, confidence, success uplift), plus recorded adaptations."""
+    with _learner(store, use_model=False) as learner:
+        answer = learner.get_environment_adaptations(source, target, resource, limit)
+    if as_json:
+        print_json(answer)
+        return
+    found = answer["adaptations"]
+    where = f"{answer['source_environment']} → {answer['target_environment']}"
+    if not found:
+        out.print(f"no adaptation found for {where} (too few successful runs in both?)")
+        return
+    for a in found:
+        title = f"{a['adaptation_name']} ({a.get('source', 'mined')})"
+        table = Table(title=title, show_header=True)
+        table.add_column("rule")
+        for rule in a.get("adaptation_rules", []):
+            table.add_row(str(rule))
+        out.print(table)
+        evidence = {
+            k: a[k] for k in ("support", "confidence", "success_uplift") if a.get(k) is not None
+        }
+        if evidence:
+            out.print(
+                "  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in evidence.items()),
+                highlight=False,
+            )
+
+
+# -- rollback scenarios ----------------------------------------------------------------------
+def rollback_scenarios(
+    environment: Annotated[str, typer.Option("--environment", "-e")],
+    resources: Annotated[
+        str | None, typer.Option("--resources", "-r", help="Resource types, comma-separated.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=50)] = 3,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rollback scenarios learned from past rollbacks: triggers, procedure, success odds and
+    recovery time."""
+    resource_list = _split(resources, "--resources", required=False)
+    with _learner(store, use_model=False) as learner:
+        answer = learner.get_rollback_scenarios(environment, resource_list or None, limit)
+    if as_json:
+        print_json(answer)
+        return
+    if not answer["scenarios"]:
+        out.print(f"no rollback learned yet for {answer['environment']}")
+        return
+    for s in answer["scenarios"]:
+        out.print(_scenario_table(s))
+
+
+def _scenario_table(s: dict[str, Any]) -> Table:
+    table = Table(title=str(s.get("scenario_name", "rollback scenario")), show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    odds = s.get("rollback_success") or {}
+    if odds:
+        low, high = odds.get("credible_interval", [None, None])
+        table.add_row(
+            "rollback succeeds",
+            f"{odds.get('probability', 0):.0%} (90% interval {low:.0%}–{high:.0%}; "
+            f"{odds.get('successes', 0)} of {odds.get('successes', 0) + odds.get('failures', 0)})",
+        )
+    recovery = s.get("recovery_time") or {}
+    if recovery.get("samples"):
+        table.add_row(
+            "recovery time",
+            f"p50 {recovery['p50_seconds'] / 60:.1f} min, p90 {recovery['p90_seconds'] / 60:.1f} "
+            f"min (n={recovery['samples']}, from {recovery.get('basis', '?')})",
+        )
+    if s.get("trigger_condition"):
+        rate = s.get("rollback_rate_given_trigger")
+        share = f" (rolled back {rate:.0%} of the time)" if rate is not None else ""
+        table.add_row("trigger", f"{s['trigger_condition']}{share}")
+    table.add_row("procedure", "\n".join(str(step) for step in s.get("procedure", [])))
+    for note in s.get("risk_notes", []):
+        table.add_row("risk", str(note))
+    return table
+
+
+# -- analytics -------------------------------------------------------------------------------
+def analytics(
+    environment: Annotated[str | None, typer.Option("--environment", "-e")] = None,
+    days: Annotated[int, typer.Option("--days", "-d", min=1, max=3650, help="Window length.")] = 30,
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", "-m", help="e.g. duration,success_rate (default: all)."),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Also write a PNG dashboard to this file.")
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Success, failure and rollback rates with intervals, durations, DORA measures, trends
+    with significance tests, and insights in plain words."""
+    metric_list = _split(metrics, "--metrics", required=False) or None
+    with _learner(store, use_model=False) as learner:
+        answer = learner.get_deployment_analytics(environment, days, metric_list)
+        if plot is not None:
+            from deploylearn.serving.analytics_plot import analytics_plot
+
+            answer["plot"] = str(analytics_plot(answer, learner.store.executions_frame(), plot))
+    if as_json:
+        print_json(answer)
+        return
+    _print_analytics(answer)
+
+
+def _print_analytics(answer: dict[str, Any]) -> None:
+    window = answer["window"]
+    title = (
+        f"{window.get('environment') or 'all environments'}: "
+        f"{window['start'][:10]} – {window['end'][:10]} ({window['days']} days)"
+    )
+    table = Table(title=title)
+    for column in ("measure", "now", "95% interval", "previous", "p-value"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    trends = answer.get("trends", {})
+    for name, rate in answer.get("rates", {}).items():
+        trend = trends.get(name, {})
+        previous = (trend.get("previous") or {}).get("rate")
+        table.add_row(
+            name.replace("_", " "),
+            f"{rate['rate']:.1%} of {rate['n']}" if rate.get("rate") is not None else "—",
+            f"{rate['low']:.1%}–{rate['high']:.1%}" if rate.get("low") is not None else "—",
+            f"{previous:.1%}" if previous is not None else "—",
+            _p(trend.get("p_value")),
+        )
+    durations = answer.get("durations") or {}
+    if durations.get("p50_seconds") is not None:
+        trend = trends.get("duration", {})
+        previous = (trend.get("previous") or {}).get("p50")
+        table.add_row(
+            "duration p50 / p90",
+            f"{durations['p50_seconds'] / 60:.1f} / {durations['p90_seconds'] / 60:.1f} min",
+            "",
+            f"{previous / 60:.1f} min" if previous is not None else "—",
+            _p(trend.get("p_value")),
+        )
+    dora = answer.get("dora") or {}
+    frequency = dora.get("deployment_frequency") or {}
+    if frequency:
+        table.add_row(
+            "deployments per day",
+            f"{frequency.get('successful_per_day', 0):.1f} successful",
+            "",
+            "",
+            "",
+        )
+    restore = dora.get("time_to_restore_service") or {}
+    if restore.get("p50_hours") is not None:
+        table.add_row("time to restore p50", f"{restore['p50_hours']:.1f} h", "", "", "")
+    out.print(table)
+    for insight in answer.get("insights", []):
+        out.print(f"- {insight}", highlight=False)
+    if answer.get("plot"):
+        out.print(f"plot: {answer['plot']}")
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"

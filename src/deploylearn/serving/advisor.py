@@ -1,0 +1,828 @@
+"""``Advisor``: recommendations and risk predictions from one loaded history and champion.
+
+Built once (``Advisor.build``: the history folded into a ``HistorySnapshot``, the champion
+loaded), then each answer costs a few milliseconds: candidates come from the snapshot's
+indexes, features from its per-key counts, probabilities from one model call.
+
+Candidates for (environment, resources, strategy), in tiers: patterns run in the environment
+on deployments that included every requested resource; failing that, patterns run in the
+environment at all; failing that, every known pattern (cold start). Each answer says which tier
+it came from. Without a gateway, a candidate's probability is the run-weighted mean over the
+environment's gateways, so an unknown target is not scored as one lucky or flaky host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deploylearn.features._columns import column_name
+from deploylearn.features.config import knob_row
+from deploylearn.identity import PatternIndex, canonical_template
+from deploylearn.models.similarity import PatternSimilarity
+from deploylearn.records import DeploymentPattern, PlannedDeployment
+from deploylearn.serving.blend import (
+    CONFIDENCE_QUANTILE,
+    INTERVAL,
+    BlendParams,
+    empirical_prior,
+    posterior,
+)
+from deploylearn.serving.failures import FailureIndex
+from deploylearn.serving.models import ServingModels
+from deploylearn.serving.snapshot import HistorySnapshot
+
+MAX_CANDIDATES = 200
+MAX_GATEWAYS = 6
+MIN_EFFECT = 0.01  # a knob's effect on P(success) below this is not worth a sentence
+SIMILAR = 3
+TIERS = {
+    1: "run in {env} with all requested resources",
+    2: "run in {env}, not yet with all requested resources",
+    3: "never run in {env} (cold start)",
+}
+
+
+@dataclass(frozen=True)
+class EnvironmentProfile:
+    """What a request leaves unsaid, filled from the environment's habits."""
+
+    gateways: list[tuple[str, float]]  # (host, share of runs), most used first
+    source_environment: str | None
+    deployment_type: str | None
+    automation_triggered: bool
+    typical_knobs: pd.Series  # median knob values over the environment's runs
+
+
+@dataclass
+class Advisor:
+    """Answers ``recommend`` and ``predict`` from a snapshot and (optionally) the champion."""
+
+    snapshot: HistorySnapshot
+    models: ServingModels | None
+    profiles: dict[str, EnvironmentProfile]
+    similarity: PatternSimilarity | None
+    index: PatternIndex
+    failures: FailureIndex
+    issue_text: dict[str, str] = field(default_factory=dict)
+    blend: BlendParams = field(default_factory=BlendParams)
+    boolean_knobs: frozenset[str] = frozenset()  # knob keys whose templates hold booleans
+    _similar_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        frame: pd.DataFrame,
+        patterns: Sequence[DeploymentPattern],
+        *,
+        models: ServingModels | None = None,
+        at: datetime | None = None,
+        issues: pd.DataFrame | None = None,
+    ) -> Advisor:
+        """Fold ``frame`` (``Store.executions_frame()``) as of ``at``.
+
+        ``at`` defaults to ``serving_time(frame)``: now, or just after the newest record if
+        the history ends earlier (a replayed or demo history is served as of its own end).
+        """
+        blend = models.blend if models is not None else BlendParams()
+        when = at or serving_time(frame)
+        snapshot = HistorySnapshot.build(
+            frame, patterns, at=when, half_life_days=blend.half_life_days
+        )
+        index = PatternIndex()
+        for p in patterns:
+            index.add(p.pattern_id, p.deployment_strategy, p.configuration_template)
+        similarity = models.similarity if models is not None else None
+        if similarity is None and len(snapshot.knobs):
+            similarity = _knob_similarity(snapshot, blend.prior_strength)
+        text = {}
+        if issues is not None and len(issues):
+            text = dict(zip(issues["issue_id"], issues["normalized"], strict=True))
+        return cls(
+            snapshot=snapshot,
+            models=models,
+            profiles=_profiles(frame, snapshot),
+            similarity=similarity,
+            index=index,
+            failures=FailureIndex.build(frame, snapshot.at),
+            issue_text=text,
+            blend=blend,
+            boolean_knobs=frozenset(
+                column_name(key)
+                for p in patterns
+                for key, value in p.configuration_template.items()
+                if isinstance(value, bool)
+            ),
+        )
+
+    # -- recommendations --------------------------------------------------------------------
+    def recommend(
+        self,
+        target_environment: str,
+        resource_types: Sequence[str],
+        deployment_strategy: str | None = None,
+        gateway_host: str | None = None,
+        limit: int = 5,
+        *,
+        source_environment: str | None = None,
+        deployment_type: str | None = None,
+        explain: bool = True,
+    ) -> dict[str, Any]:
+        """Patterns ranked for a context (see the module docstring for candidates).
+
+        ``explain=False`` skips the knob counterfactuals (same ranking, fewer model calls).
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        env = target_environment
+        resources = sorted(set(resource_types))
+        if not resources:
+            raise ValueError("resource_types must name at least one resource type")
+        ids, tier = self._candidates(env, resources, deployment_strategy)
+        answer: dict[str, Any] = {
+            "context": {
+                "target_environment": env,
+                "resource_types": resources,
+                "deployment_strategy": deployment_strategy,
+                "gateway_host": gateway_host,
+            },
+            **self._meta(),
+            "candidates": len(ids),
+            "candidate_tier": TIERS[tier].format(env=env) if ids else None,
+            "recommendations": [],
+        }
+        if not ids:
+            known = ", ".join(self.snapshot.environments()) or "none"
+            answer["notes"] = [
+                f"no pattern matches (strategy {deployment_strategy!r})"
+                if deployment_strategy
+                else f"no deployment history at all (environments known: {known})"
+            ]
+            return answer
+        profile = self._profile(env)
+        planned = pd.DataFrame(
+            {
+                "pattern_id": ids,
+                "target_environment": env,
+                "resources_deployed": [resources] * len(ids),
+                "deployment_strategy": [self.snapshot.patterns[p].deployment_strategy for p in ids],
+                "source_environment": source_environment or profile.source_environment,
+                "deployment_type": deployment_type or profile.deployment_type,
+                "automation_triggered": profile.automation_triggered,
+            }
+        )
+        prior, prior_source, X = self._prior(planned, gateway_host, tier)
+        decayed = np.array([self.snapshot.decayed_counts(p, env) for p in ids]).reshape(-1, 2)
+        post = posterior(prior, decayed[:, 0], decayed[:, 1], self.blend.prior_strength)
+        mean = post.mean
+        confidence = post.quantile(CONFIDENCE_QUANTILE)[0]
+        order = np.lexsort((np.asarray(ids), -mean, -confidence))[:limit]
+        interval = post.quantile(INTERVAL)
+        effects = (
+            self._knob_effects(planned.iloc[order], X[order]) if X is not None and explain else {}
+        )
+        answer["recommendations"] = [
+            self._recommendation(
+                planned.iloc[i],
+                tier=tier,
+                prior=float(prior[i]),
+                prior_source=prior_source[i],
+                decayed=(float(decayed[i, 0]), float(decayed[i, 1])),
+                mean=float(mean[i]),
+                confidence=float(confidence[i]),
+                interval=(float(interval[0, i]), float(interval[1, i])),
+                effects=effects.get(int(i), []),
+                requested_strategy=deployment_strategy,
+            )
+            for i in order
+        ]
+        return answer
+
+    def _candidates(
+        self, env: str, resources: list[str], strategy: str | None
+    ) -> tuple[list[str], int]:
+        wanted = frozenset(resources)
+        by_pattern = self.snapshot.bundles.get(env, {})
+        tiers = (
+            [p for p, bundles in by_pattern.items() if any(wanted <= b for b in bundles)],
+            list(by_pattern),
+            list(self.snapshot.patterns),
+        )
+        for tier, ids in enumerate(tiers, start=1):
+            ids = [p for p in ids if p in self.snapshot.patterns]
+            if strategy:
+                ids = [p for p in ids if self.snapshot.patterns[p].deployment_strategy == strategy]
+            if ids:
+                runs = {p: self.snapshot.key("pattern_environment", p, env).runs for p in ids}
+                ids = sorted(ids, key=lambda p: (-runs[p], p))[:MAX_CANDIDATES]
+                return ids, tier
+        return [], 1
+
+    def _prior(
+        self, planned: pd.DataFrame, gateway_host: str | None, tier: int
+    ) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+        """Per candidate: the model's probability (gateway-averaged) and its input on the
+        most used gateway, or the empirical probability and no input."""
+        n = len(planned)
+        if self.models is not None:
+            p, X = self._model_probability(planned, gateway_host)
+            return p, [self.models.describe()] * n, X
+        env = str(planned["target_environment"].iloc[0])
+        resources = list(planned["resources_deployed"].iloc[0])
+        s, f, _ = self.snapshot.context_counts(env, resources)
+        env_stats = self.snapshot.key("environment", env)
+        rate, source = empirical_prior(
+            (s, f), (env_stats.successes, env_stats.failures), self.snapshot.global_counts
+        )
+        p = np.full(n, rate)
+        sources = [f"{source} success rate (no trained model)"] * n
+        if tier > 1 and self.similarity is not None:
+            neighbours = self._similarity_prior(list(planned["pattern_id"]))
+            for i, value in enumerate(neighbours):
+                if not np.isnan(value):
+                    p[i], sources[i] = value, "similar patterns' success rates (cold start)"
+        return p, sources, None
+
+    def _model_probability(
+        self, planned: pd.DataFrame, gateway_host: str | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        env = str(planned["target_environment"].iloc[0])
+        gateways = [(gateway_host, 1.0)] if gateway_host else self._profile(env).gateways
+        if not gateways:
+            gateways = [(None, 1.0)]
+        rows = pd.concat(
+            [planned.assign(gateway_host=host) for host, _ in gateways], ignore_index=True
+        )
+        X = self._matrix(rows)
+        p = self._probability(X).reshape(len(gateways), len(planned))
+        weights = np.array([w for _, w in gateways], dtype=np.float64)
+        return weights @ p / weights.sum(), X[: len(planned)]
+
+    def _matrix(self, rows: pd.DataFrame, knob_rows: pd.DataFrame | None = None) -> np.ndarray:
+        """Model input; a planned ``started_at`` sets the hour and weekday features."""
+        assert self.models is not None
+        X = self.snapshot.candidate_matrix(
+            rows, self.models.feature_names, self.models.node_embeddings, knob_rows
+        )
+        if "started_at" in rows:
+            planned_at = pd.to_datetime(rows["started_at"], utc=True)
+            has = planned_at.notna().to_numpy()
+            layout = self.snapshot._layout(self.models.feature_names)
+            for column, values in (
+                ("hour", planned_at.dt.hour),
+                ("weekday", planned_at.dt.day_of_week),
+            ):
+                position = layout.position.get(column)
+                if position is not None and has.any():
+                    X[has, position] = values[has].to_numpy(dtype=np.float32)
+        return X
+
+    def _probability(self, X: np.ndarray) -> np.ndarray:
+        assert self.models is not None
+        return self.models.success.success_probability(X)
+
+    def _knob_positions(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per knob key: its knob-table columns and their positions in the model's input."""
+        assert self.models is not None
+        layout = self.snapshot._layout(self.models.feature_names)
+        columns = list(self.snapshot.knobs.columns)
+        source: dict[str, np.ndarray] = {}
+        target: dict[str, np.ndarray] = {}
+        for key, names in _knob_groups(columns).items():
+            pairs = [(columns.index(c), layout.position[c]) for c in names if c in layout.position]
+            if pairs:
+                source[key] = np.array([j for j, _ in pairs])
+                target[key] = np.array([i for _, i in pairs])
+        return source, target
+
+    def _knob_effects(
+        self, planned: pd.DataFrame, X: np.ndarray
+    ) -> dict[int, list[dict[str, Any]]]:
+        """Per candidate: how much P(success) it would lose if each knob took the
+        environment's typical value (a counterfactual on the champion, not a causal claim).
+        ``X`` is the candidates' model input (on the requested or most used gateway)."""
+        env = str(planned["target_environment"].iloc[0])
+        profile = self._profile(env)
+        typical = profile.typical_knobs.reindex(self.snapshot.knobs.columns).to_numpy(float)
+        source, target = self._knob_positions()
+        knob_index = self.snapshot.knobs.index
+        variants: list[tuple[int, int, str]] = []
+        blocks: list[np.ndarray] = []
+        for j, pattern_id in enumerate(planned["pattern_id"]):
+            row = knob_index.get_indexer([pattern_id])[0]
+            if row < 0:
+                continue
+            own = self.snapshot._knob_values[row]
+            for key, columns in source.items():
+                if np.allclose(own[columns], typical[columns], equal_nan=True):
+                    continue
+                variant = X[j].copy()
+                variant[target[key]] = typical[columns]
+                blocks.append(variant)
+                variants.append((int(planned.index[j]), j, key))
+        if not blocks:
+            return {}
+        p = self._probability(np.vstack([X, *blocks]))
+        base, what_if = p[: len(X)], p[len(X) :]
+        groups = _knob_groups(self.snapshot.knobs.columns)
+        out: dict[int, list[dict[str, Any]]] = {}
+        for (position, j, key), q in zip(variants, what_if, strict=True):
+            delta = float(base[j] - q)
+            if abs(delta) < MIN_EFFECT:
+                continue
+            config = self.snapshot.patterns[str(planned["pattern_id"].iloc[j])]
+            template = config.configuration_template
+            out.setdefault(position, []).append(
+                {
+                    "knob": _template_key(template, key),
+                    "value": _template_value(template, key),
+                    "typical_value": self._knob_value(profile.typical_knobs, groups[key], key),
+                    "effect": round(delta, 4),
+                }
+            )
+        for effects in out.values():
+            effects.sort(key=lambda e: -abs(e["effect"]))
+        return out
+
+    def _recommendation(
+        self,
+        row: pd.Series,
+        *,
+        tier: int,
+        prior: float,
+        prior_source: str,
+        decayed: tuple[float, float],
+        mean: float,
+        confidence: float,
+        interval: tuple[float, float],
+        effects: list[dict[str, Any]],
+        requested_strategy: str | None,
+    ) -> dict[str, Any]:
+        pattern = self.snapshot.patterns[str(row["pattern_id"])]
+        env = str(row["target_environment"])
+        in_env = self.snapshot.key("pattern_environment", pattern.pattern_id, env)
+        s_ctx, f_ctx, n_ctx = self.snapshot.context_counts(
+            env, list(row["resources_deployed"]), pattern.pattern_id
+        )
+        overall = self.snapshot.key("pattern", pattern.pattern_id)
+        reasons = _reasons(
+            env=env,
+            resources=list(row["resources_deployed"]),
+            tier=tier,
+            context=(s_ctx, f_ctx),
+            in_env=(in_env.successes, in_env.failures),
+            decayed=decayed,
+            prior=prior,
+            prior_source=prior_source,
+            half_life=self.blend.half_life_days,
+            effects=effects,
+            requested_strategy=requested_strategy,
+            strategy=pattern.deployment_strategy,
+        )
+        s, f = in_env.successes, in_env.failures
+        return {
+            "pattern_id": pattern.pattern_id,
+            "pattern_name": pattern.pattern_name,
+            "deployment_strategy": pattern.deployment_strategy,
+            "configuration_template": pattern.configuration_template,
+            "success_probability": round(mean, 4),
+            "model_probability": round(prior, 4),
+            "prior_source": prior_source,
+            "confidence_score": round(confidence, 4),
+            "credible_interval": [round(interval[0], 4), round(interval[1], 4)],
+            "success_rate": round(s / (s + f), 4) if s + f else None,
+            "success_count": int(s),
+            "failure_count": int(f),
+            "context_runs": int(n_ctx),
+            "overall_success_count": int(overall.successes),
+            "overall_failure_count": int(overall.failures),
+            "evidence_weight": round(decayed[0] + decayed[1], 2),
+            "last_used": _iso(overall.last_start),
+            "applicability_reasons": reasons,
+            "knob_effects": effects[:5],
+            "similar_patterns": self._similar(pattern.pattern_id),
+        }
+
+    # -- predict ----------------------------------------------------------------------------
+    def predict(self, planned: Iterable[PlannedDeployment]) -> dict[str, Any]:
+        """Risk of each planned deployment: probability, interval, risk factors, past failures."""
+        items = list(planned)
+        answer: dict[str, Any] = {**self._meta(), "predictions": []}
+        if not items:
+            return answer
+        rows, knob_rows, known = self._planned_rows(items)
+        if self.models is not None:
+            p = self._probability(self._matrix(rows, knob_rows))
+            sources = [self.models.describe()] * len(items)
+        else:
+            p, sources = np.zeros(len(items)), []
+            for i, item in enumerate(items):
+                prior, source = self._empirical(item)
+                p[i] = prior
+                sources.append(source)
+        decayed = np.array(
+            [
+                self.snapshot.decayed_counts(pid, env) if ok else (0.0, 0.0)
+                for pid, env, ok in zip(
+                    rows["pattern_id"], rows["target_environment"], known, strict=True
+                )
+            ]
+        ).reshape(-1, 2)
+        post = posterior(p, decayed[:, 0], decayed[:, 1], self.blend.prior_strength)
+        interval = post.quantile(INTERVAL)
+        factors = self._risk_factors(rows, knob_rows, p) if self.models else {}
+        for i, item in enumerate(items):
+            mean = float(post.mean[i])
+            answer["predictions"].append(
+                {
+                    "planned": item.model_dump(mode="json", exclude_none=True),
+                    "pattern_id": rows["pattern_id"].iloc[i] if known[i] else None,
+                    "known_pattern": bool(known[i]),
+                    "success_probability": round(mean, 4),
+                    "failure_risk": round(1.0 - mean, 4),
+                    "credible_interval": [
+                        round(float(interval[0, i]), 4),
+                        round(float(interval[1, i]), 4),
+                    ],
+                    "model_probability": round(float(p[i]), 4),
+                    "prior_source": sources[i],
+                    "evidence_weight": round(float(decayed[i].sum()), 2),
+                    "risk_factors": factors.get(i, []),
+                    "similar_past_failures": self._similar_failures(rows.iloc[i]),
+                }
+            )
+        return answer
+
+    def _planned_rows(
+        self, items: list[PlannedDeployment]
+    ) -> tuple[pd.DataFrame, pd.DataFrame, list[bool]]:
+        records, knob_rows, known = [], [], []
+        for i, item in enumerate(items):
+            template = canonical_template(item.configuration_used)
+            pattern_id = self.index.match(item.deployment_strategy, template)
+            known.append(pattern_id is not None and pattern_id in self.snapshot.patterns)
+            profile = self._profile(item.target_environment)
+            records.append(
+                {
+                    "pattern_id": pattern_id if known[-1] else f"\x00planned-{i}",
+                    "target_environment": item.target_environment,
+                    "gateway_host": item.gateway_host
+                    or (profile.gateways[0][0] if profile.gateways else None),
+                    "resources_deployed": list(item.resources_deployed),
+                    "deployment_strategy": item.deployment_strategy,
+                    "source_environment": item.source_environment or profile.source_environment,
+                    "deployment_type": item.deployment_type or profile.deployment_type,
+                    "automation_triggered": item.automation_triggered
+                    if item.automation_triggered is not None
+                    else profile.automation_triggered,
+                    "started_at": item.started_at,
+                }
+            )
+            knob_rows.append(knob_row(template, list(self.snapshot.knobs.columns)))
+        rows = pd.DataFrame(records)
+        return rows, pd.DataFrame(knob_rows, index=rows.index), known
+
+    def _empirical(self, item: PlannedDeployment) -> tuple[float, str]:
+        s, f, _ = self.snapshot.context_counts(item.target_environment, item.resources_deployed)
+        env_stats = self.snapshot.key("environment", item.target_environment)
+        rate, source = empirical_prior(
+            (s, f), (env_stats.successes, env_stats.failures), self.snapshot.global_counts
+        )
+        return rate, f"{source} success rate (no trained model)"
+
+    def _risk_factors(
+        self, rows: pd.DataFrame, knob_rows: pd.DataFrame, p: np.ndarray
+    ) -> dict[int, list[dict[str, Any]]]:
+        """What lowers each planned deployment's probability, by counterfactual on the model:
+        each knob at the environment's typical value, and an average gateway of the
+        environment in place of this one. Largest risks first."""
+        assert self.models is not None
+        X = self._matrix(rows, knob_rows)
+        layout = self.snapshot._layout(self.models.feature_names)
+        source, target = self._knob_positions()
+        groups = _knob_groups(self.snapshot.knobs.columns)
+        knob_values = knob_rows.reindex(columns=self.snapshot.knobs.columns).to_numpy(float)
+        twins = [
+            (i, layout.position["environment_" + name.removeprefix("gateway_")])
+            for name, i in layout.position.items()
+            if name.startswith("gateway_")
+            and "environment_" + name.removeprefix("gateway_") in layout.position
+        ]
+        variants: list[tuple[int, str, str, Any, Any]] = []
+        blocks: list[np.ndarray] = []
+        for i in range(len(rows)):
+            profile = self._profile(str(rows["target_environment"].iloc[i]))
+            typical = profile.typical_knobs.reindex(self.snapshot.knobs.columns).to_numpy(float)
+            own = pd.Series(knob_values[i], index=self.snapshot.knobs.columns)
+            for key, columns in source.items():
+                if np.allclose(knob_values[i, columns], typical[columns], equal_nan=True):
+                    continue
+                variant = X[i].copy()
+                variant[target[key]] = typical[columns]
+                blocks.append(variant)
+                variants.append(
+                    (
+                        i,
+                        "configuration",
+                        key,
+                        self._knob_value(own, groups[key], key),
+                        self._knob_value(profile.typical_knobs, groups[key], key),
+                    )
+                )
+            strategies = [
+                (name.removeprefix("deployment_strategy__"), position)
+                for name, position in layout.position.items()
+                if name.startswith("deployment_strategy__")
+            ]
+            current = column_name("deployment_strategy", rows["deployment_strategy"].iloc[i])
+            for strategy, position in strategies:
+                if column_name("deployment_strategy", strategy) == current:
+                    continue
+                variant = X[i].copy()
+                variant[[p for _, p in strategies]] = 0.0
+                variant[position] = 1.0
+                blocks.append(variant)
+                variants.append(
+                    (
+                        i,
+                        "strategy",
+                        "deployment_strategy",
+                        rows["deployment_strategy"].iloc[i],
+                        strategy,
+                    )
+                )
+            if twins:
+                variant = X[i].copy()
+                for gateway_position, env_position in twins:
+                    variant[gateway_position] = X[i, env_position]
+                blocks.append(variant)
+                variants.append((i, "gateway", "gateway_host", rows["gateway_host"].iloc[i], None))
+        if not blocks:
+            return {}
+        what_if = self._probability(np.vstack(blocks))
+        out: dict[int, list[dict[str, Any]]] = {}
+        best_strategy: dict[int, tuple[float, str]] = {}
+        for (i, kind, key, value, other), q in zip(variants, what_if, strict=True):
+            delta = float(q - p[i])  # > 0: changing it would help, so it is a risk now
+            if kind == "strategy":  # only the best alternative strategy is worth a line
+                if delta > best_strategy.get(i, (MIN_EFFECT, ""))[0]:
+                    best_strategy[i] = (delta, str(other))
+                continue
+            if delta < MIN_EFFECT:
+                continue
+            if kind == "gateway":
+                text = f"gateway {value} is riskier than the environment's average gateway"
+            else:
+                text = f"{key}={_show(value)} (the environment's typical value is {_show(other)})"
+            out.setdefault(i, []).append(
+                {"factor": kind, "name": key, "detail": text, "risk_reduction": round(delta, 4)}
+            )
+        for i, (delta, strategy) in best_strategy.items():
+            text = f"strategy {rows['deployment_strategy'].iloc[i]} ({strategy} would do better)"
+            out.setdefault(i, []).append(
+                {
+                    "factor": "strategy",
+                    "name": "deployment_strategy",
+                    "detail": text,
+                    "risk_reduction": round(delta, 4),
+                }
+            )
+        for factors in out.values():
+            factors.sort(key=lambda f: -f["risk_reduction"])
+        return out
+
+    def _similar_failures(self, row: pd.Series) -> list[dict[str, Any]]:
+        known = not str(row["pattern_id"]).startswith("\x00")
+        return self.failures.similar(
+            environment=str(row["target_environment"]),
+            pattern_id=str(row["pattern_id"]) if known else None,
+            strategy=str(row["deployment_strategy"]),
+            gateway=row["gateway_host"],
+            resources=list(row["resources_deployed"]),
+            issue_text=self.issue_text,
+        )
+
+    # -- shared -----------------------------------------------------------------------------
+    def _profile(self, env: str) -> EnvironmentProfile:
+        return self.profiles.get(env) or EnvironmentProfile(
+            gateways=[],
+            source_environment=None,
+            deployment_type=None,
+            automation_triggered=False,
+            typical_knobs=pd.Series(dtype=np.float64),
+        )
+
+    def _similarity_prior(self, pattern_ids: list[str]) -> np.ndarray:
+        assert self.similarity is not None
+        vectors = self.snapshot.knobs.reindex(pattern_ids)
+        try:
+            return np.asarray(self.similarity.predict(vectors), dtype=np.float64)
+        except (KeyError, ValueError):
+            return np.full(len(pattern_ids), np.nan)
+
+    def _similar(self, pattern_id: str) -> list[dict[str, Any]]:
+        """The nearest patterns (cached: the similarity model is fixed for a snapshot)."""
+        if pattern_id not in self._similar_cache:
+            self._similar_cache[pattern_id] = self._nearest(pattern_id)
+        return self._similar_cache[pattern_id]
+
+    def _nearest(self, pattern_id: str) -> list[dict[str, Any]]:
+        if self.similarity is None:
+            return []
+        try:
+            table = self.similarity.similar(pattern_id, SIMILAR)
+        except KeyError:
+            return []
+        out = []
+        for row in table.itertuples(index=False):
+            other = self.snapshot.patterns.get(str(row.pattern_id))
+            out.append(
+                {
+                    "pattern_id": str(row.pattern_id),
+                    "pattern_name": other.pattern_name if other else None,
+                    "similarity": round(float(row.similarity), 3),
+                    "smoothed_success_rate": round(float(row.smoothed_rate), 4),
+                    "runs": int(row.runs),
+                }
+            )
+        return out
+
+    def _knob_value(self, values: pd.Series, columns: list[str], key: str) -> Any:
+        """A knob's value from its knob-table columns, as a person would write it: a number,
+        a boolean, a level name, or None when the knob is not set."""
+        picked = values.reindex(columns)
+        if len(columns) == 1 and columns[0] == f"cfg__{key}":
+            value = picked.iloc[0]
+            if pd.isna(value):
+                return None
+            if key in self.boolean_knobs and value in (0.0, 1.0):
+                return bool(value)
+            return int(value) if float(value).is_integer() else round(float(value), 4)
+        if picked.isna().all():
+            return None
+        best = picked.idxmax()
+        return str(best).split("__", 2)[-1] if picked.max() >= 0.5 else None
+
+    def _meta(self) -> dict[str, Any]:
+        models = self.models
+        return {
+            "as_of": self.snapshot.at.isoformat(),
+            "model": None
+            if models is None
+            else {
+                "name": "deploylearn-success",
+                "version": models.version,
+                "run_id": models.run_id,
+                "trained_until": models.trained_until,
+            },
+            "blend": {
+                "prior_strength": self.blend.prior_strength,
+                "half_life_days": self.blend.half_life_days,
+            },
+        }
+
+
+def serving_time(frame: pd.DataFrame) -> pd.Timestamp:
+    """Now, or one second after the newest start/completion if the history ends before now."""
+    now = pd.Timestamp(datetime.now(UTC))
+    if not len(frame):
+        return now
+    newest = max(
+        pd.Timestamp(frame["started_at"].max()),
+        pd.Timestamp(frame["completed_at"].max())
+        if frame["completed_at"].notna().any()
+        else pd.Timestamp(frame["started_at"].max()),
+    )
+    return min(now, newest + pd.Timedelta(seconds=1))
+
+
+def _profiles(frame: pd.DataFrame, snapshot: HistorySnapshot) -> dict[str, EnvironmentProfile]:
+    out: dict[str, EnvironmentProfile] = {}
+    if not len(frame):
+        return out
+    knobs = snapshot.knobs
+    for env, runs in frame.groupby("target_environment", sort=True):
+        hosts = runs["gateway_host"].value_counts()
+        top = hosts.head(MAX_GATEWAYS)
+        typical = knobs.reindex(runs["pattern_id"].astype(object)).median(skipna=True)
+        out[str(env)] = EnvironmentProfile(
+            gateways=[(str(h), float(c) / float(top.sum())) for h, c in top.items()],
+            source_environment=_mode(runs["source_environment"]),
+            deployment_type=_mode(runs["deployment_type"]),
+            automation_triggered=bool(runs["automation_triggered"].astype(bool).mean() >= 0.5),
+            typical_knobs=typical,
+        )
+    return out
+
+
+def _mode(values: pd.Series) -> str | None:
+    counts = values.dropna().value_counts()
+    return str(counts.index[0]) if len(counts) else None
+
+
+def _knob_similarity(snapshot: HistorySnapshot, prior_strength: float) -> PatternSimilarity:
+    """Knob-only similarity for when no champion brought one (embeddings need training)."""
+    ids = list(snapshot.knobs.index)
+    runs = np.array([snapshot.key("pattern", p).runs for p in ids])
+    s = np.array([snapshot.key("pattern", p).successes for p in ids])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(runs > 0, s / runs, np.nan)
+    model = PatternSimilarity(prior_strength=prior_strength, embedding_weight=0.0)
+    return model.fit(snapshot.knobs, rates, runs)
+
+
+def _knob_groups(columns: Iterable[str]) -> dict[str, list[str]]:
+    """``cfg__key`` and its ``cfg__key__level`` columns, by key."""
+    groups: dict[str, list[str]] = {}
+    for column in columns:
+        parts = str(column).split("__")
+        groups.setdefault(parts[1] if len(parts) > 1 else str(column), []).append(str(column))
+    return groups
+
+
+def _template_key(template: dict[str, Any], key: str) -> str:
+    for name in template:
+        if column_name("cfg", name) == f"cfg__{key}":
+            return name
+    return key
+
+
+def _template_value(template: dict[str, Any], key: str) -> Any:
+    return template.get(_template_key(template, key))
+
+
+def _show(value: Any) -> str:
+    return (
+        "not set"
+        if value is None
+        else str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+    )
+
+
+def _iso(micros_value: int) -> str | None:
+    if micros_value == np.iinfo(np.int64).min:
+        return None
+    return pd.Timestamp(micros_value, unit="us", tz=UTC).isoformat()
+
+
+def _reasons(
+    *,
+    env: str,
+    resources: list[str],
+    tier: int,
+    context: tuple[float, float],
+    in_env: tuple[float, float],
+    decayed: tuple[float, float],
+    prior: float,
+    prior_source: str,
+    half_life: float,
+    effects: list[dict[str, Any]],
+    requested_strategy: str | None,
+    strategy: str,
+) -> list[str]:
+    """Why a pattern fits, in plain words: context match, evidence, model, risk factors."""
+    wanted = ", ".join(resources)
+    s_ctx, f_ctx = context
+    s_env, f_env = in_env
+    reasons = []
+    if tier == 1:
+        reasons.append(
+            f"context match: {int(s_ctx + f_ctx)} runs in {env} deploying {wanted} "
+            f"({int(s_ctx)} succeeded, {int(f_ctx)} failed)"
+        )
+    elif tier == 2:
+        reasons.append(
+            f"used in {env} ({int(s_env + f_env)} runs) but never with all of {wanted}: "
+            "the probability leans on the model and similar deployments"
+        )
+    else:
+        reasons.append(f"cold start: never run in {env}; judged from {prior_source}")
+    if requested_strategy:
+        reasons.append(f"matches the requested strategy {strategy}")
+    if s_env + f_env:
+        reasons.append(
+            f"evidence in {env}: {int(s_env)} successes and {int(f_env)} failures "
+            f"(weight {decayed[0] + decayed[1]:.1f} after a {half_life:g}-day half-life decay)"
+        )
+    reasons.append(f"prior P(success) {prior:.2f} from the {prior_source}")
+    helps = [e for e in effects if e["effect"] > 0][:2]
+    hurts = [e for e in effects if e["effect"] < 0][:1]
+    for e in helps:
+        reasons.append(
+            f"risk avoided: {e['knob']}={e['value']} instead of the {env} norm "
+            f"{e['typical_value']} (+{e['effect']:.2f} P(success))"
+        )
+    for e in hurts:
+        reasons.append(
+            f"risk factor: {e['knob']}={e['value']} ({e['effect']:+.2f} vs the {env} norm "
+            f"{e['typical_value']})"
+        )
+    return reasons

@@ -1,0 +1,504 @@
+"""``HistorySnapshot``: the store's history folded into per-key counts once, for fast serving.
+
+Training features (``features.point_in_time_features``) scan the whole history for every
+query, which is right for a training frame and far too slow for a request. At serving time
+every candidate starts at the same instant ``at``, so the history collapses to a handful of
+numbers per key (pattern, gateway, environment, pattern x environment, pattern x resource):
+outcomes known before ``at``, those known in the last window, the last start and the last
+known failure. ``candidate_features`` turns those into exactly the columns a training row at
+``at`` would have (a test holds it equal to ``features_for_candidates``), in microseconds
+per candidate instead of a pass over a million rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deploylearn.features._columns import (
+    MICROS_PER_DAY,
+    column_name,
+    explode_resources,
+    micros,
+)
+from deploylearn.features.config import CATEGORICAL_COLUMNS, knob_table
+from deploylearn.features.embeddings import embedding_lookup
+from deploylearn.features.history import DEFAULT_WINDOW_DAYS, HISTORY_KEYS, PATTERN_RESOURCE
+from deploylearn.records import DeploymentPattern
+from deploylearn.store.cypher import Label
+
+_NONE = "none"
+_column_name = functools.lru_cache(maxsize=65536)(column_name)  # hot on the request path
+_NO_TIME = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class KeyStats:
+    """What was known about one key at ``at``: outcome counts, recent counts, last events."""
+
+    successes: float = 0.0
+    failures: float = 0.0
+    recent_successes: float = 0.0
+    recent_failures: float = 0.0
+    last_start: int = _NO_TIME  # microseconds; _NO_TIME if the key never started before ``at``
+    last_failure: int = _NO_TIME  # when its latest failure became known
+
+    @property
+    def runs(self) -> float:
+        return self.successes + self.failures
+
+
+@dataclass
+class HistorySnapshot:
+    """Per-key history as of ``at`` plus the lookups candidate generation needs."""
+
+    at: pd.Timestamp
+    window_days: float
+    patterns: dict[str, DeploymentPattern]
+    stats: dict[str, dict[tuple[Any, ...], KeyStats]]
+    first_start: int
+    pattern_first_start: dict[str, int]
+    knobs: pd.DataFrame
+    # environment -> pattern_id -> resource bundle -> [successes, failures, runs]
+    bundles: dict[str, dict[str, dict[frozenset[str], list[float]]]]
+    decayed: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    half_life_days: float | None = None
+    global_counts: tuple[float, float] = (0.0, 0.0)
+    rows: int = 0
+    _layouts: dict[tuple[str, ...], _Layout] = field(default_factory=dict, repr=False)
+    _knob_array: np.ndarray | None = field(default=None, repr=False)
+    _outcomes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    _embedding_cache: dict[int, tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        frame: pd.DataFrame,
+        patterns: Sequence[DeploymentPattern],
+        *,
+        at: datetime | pd.Timestamp | None = None,
+        window_days: float = DEFAULT_WINDOW_DAYS,
+        half_life_days: float | None = None,
+    ) -> HistorySnapshot:
+        """Fold ``Store.executions_frame()`` into counts as of ``at`` (default: now).
+
+        Only what was known strictly before ``at`` counts, by the training rules: an outcome
+        at its completion time, a start at its start time. ``half_life_days`` also folds
+        time-decayed pattern x environment counts for the serving blend.
+        """
+        when = pd.Timestamp(at or datetime.now(UTC))
+        when = when.tz_localize(UTC) if when.tzinfo is None else when.tz_convert(UTC)
+        t = int(micros(pd.Series([when]))[0])
+        start = micros(frame["started_at"]) if len(frame) else np.zeros(0, np.int64)
+        known = micros(frame["completed_at"]) if len(frame) else np.zeros(0, np.int64)
+        known = np.where((known == _NO_TIME) | (known < start), start, known)
+        outcome = frame["outcome"].astype(object).to_numpy() if len(frame) else np.zeros(0)
+        success = (outcome == "success") & (known < t)
+        failure = (outcome == "failure") & (known < t)
+        window = int(window_days * MICROS_PER_DAY)
+        recent = known >= t - window
+        started = start < t
+        events = pd.DataFrame(
+            {
+                "s": success.astype(np.float64),
+                "f": failure.astype(np.float64),
+                "rs": (success & recent).astype(np.float64),
+                "rf": (failure & recent).astype(np.float64),
+                "start": np.where(started, start, _NO_TIME),
+                "fail": np.where(failure, known, _NO_TIME),
+            }
+        )
+        stats: dict[str, dict[tuple[Any, ...], KeyStats]] = {}
+        for prefix, keys in HISTORY_KEYS.items():
+            stats[prefix] = _fold(events, [frame[k].astype(object) for k in keys], started)
+        rows, code, names = explode_resources(frame["resources_deployed"])
+        pair_events = events.iloc[rows].reset_index(drop=True)
+        pair_keys = [
+            frame["pattern_id"].astype(object).iloc[rows].reset_index(drop=True),
+            pd.Series(np.asarray(names, dtype=object)[code] if len(code) else [], dtype=object),
+        ]
+        stats[PATTERN_RESOURCE] = _fold(pair_events, pair_keys, started[rows])
+        pattern_first: dict[str, int] = {}
+        if len(frame):
+            firsts = pd.Series(start).groupby(frame["pattern_id"].astype(object).values).min()
+            pattern_first = {str(k): int(v) for k, v in firsts.items()}
+        snapshot = cls(
+            at=when,
+            window_days=window_days,
+            patterns={p.pattern_id: p for p in patterns},
+            stats=stats,
+            first_start=int(start.min()) if len(start) else t,
+            pattern_first_start=pattern_first,
+            knobs=knob_table(patterns),
+            bundles=_bundles(frame, success, failure),
+            half_life_days=half_life_days,
+            global_counts=(float(success.sum()), float(failure.sum())),
+            rows=len(frame),
+        )
+        outcome_rows = success | failure
+        snapshot._outcomes = pd.DataFrame(
+            {
+                "pattern": frame["pattern_id"].astype(object).to_numpy()[outcome_rows],
+                "env": frame["target_environment"].astype(object).to_numpy()[outcome_rows],
+                "age_days": (t - known[outcome_rows]) / MICROS_PER_DAY,
+                "success": success[outcome_rows],
+            }
+        )
+        if half_life_days is not None:
+            snapshot.decayed = snapshot.decayed_table(half_life_days)
+        return snapshot
+
+    # -- lookups ----------------------------------------------------------------------------
+    def key(self, prefix: str, *values: Any) -> KeyStats:
+        return self.stats[prefix].get(tuple(values), KeyStats())
+
+    def decayed_table(self, half_life_days: float) -> dict[tuple[str, str], tuple[float, float]]:
+        """Per (pattern, environment): outcomes weighted 2^(-age / half-life) at ``at``
+        (``inf`` or 0: no decay). For the blend, and for tuning its half-life."""
+        return _decayed(self._outcomes, half_life_days)
+
+    def decayed_counts(self, pattern_id: str, environment: str) -> tuple[float, float]:
+        """Time-decayed (successes, failures) of a pattern in an environment."""
+        return self.decayed.get((pattern_id, environment), (0.0, 0.0))
+
+    def context_counts(
+        self, environment: str, resources: Sequence[str], pattern_id: str | None = None
+    ) -> tuple[float, float, float]:
+        """(successes, failures, runs) of runs in ``environment`` deploying all ``resources``."""
+        wanted = frozenset(resources)
+        s = f = n = 0.0
+        by_pattern = self.bundles.get(environment, {})
+        groups = [by_pattern.get(pattern_id, {})] if pattern_id else by_pattern.values()
+        for bundles in groups:
+            for bundle, (bs, bf, bn) in bundles.items():
+                if wanted <= bundle:
+                    s, f, n = s + bs, f + bf, n + bn
+        return s, f, n
+
+    def environments(self) -> list[str]:
+        return sorted(self.bundles)
+
+    # -- features ---------------------------------------------------------------------------
+    def candidate_features(
+        self,
+        candidates: pd.DataFrame,
+        feature_names: Sequence[str],
+        node_embeddings: pd.DataFrame | None = None,
+        knob_rows: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Model input for executions starting at ``at``; same contract as
+        ``features.features_for_candidates`` (columns fixed by ``feature_names``).
+
+        ``knob_rows`` (index = candidate index) gives knob columns for candidates whose
+        pattern the snapshot does not know (a planned, never-seen configuration).
+        """
+        matrix = self.candidate_matrix(candidates, feature_names, node_embeddings, knob_rows)
+        return pd.DataFrame(matrix, columns=list(feature_names), index=candidates.index)
+
+    def candidate_matrix(
+        self,
+        candidates: pd.DataFrame,
+        feature_names: Sequence[str],
+        node_embeddings: pd.DataFrame | None = None,
+        knob_rows: pd.DataFrame | None = None,
+    ) -> np.ndarray:
+        """``candidate_features`` as a float32 array (the request path: no pandas per column)."""
+        layout = self._layout(feature_names)
+        n = len(candidates)
+        out = np.full((n, len(layout.names)), np.nan, dtype=np.float32)
+        out[:, layout.one_hot] = 0.0
+        t = int(micros(pd.Series([self.at]))[0])
+        cols: dict[str, np.ndarray] = {}
+        pattern = candidates["pattern_id"].astype(object).to_numpy()
+        resources = [sorted(set(r)) for r in candidates["resources_deployed"]]
+        for prefix, keys in HISTORY_KEYS.items():
+            values = [candidates[k].astype(object).to_numpy() for k in keys]
+            found = [self.key(prefix, *(v[i] for v in values)) for i in range(n)]
+            _history_columns(cols, prefix, found, t)
+        _pair_columns(cols, self, pattern, resources, t)
+        cols["n_resources"] = np.array([len(r) for r in resources], dtype=np.float64)
+        automation = candidates.get("automation_triggered", pd.Series([False] * n))
+        cols["automation_triggered"] = (
+            pd.Series(list(automation)).astype("boolean").fillna(False).to_numpy(dtype=float)
+        )
+        cols["hour"] = np.full(n, float(self.at.hour))
+        cols["weekday"] = np.full(n, float(self.at.day_of_week))
+        cols["days_since_first_record"] = np.full(
+            n, (t - min(self.first_start, t)) / MICROS_PER_DAY
+        )
+        cols["pattern_age_days"] = np.array(
+            [
+                (t - min(self.pattern_first_start.get(str(p), t), t)) / MICROS_PER_DAY
+                for p in pattern
+            ]
+        )
+        for name, values in cols.items():
+            position = layout.position.get(name)
+            if position is not None:
+                out[:, position] = values
+        self._fill_knobs(out, layout, pattern, candidates.index, knob_rows)
+        for i, bundle in enumerate(resources):
+            for name in bundle:
+                position = layout.position.get(_column_name("resource", name))
+                if position is not None:
+                    out[i, position] = 1.0
+        for column in CATEGORICAL_COLUMNS:
+            values = candidates[column] if column in candidates else [None] * n
+            for i, value in enumerate(values):
+                level = _NONE if value is None or value != value else value
+                position = layout.position.get(_column_name(column, level))
+                if position is not None:
+                    out[i, position] = 1.0
+        if node_embeddings is not None:
+            self._fill_embeddings(out, layout, node_embeddings, candidates, resources)
+        return out
+
+    def _layout(self, feature_names: Sequence[str]) -> _Layout:
+        key = tuple(feature_names)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = _Layout.of(key, list(self.knobs.columns))
+            self._layouts[key] = layout
+        return layout
+
+    def _fill_knobs(
+        self,
+        out: np.ndarray,
+        layout: _Layout,
+        pattern: np.ndarray,
+        index: pd.Index,
+        knob_rows: pd.DataFrame | None,
+    ) -> None:
+        if not len(layout.knob_source):
+            return
+        rows = self.knobs.index.get_indexer(pattern)
+        values = self._knob_values[:, layout.knob_source]
+        found = rows >= 0
+        out[np.ix_(found, layout.knob_target)] = values[rows[found]]
+        if knob_rows is not None and (~found).any():
+            extra = knob_rows.reindex(index[~found]).reindex(columns=self.knobs.columns)
+            out[np.ix_(~found, layout.knob_target)] = extra.to_numpy(np.float64)[
+                :, layout.knob_source
+            ]
+
+    @property
+    def _knob_values(self) -> np.ndarray:
+        if self._knob_array is None:
+            self._knob_array = self.knobs.to_numpy(dtype=np.float64)
+        return self._knob_array
+
+    def _fill_embeddings(
+        self,
+        out: np.ndarray,
+        layout: _Layout,
+        node_embeddings: pd.DataFrame,
+        candidates: pd.DataFrame,
+        resources: list[list[str]],
+    ) -> None:
+        """Pattern, gateway and mean-resource vectors (NaN where a node has no embedding)."""
+        lookups = self._embedding_lookups(node_embeddings)
+        for prefix, label, column in (
+            ("pattern", Label.PATTERN, "pattern_id"),
+            ("gateway", Label.GATEWAY, "gateway_host"),
+        ):
+            target = layout.embedding(prefix)
+            if target is None:
+                continue
+            for i, key in enumerate(candidates[column].astype(object)):
+                vector = lookups[label].get(str(key))
+                if vector is not None:
+                    out[i, target] = vector[: len(target)]
+        target = layout.embedding("resources")
+        if target is None:
+            return
+        for i, bundle in enumerate(resources):
+            vectors = [lookups[Label.RESOURCE_TYPE].get(r) for r in bundle]
+            if bundle and all(v is not None for v in vectors):
+                out[i, target] = np.mean(np.stack(vectors), axis=0)[: len(target)]  # type: ignore[arg-type]
+
+    def _embedding_lookups(self, node_embeddings: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+        cached = self._embedding_cache.get(id(node_embeddings))
+        if cached is None or cached[0] is not node_embeddings:
+            lookups = {
+                label: embedding_lookup(node_embeddings, label)
+                for label in (Label.PATTERN, Label.GATEWAY, Label.RESOURCE_TYPE)
+            }
+            cached = (node_embeddings, lookups)
+            self._embedding_cache[id(node_embeddings)] = cached
+        return cached[1]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each feature goes in the model's column order (computed once per model)."""
+
+    names: tuple[str, ...]
+    position: dict[str, int]
+    one_hot: np.ndarray
+    knob_source: np.ndarray  # knob table columns ...
+    knob_target: np.ndarray  # ... and where they land
+    embeddings: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, names: tuple[str, ...], knob_columns: list[str]) -> _Layout:
+        position = {name: i for i, name in enumerate(names)}
+        prefixes = ("resource__", *(f"{c}__" for c in CATEGORICAL_COLUMNS))
+        pairs = [(j, position[c]) for j, c in enumerate(knob_columns) if c in position]
+        embeddings = {}
+        for prefix in ("pattern", "gateway", "resources"):
+            found = []
+            while f"emb_{prefix}_{len(found)}" in position:
+                found.append(position[f"emb_{prefix}_{len(found)}"])
+            if found:
+                embeddings[prefix] = np.array(found)
+        return cls(
+            names=names,
+            position=position,
+            one_hot=np.array([i for i, c in enumerate(names) if c.startswith(prefixes)], int),
+            knob_source=np.array([j for j, _ in pairs], dtype=int),
+            knob_target=np.array([i for _, i in pairs], dtype=int),
+            embeddings=embeddings,
+        )
+
+    def embedding(self, prefix: str) -> np.ndarray | None:
+        return self.embeddings.get(prefix)
+
+
+def _fold(
+    events: pd.DataFrame, keys: list[pd.Series], started: np.ndarray
+) -> dict[tuple[Any, ...], KeyStats]:
+    """Sum the outcome columns and take the latest times per key."""
+    if not len(events):
+        return {}
+    grouped = events.assign(
+        **{f"k{i}": k.where(k.notna(), None).to_numpy() for i, k in enumerate(keys)}
+    ).groupby([f"k{i}" for i in range(len(keys))], dropna=False, sort=False)
+    table = grouped.agg(
+        s=("s", "sum"),
+        f=("f", "sum"),
+        rs=("rs", "sum"),
+        rf=("rf", "sum"),
+        start=("start", "max"),
+        fail=("fail", "max"),
+    )
+    out: dict[tuple[Any, ...], KeyStats] = {}
+    for key, row in zip(table.index, table.itertuples(index=False), strict=True):
+        key_tuple = key if isinstance(key, tuple) else (key,)
+        out[tuple(None if k != k else k for k in key_tuple)] = KeyStats(
+            float(row.s), float(row.f), float(row.rs), float(row.rf), int(row.start), int(row.fail)
+        )
+    return out
+
+
+def _history_columns(
+    cols: dict[str, np.ndarray], prefix: str, found: list[KeyStats], t: int
+) -> None:
+    s = np.array([k.successes for k in found])
+    f = np.array([k.failures for k in found])
+    rs = np.array([k.recent_successes for k in found])
+    rf = np.array([k.recent_failures for k in found])
+    cols[f"{prefix}_successes"] = s
+    cols[f"{prefix}_failures"] = f
+    cols[f"{prefix}_rate"] = (s + 1.0) / (s + f + 2.0)
+    cols[f"{prefix}_log_runs"] = np.log1p(s + f)
+    cols[f"{prefix}_recent_runs"] = rs + rf
+    cols[f"{prefix}_recent_rate"] = (rs + 1.0) / (rs + rf + 2.0)
+    cols[f"{prefix}_since_previous_s"] = np.array([_since(t, k.last_start) for k in found])
+    cols[f"{prefix}_since_failure_s"] = np.array([_since(t, k.last_failure) for k in found])
+
+
+def _pair_columns(
+    cols: dict[str, np.ndarray],
+    snapshot: HistorySnapshot,
+    pattern: np.ndarray,
+    resources: list[list[str]],
+    t: int,
+) -> None:
+    """Per candidate, the pattern x resource stats folded like ``history._aggregate_pairs``."""
+    names = ("successes", "failures", "rate_min", "rate_mean", "log_runs_min", "since_failure_s")
+    out = {name: np.full(len(pattern), np.nan) for name in names}
+    for i, (p, bundle) in enumerate(zip(pattern, resources, strict=True)):
+        if not bundle:
+            continue
+        found = [snapshot.key(PATTERN_RESOURCE, p, r) for r in bundle]
+        s = np.array([k.successes for k in found])
+        f = np.array([k.failures for k in found])
+        rate = (s + 1.0) / (s + f + 2.0)
+        out["successes"][i] = s.sum()
+        out["failures"][i] = f.sum()
+        out["rate_min"][i] = rate.min()
+        out["rate_mean"][i] = rate.mean()
+        out["log_runs_min"][i] = np.log1p(s + f).min()
+        since = [_since(t, k.last_failure) for k in found]
+        known = [x for x in since if not np.isnan(x)]
+        out["since_failure_s"][i] = min(known) if known else np.nan
+    for name, values in out.items():
+        cols[f"{PATTERN_RESOURCE}_{name}"] = values
+
+
+def _since(t: int, event: int) -> float:
+    return np.nan if event == _NO_TIME else (t - event) / 1e6
+
+
+def _bundles(
+    frame: pd.DataFrame, success: np.ndarray, failure: np.ndarray
+) -> dict[str, dict[str, dict[frozenset[str], list[float]]]]:
+    """environment -> pattern -> resource bundle -> [successes, failures, runs]."""
+    out: dict[str, dict[str, dict[frozenset[str], list[float]]]] = {}
+    if not len(frame):
+        return out
+    bundle = frame["resources_deployed"].map(lambda r: ",".join(sorted(set(r))))
+    table = (
+        pd.DataFrame(
+            {
+                "env": frame["target_environment"].astype(object).to_numpy(),
+                "pattern": frame["pattern_id"].astype(object).to_numpy(),
+                "bundle": bundle.to_numpy(),
+                "s": success.astype(np.float64),
+                "f": failure.astype(np.float64),
+                "n": 1.0,
+            }
+        )
+        .groupby(["env", "pattern", "bundle"], sort=False)
+        .sum()
+    )
+    for (env, pattern, names), row in zip(table.index, table.itertuples(index=False), strict=True):
+        resources = frozenset(names.split(",")) if names else frozenset()
+        out.setdefault(env, {}).setdefault(pattern, {})[resources] = [row.s, row.f, row.n]
+    return out
+
+
+def _decayed(
+    outcomes: pd.DataFrame, half_life_days: float
+) -> dict[tuple[str, str], tuple[float, float]]:
+    if not len(outcomes):
+        return {}
+    finite = 0 < half_life_days < float("inf")
+    age = outcomes["age_days"].to_numpy()
+    weight = np.exp2(-age / half_life_days) if finite else np.ones(len(age))
+    success = outcomes["success"].to_numpy(dtype=bool)
+    table = (
+        pd.DataFrame(
+            {
+                "pattern": outcomes["pattern"].to_numpy(),
+                "env": outcomes["env"].to_numpy(),
+                "s": np.where(success, weight, 0.0),
+                "f": np.where(success, 0.0, weight),
+            }
+        )
+        .groupby(["pattern", "env"], sort=False)
+        .sum()
+    )
+    return {
+        (str(p), str(e)): (float(row.s), float(row.f))
+        for (p, e), row in zip(table.index, table.itertuples(index=False), strict=True)
+    }

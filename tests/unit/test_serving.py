@@ -1,0 +1,270 @@
+"""Serving: the snapshot matches training features, the blend, recommendations and predict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from deploylearn import DeploymentPatternLearner
+from deploylearn.demo import demo_records
+from deploylearn.features import features_for_candidates, training_frame_from_history
+from deploylearn.models.success import SuccessModel
+from deploylearn.records import DeploymentPattern, parse_planned
+from deploylearn.serving.advisor import Advisor, serving_time
+from deploylearn.serving.blend import (
+    BlendParams,
+    empirical_prior,
+    posterior,
+    wilson_lower_bound,
+)
+from deploylearn.serving.models import ServingModels
+from deploylearn.serving.snapshot import HistorySnapshot
+from tests.conftest import failed_record, make_record
+
+N = 6000
+
+
+@dataclass(frozen=True)
+class History:
+    url: str
+    frame: pd.DataFrame
+    patterns: list[DeploymentPattern]
+    models: ServingModels
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    url = f"duckdb://{tmp_path_factory.mktemp('serving') / 'store.duckdb'}"
+    with DeploymentPatternLearner.open(url, use_model=False) as learner:
+        for records in demo_records(N, seed=1, days=120, batch_size=N):
+            learner.record_executions(records, batch_size=N)
+        frame, patterns = learner.store.executions_frame(), learner.store.patterns()
+    tf = training_frame_from_history(frame, patterns, embeddings="numpy")
+    model = SuccessModel(max_iter=60, min_samples_leaf=40, calibration="sigmoid").fit(tf.X, tf.y)
+    models = ServingModels(
+        success=model,
+        feature_names=tf.feature_names,
+        version="test",
+        run_id=None,
+        blend=BlendParams(prior_strength=10.0, half_life_days=30.0),
+        node_embeddings=tf.node_embeddings,
+    )
+    yield History(url, frame, patterns, models)
+
+
+# ------------------------------------------------------------------ snapshot
+def test_snapshot_features_equal_training_features_at_the_same_instant(history: History) -> None:
+    frame, models = history.frame, history.models
+    at = frame["started_at"].max() + pd.Timedelta(hours=2)
+    rows = frame.sample(30, random_state=0)[
+        [
+            "pattern_id",
+            "target_environment",
+            "gateway_host",
+            "resources_deployed",
+            "source_environment",
+            "deployment_type",
+            "automation_triggered",
+            "deployment_strategy",
+        ]
+    ].reset_index(drop=True)
+    rows.loc[0, "gateway_host"] = "never-seen-gateway"
+    rows.at[1, "resources_deployed"] = ["project", "brand_new_resource"]
+    rows.loc[2, "source_environment"] = None
+    expected = features_for_candidates(
+        frame,
+        history.patterns,
+        rows,
+        feature_names=models.feature_names,
+        node_embeddings=models.node_embeddings,
+        at=at.to_pydatetime(),
+    )
+    snapshot = HistorySnapshot.build(frame, history.patterns, at=at)
+    got = snapshot.candidate_features(rows, models.feature_names, models.node_embeddings)
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_snapshot_counts_only_what_was_known_before_at(history: History) -> None:
+    frame = history.frame
+    at = frame["started_at"].iloc[len(frame) // 2]
+    snapshot = HistorySnapshot.build(frame, history.patterns, at=at)
+    pattern = frame["pattern_id"].iloc[0]
+    known = frame["completed_at"].fillna(frame["started_at"])
+    mine = (frame["pattern_id"] == pattern) & (known < at)
+    stats = snapshot.key("pattern", pattern)
+    assert stats.successes == int((mine & (frame["outcome"] == "success")).sum())
+    assert stats.failures == int((mine & (frame["outcome"] == "failure")).sum())
+
+
+# ------------------------------------------------------------------ blend
+def test_posterior_prior_dominates_without_evidence_and_data_with_it() -> None:
+    p = np.array([0.9, 0.9])
+    post = posterior(p, np.array([0.0, 5.0]), np.array([0.0, 95.0]), prior_strength=10.0)
+    assert post.mean[0] == pytest.approx(0.9)
+    assert post.mean[1] < 0.2  # 95 failures outweigh a confident prior
+    low, high = post.quantile([0.05, 0.95])
+    assert (low < post.mean).all() and (post.mean < high).all()
+    assert high[0] - low[0] > high[1] - low[1]  # more evidence, narrower interval
+
+
+def test_empirical_prior_falls_back_through_the_hierarchy() -> None:
+    assert empirical_prior((30, 10), (100, 100), (1, 1)) == (0.75, "context")
+    assert empirical_prior((3, 1), (60, 40), (1, 1)) == (0.6, "environment")
+    assert empirical_prior((0, 0), (1, 0), (8, 2)) == (0.8, "global")
+    assert empirical_prior((0, 0), (0, 0), (0, 0)) == (0.5, "uninformative")
+
+
+def test_wilson_lower_bound_penalizes_small_samples() -> None:
+    low = wilson_lower_bound(np.array([1, 90, 0]), np.array([1, 100, 0]))
+    assert low[0] < low[1] and low[2] == 0.0
+    assert 0.82 < low[1] < 0.9
+
+
+# ------------------------------------------------------------------ recommendations
+def test_recommendations_without_a_model_count_failures(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"duckdb://{tmp_path / 'small.duckdb'}"
+    good = [make_record(i) for i in range(20)]
+    bad = [
+        failed_record(100 + i, configuration_used={"backup_enabled": False, "timeout": 5})
+        for i in range(25)
+    ]
+    popular_but_bad = bad + [
+        make_record(200 + i, configuration_used={"backup_enabled": False, "timeout": 5})
+        for i in range(30)
+    ]
+    with DeploymentPatternLearner.open(url, use_model=False) as learner:
+        learner.record_executions(good + popular_but_bad)
+        answer = learner.get_deployment_recommendations("Production", ["database", "project"])
+    orjson.dumps(answer)  # JSON-serializable as returned
+    assert answer["model"] is None and answer["candidates"] == 2
+    first, second = answer["recommendations"]
+    assert first["success_count"] == 20 and first["failure_count"] == 0
+    assert second["success_count"] == 30 and second["failure_count"] == 25
+    assert first["success_probability"] > second["success_probability"]
+    low, high = first["credible_interval"]
+    assert low < first["success_probability"] < high
+    assert "no trained model" in first["prior_source"]
+    assert any("context match" in r for r in first["applicability_reasons"])
+
+
+def test_recommendations_with_the_champion(history: History) -> None:
+    advisor = Advisor.build(history.frame, history.patterns, models=history.models)
+    answer = advisor.recommend("production", ["project"], limit=3)
+    orjson.dumps(answer)
+    assert answer["model"]["version"] == "test"
+    recs = answer["recommendations"]
+    assert len(recs) == 3
+    assert [r["confidence_score"] for r in recs] == sorted(
+        (r["confidence_score"] for r in recs), reverse=True
+    )
+    for r in recs:
+        assert 0 < r["model_probability"] < 1
+        assert r["credible_interval"][0] <= r["success_probability"] <= r["credible_interval"][1]
+        assert r["similar_patterns"], "the knob similarity always has neighbours"
+    # a strategy filter only returns that strategy
+    canary = advisor.recommend("production", ["project"], deployment_strategy="canary")
+    assert {r["deployment_strategy"] for r in canary["recommendations"]} == {"canary"}
+
+
+def test_unseen_context_is_a_cold_start_and_says_so(history: History) -> None:
+    advisor = Advisor.build(history.frame, history.patterns)
+    answer = advisor.recommend("production", ["project", "never_deployed_resource"])
+    assert "not yet with all requested resources" in answer["candidate_tier"]
+    assert answer["recommendations"]
+    unknown = advisor.recommend("moon_base", ["project"])
+    assert "cold start" in unknown["candidate_tier"]
+    reasons = unknown["recommendations"][0]["applicability_reasons"]
+    assert any("cold start" in r for r in reasons)
+
+
+def test_bad_arguments_raise_value_errors(history: History) -> None:
+    advisor = Advisor.build(history.frame, history.patterns)
+    with pytest.raises(ValueError, match="limit"):
+        advisor.recommend("production", ["project"], limit=0)
+    with pytest.raises(ValueError, match="resource"):
+        advisor.recommend("production", [])
+
+
+def test_serving_time_is_now_or_just_after_the_history() -> None:
+    frame = pd.DataFrame(
+        {
+            "started_at": pd.to_datetime(["2025-01-01T00:00:00Z"]),
+            "completed_at": pd.to_datetime(["2025-01-01T00:10:00Z"]),
+        }
+    )
+    assert serving_time(frame) == pd.Timestamp("2025-01-01T00:10:01Z")
+    assert serving_time(frame.iloc[:0]) <= pd.Timestamp(datetime.now(UTC))
+
+
+# ------------------------------------------------------------------ predict
+def test_predict_explains_a_risky_plan(history: History) -> None:
+    advisor = Advisor.build(history.frame, history.patterns, models=history.models)
+    risky = parse_planned(
+        {
+            "target_environment": "production",
+            "deployment_strategy": "direct",
+            "resources_deployed": "project,database",
+            "configuration": {"backup_enabled": False, "timeout": 10, "ssl_validation": False},
+        }
+    )
+    safe_template = max(
+        (p for p in history.patterns if p.deployment_strategy == "blue_green"),
+        key=lambda p: p.success_count,
+    )
+    safe = parse_planned(
+        {
+            "target_environment": "production",
+            "deployment_strategy": "blue_green",
+            "resources_deployed": ["project", "database"],
+            "configuration_used": safe_template.configuration_template,
+        }
+    )
+    answer = advisor.predict([risky, safe])
+    orjson.dumps(answer)
+    bad, good = answer["predictions"]
+    assert bad["known_pattern"] is False and good["known_pattern"] is True
+    assert bad["success_probability"] < good["success_probability"]
+    assert bad["failure_risk"] == pytest.approx(1 - bad["success_probability"], abs=1e-4)
+    assert bad["risk_factors"], "a plan without backup or SSL in production has risks"
+    assert bad["risk_factors"][0]["risk_reduction"] >= bad["risk_factors"][-1]["risk_reduction"]
+    assert bad["similar_past_failures"]
+    assert all(f["execution_id"] for f in bad["similar_past_failures"])
+
+
+def test_predict_validation_names_field_and_position(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from deploylearn.errors import InvalidRecordError
+
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 's.duckdb'}") as learner:
+        ok = {
+            "target_environment": "prod",
+            "deployment_strategy": "direct",
+            "resources_deployed": ["project"],
+        }
+        with pytest.raises(InvalidRecordError) as caught:
+            learner.predict_success([ok, {**ok, "resources_deployed": []}])
+    problem = caught.value.problems[0]
+    assert problem.field == "resources_deployed" and problem.line == 2
+
+
+def test_an_empty_store_answers_without_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'empty.duckdb'}") as learner:
+        answer = learner.get_deployment_recommendations("production", ["project"])
+        assert answer["recommendations"] == [] and "no deployment history" in answer["notes"][0]
+        risk = learner.predict_success(
+            {
+                "target_environment": "production",
+                "deployment_strategy": "direct",
+                "resources_deployed": ["project"],
+            }
+        )
+    prediction = risk["predictions"][0]
+    assert (
+        prediction["success_probability"] == 0.5 and "uninformative" in prediction["prior_source"]
+    )
+    assert prediction["similar_past_failures"] == []
