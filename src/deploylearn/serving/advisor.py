@@ -175,7 +175,8 @@ class Advisor:
                 "source_environment": source_environment or profile.source_environment,
                 "deployment_type": deployment_type or profile.deployment_type,
                 "automation_triggered": profile.automation_triggered,
-            }
+            },
+            dtype=object,  # plain Python values: Arrow-backed strings cost more than they save here
         )
         prior, prior_source, X = self._prior(planned, gateway_host, tier)
         decayed = np.array([self.snapshot.decayed_counts(p, env) for p in ids]).reshape(-1, 2)
@@ -319,8 +320,9 @@ class Advisor:
             if row < 0:
                 continue
             own = self.snapshot._knob_values[row]
+            differs = _differs(own, typical)
             for key, columns in source.items():
-                if np.allclose(own[columns], typical[columns], equal_nan=True):
+                if not differs[columns].any():
                     continue
                 variant = X[j].copy()
                 variant[target[key]] = typical[columns]
@@ -520,8 +522,9 @@ class Advisor:
             profile = self._profile(str(rows["target_environment"].iloc[i]))
             typical = profile.typical_knobs.reindex(self.snapshot.knobs.columns).to_numpy(float)
             own = pd.Series(knob_values[i], index=self.snapshot.knobs.columns)
+            differs = _differs(knob_values[i], typical)
             for key, columns in source.items():
-                if np.allclose(knob_values[i, columns], typical[columns], equal_nan=True):
+                if not differs[columns].any():
                     continue
                 variant = X[i].copy()
                 variant[target[key]] = typical[columns]
@@ -755,6 +758,12 @@ def _template_key(template: dict[str, Any], key: str) -> str:
 
 def _template_value(template: dict[str, Any], key: str) -> Any:
     return template.get(_template_key(template, key))
+
+
+def _differs(own: np.ndarray, typical: np.ndarray) -> np.ndarray:
+    """Element-wise: the values differ (NaN equals NaN: both unset)."""
+    both_nan = np.isnan(own) & np.isnan(typical)
+    return ~both_nan & ~np.isclose(own, typical)
 
 
 def _show(value: Any) -> str:
