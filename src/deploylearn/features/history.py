@@ -92,16 +92,40 @@ def point_in_time_features(
 
 
 def _add_counts(columns: dict[str, np.ndarray], prefix: str, asof: _AsOf) -> None:
-    s, f = asof.successes, asof.failures
-    rs, rf = asof.recent_successes, asof.recent_failures
+    add_count_columns(
+        columns,
+        prefix,
+        successes=asof.successes,
+        failures=asof.failures,
+        recent_successes=asof.recent_successes,
+        recent_failures=asof.recent_failures,
+        since_previous=asof.since_previous,
+        since_failure=asof.since_failure,
+    )
+
+
+def add_count_columns(
+    columns: dict[str, np.ndarray],
+    prefix: str,
+    *,
+    successes: np.ndarray,
+    failures: np.ndarray,
+    recent_successes: np.ndarray,
+    recent_failures: np.ndarray,
+    since_previous: np.ndarray,
+    since_failure: np.ndarray,
+) -> None:
+    """The per-key history columns from their counts; training and serving (the snapshot)
+    both build them here, so the two can never compute a rate differently."""
+    s, f, rs, rf = successes, failures, recent_successes, recent_failures
     columns[f"{prefix}_successes"] = s
     columns[f"{prefix}_failures"] = f
     columns[f"{prefix}_rate"] = (s + 1.0) / (s + f + 2.0)
     columns[f"{prefix}_log_runs"] = np.log1p(s + f)
     columns[f"{prefix}_recent_runs"] = rs + rf
     columns[f"{prefix}_recent_rate"] = (rs + 1.0) / (rs + rf + 2.0)
-    columns[f"{prefix}_since_previous_s"] = asof.since_previous
-    columns[f"{prefix}_since_failure_s"] = asof.since_failure
+    columns[f"{prefix}_since_previous_s"] = since_previous
+    columns[f"{prefix}_since_failure_s"] = since_failure
 
 
 def _aggregate_pairs(rows: np.ndarray, pairs: _AsOf, n: int) -> dict[str, np.ndarray]:

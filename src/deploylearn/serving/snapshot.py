@@ -29,7 +29,12 @@ from deploylearn.features._columns import (
 )
 from deploylearn.features.config import CATEGORICAL_COLUMNS, knob_table
 from deploylearn.features.embeddings import embedding_lookup
-from deploylearn.features.history import DEFAULT_WINDOW_DAYS, HISTORY_KEYS, PATTERN_RESOURCE
+from deploylearn.features.history import (
+    DEFAULT_WINDOW_DAYS,
+    HISTORY_KEYS,
+    PATTERN_RESOURCE,
+    add_count_columns,
+)
 from deploylearn.records import DeploymentPattern
 from deploylearn.store.cypher import Label
 
@@ -402,18 +407,16 @@ def _fold(
 def _history_columns(
     cols: dict[str, np.ndarray], prefix: str, found: list[KeyStats], t: int
 ) -> None:
-    s = np.array([k.successes for k in found])
-    f = np.array([k.failures for k in found])
-    rs = np.array([k.recent_successes for k in found])
-    rf = np.array([k.recent_failures for k in found])
-    cols[f"{prefix}_successes"] = s
-    cols[f"{prefix}_failures"] = f
-    cols[f"{prefix}_rate"] = (s + 1.0) / (s + f + 2.0)
-    cols[f"{prefix}_log_runs"] = np.log1p(s + f)
-    cols[f"{prefix}_recent_runs"] = rs + rf
-    cols[f"{prefix}_recent_rate"] = (rs + 1.0) / (rs + rf + 2.0)
-    cols[f"{prefix}_since_previous_s"] = np.array([_since(t, k.last_start) for k in found])
-    cols[f"{prefix}_since_failure_s"] = np.array([_since(t, k.last_failure) for k in found])
+    add_count_columns(
+        cols,
+        prefix,
+        successes=np.array([k.successes for k in found]),
+        failures=np.array([k.failures for k in found]),
+        recent_successes=np.array([k.recent_successes for k in found]),
+        recent_failures=np.array([k.recent_failures for k in found]),
+        since_previous=np.array([_since(t, k.last_start) for k in found]),
+        since_failure=np.array([_since(t, k.last_failure) for k in found]),
+    )
 
 
 def _pair_columns(
