@@ -8,8 +8,11 @@ Against one Neo4j + GDS server (``--store``; it is WIPED, so never point it at r
              the ``neo4j`` driver, since it is the seed's path, not ours;
 2. bulk:     the shipped ``Neo4jStore`` through ``learner.record_executions(records,
              batch_size=…)`` of ``--executions`` demo records into a wiped store, per
-             ``--batch-sizes`` entry (``--repeats`` times; the best counts), printed next to
-             the baseline with their ratio;
+             ``--batch-sizes`` entry (executions per transaction: the store's
+             ``TRANSACTION_ROWS`` is set to it; also per learner batch unless
+             ``--learner-batch`` is given), ``--repeats`` times (the best counts),
+             printed next to the baseline with their ratio and the CPU per execution of this
+             process and of the Neo4j JVM (JMX), which shared machines disturb far less;
 3. reads:    ``executions_frame()``, ``metrics_frame()`` and ``issues()`` on the graph of the
              last bulk run (wall time, µs per row);
 4. GDS:      on that graph: GDS's memory estimates, the structural projection, FastRP and node
@@ -211,15 +214,47 @@ def heap_sampled(store: Neo4jStore, interval: float = 0.05) -> Iterator[HeapWind
 
 
 # -- runs -----------------------------------------------------------------------------------
+# The server's CPU time (all JVM threads, ns), to report CPU per execution: unlike wall time
+# it hardly moves when other work shares the machine.
+JVM_CPU = """
+CALL dbms.queryJmx('java.lang:type=OperatingSystem') YIELD attributes
+RETURN attributes.ProcessCpuTime.value AS ns
+"""
+
+
+@dataclass
+class BulkRun:
+    seconds: float
+    accepted: int
+    client_cpu: float  # seconds of this process
+    jvm_cpu: float  # seconds of the Neo4j JVM
+    stats: Any
+
+
+def jvm_cpu_seconds(store: Neo4jStore) -> float:
+    records, _, _ = store.driver.execute_query(JVM_CPU, database_=store.database)
+    return float(records[0]["ns"]) / 1e9
+
+
 def timed_bulk(
-    url: str, variant: str, records: Sequence[dict[str, Any]], batch_size: int
-) -> tuple[float, int, Any]:
-    """One bulk run; ``batch_size`` is both the learner's batch and the store's transaction."""
+    url: str,
+    variant: str,
+    records: Sequence[dict[str, Any]],
+    batch_size: int,
+    learner_batch: int | None = None,
+) -> BulkRun:
+    """One bulk run: ``batch_size`` executions per transaction, and per learner batch unless
+    ``learner_batch`` is given."""
     shipped = neo4j_store.TRANSACTION_ROWS
     neo4j_store.TRANSACTION_ROWS = batch_size
+    batch_size = learner_batch or batch_size
     try:
         with DeploymentPatternLearner.open(url) as learner:
-            learner.store.wipe()
+            store = learner.store
+            assert isinstance(store, Neo4jStore)
+            store.wipe()
+            jvm = jvm_cpu_seconds(store)
+            cpu = time.process_time()
             start = time.perf_counter()
             if variant == "pipelined":
                 accepted = pipelined_ingest(learner, records, batch_size)
@@ -228,7 +263,9 @@ def timed_bulk(
                 assert report.rejected == 0, report.as_dict()["errors"][:3]
                 accepted = report.accepted
             seconds = time.perf_counter() - start
-            return seconds, accepted, learner.store.stats()
+            cpu = time.process_time() - cpu
+            jvm = jvm_cpu_seconds(store) - jvm
+            return BulkRun(seconds, accepted, cpu, jvm, store.stats())
     finally:
         neo4j_store.TRANSACTION_ROWS = shipped
 
@@ -261,7 +298,7 @@ def generate(executions: int, seed: int) -> list[dict[str, Any]]:
     return [record for batch in demo_records(executions, seed=seed) for record in batch]
 
 
-def line(*cells: object, widths: Sequence[int] = (12, 8, 10, 9, 10)) -> str:
+def line(*cells: object, widths: Sequence[int] = (12, 8, 10, 9, 10, 10, 8)) -> str:
     return " ".join(f"{c!s:>{w}}" for c, w in zip(cells, widths, strict=False))
 
 
@@ -277,8 +314,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
 
     # Warm the server (JIT, query plans) so the first measured configuration is not penalized.
     warm = records[: min(len(records), 2 * args.batch_sizes[0])]
-    seconds, _, _ = timed_bulk(args.store, "store", warm, args.batch_sizes[0])
-    out(f"warm-up: {len(warm):,} executions in {seconds:.1f}s (untimed)")
+    warmed = timed_bulk(args.store, "store", warm, args.batch_sizes[0])
+    out(f"warm-up: {len(warm):,} executions in {warmed.seconds:.1f}s (untimed)")
 
     # 2. the seed's path first, into a wiped store; the best of the repeats is the baseline
     # (its one commit per execution makes it the most sensitive to disk latency).
@@ -302,23 +339,27 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
 
     # 1. bulk, per variant and batch size; the best of the repeats counts
     out("")
-    out(line("variant", "batch", "seconds", "exec/s", "x seed"))
+    out("  client/JVM CPU = CPU seconds per execution of this process / of the Neo4j JVM")
+    out(line("variant", "batch", "seconds", "exec/s", "x seed", "client µs", "JVM µs"))
     results: dict[tuple[str, int], float] = {}
     stats = None
     for variant in args.variants:
         for batch_size in args.batch_sizes:
             for _ in range(args.repeats):
-                seconds, accepted, stats = timed_bulk(args.store, variant, records, batch_size)
-                assert accepted == len(records), (accepted, len(records))
-                rate = accepted / seconds
+                bulk = timed_bulk(args.store, variant, records, batch_size, args.learner_batch)
+                assert bulk.accepted == len(records), (bulk.accepted, len(records))
+                stats = bulk.stats
+                rate = bulk.accepted / bulk.seconds
                 results[variant, batch_size] = max(rate, results.get((variant, batch_size), 0))
                 out(
                     line(
                         variant,
                         batch_size,
-                        f"{seconds:.1f}",
+                        f"{bulk.seconds:.1f}",
                         f"{rate:,.0f}",
                         f"{rate / baseline_rate:.1f}",
+                        f"{bulk.client_cpu / bulk.accepted * 1e6:.0f}",
+                        f"{bulk.jvm_cpu / bulk.accepted * 1e6:.0f}",
                     )
                 )
     out("")
@@ -425,6 +466,12 @@ def main() -> None:
         default=["store"],
         choices=["store", "pipelined"],
         help="store: learner.record_executions; pipelined: prepare the next batch meanwhile",
+    )
+    parser.add_argument(
+        "--learner-batch",
+        type=int,
+        default=None,
+        help="record_executions batch for every run (default: each --batch-sizes entry)",
     )
     parser.add_argument("--repeats", type=int, default=1, help="bulk runs per configuration")
     parser.add_argument("--read-repeats", type=int, default=3, help="0 skips the reads")

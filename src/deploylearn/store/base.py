@@ -125,7 +125,7 @@ class Store(ABC):
         Idempotent on ``execution_id``: a record already stored with the same content is a
         duplicate and changes nothing; with different content it is a conflict, reported and
         not written. Other records of the batch are written regardless. A store may split a
-        large batch into consecutive transactions (Neo4j: 2,000 executions each); if one
+        large batch into consecutive transactions (Neo4j: 1,000 executions each); if one
         fails, the earlier ones stay written and retrying the batch adds only the rest.
         """
 

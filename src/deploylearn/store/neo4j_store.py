@@ -68,9 +68,10 @@ def _redacted_url(url: str) -> str:
 
 
 # Executions per write transaction: larger batches are written as consecutive transactions
-# of this size. The JVM's CPU per execution grows with the transaction (its state and garbage):
-# 135-165 µs at 1,000-2,000 rows, 180-240 µs at 5,000-10,000 (docs/performance.md).
-TRANSACTION_ROWS = 2_000
+# of this size. The JVM's CPU per execution grows with the transaction (its state and
+# garbage): ~130-150 µs at 1,000-2,000 rows, ~180-240 µs at 5,000-10,000; end to end 1,000
+# was as fast as 2,000 or faster in every run (docs/performance.md).
+TRANSACTION_ROWS = 1_000
 # Rows per record of the chunked bulk reads (cypher.FRAME): big enough that per-record costs
 # vanish, small enough that no single Bolt message gets large.
 READ_CHUNK = 10_000
