@@ -40,7 +40,6 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.inspection import permutation_importance
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
@@ -138,7 +137,7 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
         min_samples_leaf: int = 200,
         l2_regularization: float = 1.0,
         calibration: str = "auto",
-        calibration_folds: int = 4,
+        calibration_folds: int = 3,
         calibration_start: float = 0.5,
         calibration_min_gain: float = 0.002,
         calibration_max_rows: int | None = 250_000,
@@ -356,6 +355,29 @@ def select_success_params(
     return dict(grid[int(best)]), table
 
 
+def feature_group(name: str) -> str:
+    """What a column is part of, for importances: an embedding block (``emb_pattern``), a
+    one-hot category (``deployment_strategy``), a knob with levels (``cfg__security_policy``);
+    anything else is its own group. Shuffling a block's columns together asks what the block
+    is worth; one of 32 embedding dimensions on its own says nothing."""
+    if name.startswith("emb_"):
+        return name.rsplit("_", 1)[0]
+    parts = name.split("__")
+    if parts[0] in ONE_HOT_GROUPS and len(parts) > 1:
+        return parts[0]
+    if parts[0] == "cfg" and len(parts) > 2:
+        return "__".join(parts[:2])
+    return name
+
+
+ONE_HOT_GROUPS = (
+    "deployment_strategy",
+    "target_environment",
+    "source_environment",
+    "deployment_type",
+)
+
+
 def permutation_importances(
     model: SuccessModel,
     X: pd.DataFrame,
@@ -365,33 +387,42 @@ def permutation_importances(
     max_rows: int = 2000,
     random_state: int = 0,
 ) -> pd.DataFrame:
-    """Increase in Brier score when a used feature is shuffled (on at most ``max_rows`` rows).
+    """Increase in Brier score when a used feature group (``feature_group``) is shuffled, on
+    at most ``max_rows`` held-out rows; one row per group with its mean, std and column count.
 
     Boosted trees have no trustworthy built-in importance (split gain favours many-valued
     features); permutation importance on held-out rows measures what the predictions need.
     """
     check_is_fitted(model, "estimator_")
-    frame = X.reindex(columns=model.used_features_)
-    y_arr = np.asarray(y, dtype=np.int64).ravel()
+    frame = _as_frame(X).reindex(columns=model.feature_names_in_)
+    y_arr = np.asarray(y, dtype=np.float64).ravel()
+    rng = np.random.default_rng(random_state)
     if len(frame) > max_rows:
-        chosen = np.random.default_rng(random_state).choice(len(frame), max_rows, replace=False)
-        chosen.sort()
+        chosen = np.sort(rng.choice(len(frame), max_rows, replace=False))
         frame, y_arr = frame.iloc[chosen], y_arr[chosen]
-    result = permutation_importance(
-        model,
-        frame,
-        y_arr,
-        scoring="neg_brier_score",
-        n_repeats=n_repeats,
-        random_state=random_state,
-    )
-    table = pd.DataFrame(
-        {
-            "feature": model.used_features_,
-            "importance": result.importances_mean,
-            "std": result.importances_std,
-        }
-    )
+    values = frame.to_numpy(dtype=np.float32)
+    position = {str(c): i for i, c in enumerate(model.feature_names_in_)}
+    groups: dict[str, list[int]] = {}
+    for name in model.used_features_:
+        groups.setdefault(feature_group(str(name)), []).append(position[str(name)])
+    base = float(np.mean((model.success_probability(values) - y_arr) ** 2))
+    rows = []
+    for group, columns in groups.items():
+        losses = []
+        for _ in range(n_repeats):
+            shuffled = values.copy()
+            shuffled[:, columns] = values[rng.permutation(len(values))][:, columns]
+            losses.append(float(np.mean((model.success_probability(shuffled) - y_arr) ** 2)))
+        increase = np.array(losses) - base
+        rows.append(
+            {
+                "feature": group,
+                "importance": float(increase.mean()),
+                "std": float(increase.std()),
+                "columns": len(columns),
+            }
+        )
+    table = pd.DataFrame(rows, columns=["feature", "importance", "std", "columns"])
     return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -400,6 +431,7 @@ __all__ = [
     "NONSTATIONARY_FEATURES",
     "Calibrator",
     "SuccessModel",
+    "feature_group",
     "permutation_importances",
     "select_success_params",
 ]
