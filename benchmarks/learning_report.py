@@ -46,21 +46,32 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--threads", type=int, default=1, help="0 = all cores")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    parser.add_argument(
+        "--store",
+        help="Record into this store instead of a temporary DuckDB file; it is WIPED first. "
+        "With a Neo4j URL the features come from Neo4j and --embeddings may include gds.",
+    )
+    parser.add_argument(
+        "--embeddings", default="numpy,none", help="Comma-separated: numpy, none, gds (Neo4j)."
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"duckdb://{Path(tmp) / 'report.duckdb'}"
+        url = args.store or f"duckdb://{Path(tmp) / 'report.duckdb'}"
         with DeploymentPatternLearner.open(url) as learner:
+            learner.store.wipe()
             truth = record_demo_history(learner, args.executions, seed=args.seed, days=args.days)
             recorded = time.perf_counter()
             report = learning_report(
                 learner.store,
                 truth,
+                embeddings=tuple(m.strip() for m in args.embeddings.split(",") if m.strip()),
                 holdout_fraction=args.holdout,
                 seed=args.seed,
                 threads=args.threads or None,
             )
+            backend = learner.store.url.split(":", 1)[0]
     finished = time.perf_counter()
     columns = [
         "embeddings",
@@ -77,14 +88,15 @@ def main() -> None:
         print(
             f"{args.executions} executions (seed {args.seed}), holdout "
             f"{int(report['holdout_rows'].iloc[0])} newest, trained on "
-            f"{int(report['training_rows'].iloc[0])}"
+            f"{int(report['training_rows'].iloc[0])}; store {backend}"
         )
         print(markdown(report[columns]))
         print()
         print(markdown(meets_targets(report)))
     print(f"\nrecord {recorded - started:.1f}s, features + models {finished - recorded:.1f}s")
     args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"learning_report_{args.executions}_seed{args.seed}.json"
+    suffix = "" if backend == "duckdb" else f"_{backend}"
+    target = args.out / f"learning_report_{args.executions}_seed{args.seed}{suffix}.json"
     target.write_text(json.dumps(report.to_dict(orient="records"), indent=2, default=str))
     print(f"wrote {target}")
 

@@ -65,6 +65,8 @@ def learning_report(
 ) -> pd.DataFrame:
     """One row per (embeddings, method): ROC AUC, Brier, log loss, ECE, context AUC, regret.
 
+    ``embeddings`` modes: ``numpy``, ``none``, and on a Neo4j store ``gds``.
+
     Baselines and the oracle do not depend on the embeddings; they are reported once (with the
     first mode). Extra columns give the model's gaps to the oracle and the calibration chosen.
     """
@@ -72,9 +74,12 @@ def learning_report(
     cut = steps.holdout_start(history, holdout_fraction)
     tables = []
     for i, mode in enumerate(embeddings):
+        source: str | pd.DataFrame = mode
+        if mode == "gds":  # FastRP inside Neo4j, on the whole current graph (structure only)
+            source = steps.gds_embeddings(store, embedding_dimension, seed)
         tf = steps.build_features(
             history,
-            embeddings=mode,
+            embeddings=source,
             embedding_dimension=embedding_dimension,
             random_seed=seed,
             graph_until=cut,
