@@ -68,8 +68,11 @@ def recommendations(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Patterns to use, ranked by the champion's success probability blended with each
-    pattern's time-decayed Beta posterior; with intervals, evidence and reasons."""
+    """Patterns to use for a context, best first, with intervals and reasons.
+
+    Ranked by the champion's success probability blended with each pattern's time-decayed
+    Beta posterior (by its 10 % quantile); works before any training from the empirical prior.
+    """
     resource_list = _split(resources, "--resources")
     with _learner(store, not no_model) as learner:
         answer = learner.get_deployment_recommendations(
@@ -126,16 +129,26 @@ def predict(
     environment: Annotated[
         str | None, typer.Option("--environment", "-e", help="Target environment.")
     ] = None,
-    gateway: Annotated[str | None, typer.Option("--gateway", "-g")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", "-s")] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", "-g", help="Target gateway (default: the most used one)."),
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", "-s", help="blue_green, rolling, canary, …")
+    ] = None,
     resources: Annotated[
         str | None, typer.Option("--resources", "-r", help="Resource types, comma-separated.")
     ] = None,
     config: Annotated[
         str | None, typer.Option("--config", "-c", help="Configuration: a JSON file or JSON text.")
     ] = None,
-    source_environment: Annotated[str | None, typer.Option("--source-environment")] = None,
-    deployment_type: Annotated[str | None, typer.Option("--type", "-t")] = None,
+    source_environment: Annotated[
+        str | None,
+        typer.Option("--source-environment", help="Promoted from (default: the usual one)."),
+    ] = None,
+    deployment_type: Annotated[
+        str | None, typer.Option("--type", "-t", help="install, update, hotfix, …")
+    ] = None,
     from_file: Annotated[
         Path | None,
         typer.Option("--file", "-f", help="Planned deployments, one JSON object per line."),
@@ -153,8 +166,11 @@ def predict(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Risk of planned deployments: success probability, interval, top risk factors and the
-    most similar past failures."""
+    """Risk of planned deployments; --fail-below makes it a CI gate.
+
+    Success probability with an interval, the top risk factors and the most similar past
+    failures, for one deployment given by options or many in a JSON Lines file.
+    """
     planned = _planned(
         from_file,
         environment,
@@ -292,8 +308,10 @@ def adaptations(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """How configurations change between two environments, mined from successful runs
-    (support, confidence, success uplift), plus recorded adaptations."""
+    """How configurations change between two environments, mined from successful runs.
+
+    Each rule with its support, confidence and success uplift; recorded adaptations too.
+    """
     with _learner(store, use_model=False) as learner:
         answer = learner.get_environment_adaptations(source, target, resource, limit)
     if as_json:
@@ -331,8 +349,10 @@ def rollback_scenarios(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Rollback scenarios learned from past rollbacks: triggers, procedure, success odds and
-    recovery time."""
+    """Rollback scenarios learned from past rollbacks.
+
+    Trigger conditions, an ordered procedure, rollback success odds and recovery time.
+    """
     resource_list = _split(resources, "--resources", required=False)
     with _learner(store, use_model=False) as learner:
         answer = learner.get_rollback_scenarios(environment, resource_list or None, limit)
@@ -389,8 +409,11 @@ def analytics(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Success, failure and rollback rates with intervals, durations, DORA measures, trends
-    with significance tests, and insights in plain words."""
+    """Deployment analytics for a window: rates, durations, DORA, trends, insights.
+
+    Rates with intervals, duration p50/p90, DORA measures, trends against the previous window
+    with significance tests, insights in plain words, and with --plot a PNG dashboard.
+    """
     metric_list = _split(metrics, "--metrics", required=False) or None
     with _learner(store, use_model=False) as learner:
         answer = learner.get_deployment_analytics(environment, days, metric_list)

@@ -274,7 +274,7 @@ class Advisor:
         if "started_at" in rows:
             planned_at = pd.to_datetime(rows["started_at"], utc=True)
             has = planned_at.notna().to_numpy()
-            layout = self.snapshot._layout(self.models.feature_names)
+            layout = self.snapshot.layout(self.models.feature_names)
             for column, values in (
                 ("hour", planned_at.dt.hour),
                 ("weekday", planned_at.dt.day_of_week),
@@ -291,7 +291,7 @@ class Advisor:
     def _knob_positions(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per knob key: its knob-table columns and their positions in the model's input."""
         assert self.models is not None
-        layout = self.snapshot._layout(self.models.feature_names)
+        layout = self.snapshot.layout(self.models.feature_names)
         columns = list(self.snapshot.knobs.columns)
         source: dict[str, np.ndarray] = {}
         target: dict[str, np.ndarray] = {}
@@ -319,7 +319,7 @@ class Advisor:
             row = knob_index.get_indexer([pattern_id])[0]
             if row < 0:
                 continue
-            own = self.snapshot._knob_values[row]
+            own = self.snapshot.knob_values[row]
             differs = _differs(own, typical)
             for key, columns in source.items():
                 if not differs[columns].any():
@@ -506,7 +506,7 @@ class Advisor:
         environment in place of this one. Largest risks first."""
         assert self.models is not None
         X = self._matrix(rows, knob_rows)
-        layout = self.snapshot._layout(self.models.feature_names)
+        layout = self.snapshot.layout(self.models.feature_names)
         source, target = self._knob_positions()
         groups = _knob_groups(self.snapshot.knobs.columns)
         knob_values = knob_rows.reindex(columns=self.snapshot.knobs.columns).to_numpy(float)

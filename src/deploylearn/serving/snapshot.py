@@ -76,7 +76,7 @@ class HistorySnapshot:
     half_life_days: float | None = None
     global_counts: tuple[float, float] = (0.0, 0.0)
     rows: int = 0
-    _layouts: dict[tuple[str, ...], _Layout] = field(default_factory=dict, repr=False)
+    _layouts: dict[tuple[str, ...], FeatureLayout] = field(default_factory=dict, repr=False)
     _knob_array: np.ndarray | None = field(default=None, repr=False)
     _outcomes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     _embedding_cache: dict[int, tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]] = field(
@@ -217,7 +217,7 @@ class HistorySnapshot:
         knob_rows: pd.DataFrame | None = None,
     ) -> np.ndarray:
         """``candidate_features`` as a float32 array (the request path: no pandas per column)."""
-        layout = self._layout(feature_names)
+        layout = self.layout(feature_names)
         n = len(candidates)
         out = np.full((n, len(layout.names)), np.nan, dtype=np.float32)
         out[:, layout.one_hot] = 0.0
@@ -267,18 +267,19 @@ class HistorySnapshot:
             self._fill_embeddings(out, layout, node_embeddings, candidates, resources)
         return out
 
-    def _layout(self, feature_names: Sequence[str]) -> _Layout:
+    def layout(self, feature_names: Sequence[str]) -> FeatureLayout:
+        """Where each of a model's features sits in its input (cached per model)."""
         key = tuple(feature_names)
         layout = self._layouts.get(key)
         if layout is None:
-            layout = _Layout.of(key, list(self.knobs.columns))
+            layout = FeatureLayout.of(key, list(self.knobs.columns))
             self._layouts[key] = layout
         return layout
 
     def _fill_knobs(
         self,
         out: np.ndarray,
-        layout: _Layout,
+        layout: FeatureLayout,
         pattern: np.ndarray,
         index: pd.Index,
         knob_rows: pd.DataFrame | None,
@@ -286,7 +287,7 @@ class HistorySnapshot:
         if not len(layout.knob_source):
             return
         rows = self.knobs.index.get_indexer(pattern)
-        values = self._knob_values[:, layout.knob_source]
+        values = self.knob_values[:, layout.knob_source]
         found = rows >= 0
         out[np.ix_(found, layout.knob_target)] = values[rows[found]]
         if knob_rows is not None and (~found).any():
@@ -296,7 +297,8 @@ class HistorySnapshot:
             ]
 
     @property
-    def _knob_values(self) -> np.ndarray:
+    def knob_values(self) -> np.ndarray:
+        """``knobs`` as a float array (rows: patterns in ``knobs.index`` order)."""
         if self._knob_array is None:
             self._knob_array = self.knobs.to_numpy(dtype=np.float64)
         return self._knob_array
@@ -304,7 +306,7 @@ class HistorySnapshot:
     def _fill_embeddings(
         self,
         out: np.ndarray,
-        layout: _Layout,
+        layout: FeatureLayout,
         node_embeddings: pd.DataFrame,
         candidates: pd.DataFrame,
         resources: list[list[str]],
@@ -343,7 +345,7 @@ class HistorySnapshot:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class FeatureLayout:
     """Where each feature goes in the model's column order (computed once per model)."""
 
     names: tuple[str, ...]
@@ -354,7 +356,7 @@ class _Layout:
     embeddings: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, names: tuple[str, ...], knob_columns: list[str]) -> _Layout:
+    def of(cls, names: tuple[str, ...], knob_columns: list[str]) -> FeatureLayout:
         position = {name: i for i, name in enumerate(names)}
         prefixes = ("resource__", *(f"{c}__" for c in CATEGORICAL_COLUMNS))
         pairs = [(j, position[c]) for j, c in enumerate(knob_columns) if c in position]
