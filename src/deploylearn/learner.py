@@ -9,6 +9,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import pandas as pd
+
 from deploylearn.config import Settings
 from deploylearn.errors import ConflictError, FieldProblem, InvalidRecordError
 from deploylearn.interchange import Format, Row, read_rows, write_records
@@ -265,13 +267,20 @@ class DeploymentPatternLearner:
         (see ``serving.analytics``)."""
         from deploylearn.serving.analytics import deployment_analytics
 
+        frame = self.store.executions_frame()
+        metrics = None
+        if len(frame) and isinstance(days_back, int) and days_back >= 1:
+            # only the window and the one before it are read: no need for every metric ever
+            end = pd.Timestamp(as_of) if as_of is not None else frame["started_at"].max()
+            since = end - pd.Timedelta(days=2 * days_back + 1)
+            metrics = self.store.metrics_frame(since=since.to_pydatetime())
         return deployment_analytics(
-            self.store.executions_frame(),
+            frame,
             environment=slugify(environment) if environment else None,
             days_back=days_back,
             metric_types=metric_types,
             as_of=as_of,
-            metrics=self.store.metrics_frame(),
+            metrics=metrics,
         )
 
     # -- files -----------------------------------------------------------------------------
