@@ -73,6 +73,9 @@ class Advisor:
     blend: BlendParams = field(default_factory=BlendParams)
     boolean_knobs: frozenset[str] = frozenset()  # knob keys whose templates hold booleans
     _similar_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _positions: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -288,8 +291,27 @@ class Advisor:
         assert self.models is not None
         return self.models.success.success_probability(X)
 
+    def _knob_variants(
+        self, x: np.ndarray, own: np.ndarray, typical: np.ndarray
+    ) -> list[tuple[str, np.ndarray]]:
+        """For each knob whose value differs from the environment's typical one: the model
+        input ``x`` with that knob set to the typical value (``own``/``typical``: knob-table
+        rows). The counterfactuals behind knob effects and risk factors."""
+        source, target = self._knob_positions()
+        differs = _differs(own, typical)
+        out = []
+        for key, columns in source.items():
+            if differs[columns].any():
+                variant = x.copy()
+                variant[target[key]] = typical[columns]
+                out.append((key, variant))
+        return out
+
     def _knob_positions(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Per knob key: its knob-table columns and their positions in the model's input."""
+        """Per knob key: its knob-table columns and their positions in the model's input
+        (fixed for a snapshot and a model, so computed once)."""
+        if self._positions is not None:
+            return self._positions
         assert self.models is not None
         layout = self.snapshot.layout(self.models.feature_names)
         columns = list(self.snapshot.knobs.columns)
@@ -300,7 +322,8 @@ class Advisor:
             if pairs:
                 source[key] = np.array([j for j, _ in pairs])
                 target[key] = np.array([i for _, i in pairs])
-        return source, target
+        self._positions = (source, target)
+        return self._positions
 
     def _knob_effects(
         self, planned: pd.DataFrame, X: np.ndarray
@@ -311,7 +334,6 @@ class Advisor:
         env = str(planned["target_environment"].iloc[0])
         profile = self._profile(env)
         typical = profile.typical_knobs.reindex(self.snapshot.knobs.columns).to_numpy(float)
-        source, target = self._knob_positions()
         knob_index = self.snapshot.knobs.index
         variants: list[tuple[int, int, str]] = []
         blocks: list[np.ndarray] = []
@@ -319,13 +341,7 @@ class Advisor:
             row = knob_index.get_indexer([pattern_id])[0]
             if row < 0:
                 continue
-            own = self.snapshot.knob_values[row]
-            differs = _differs(own, typical)
-            for key, columns in source.items():
-                if not differs[columns].any():
-                    continue
-                variant = X[j].copy()
-                variant[target[key]] = typical[columns]
+            for key, variant in self._knob_variants(X[j], self.snapshot.knob_values[row], typical):
                 blocks.append(variant)
                 variants.append((int(planned.index[j]), j, key))
         if not blocks:
@@ -507,7 +523,6 @@ class Advisor:
         assert self.models is not None
         X = self._matrix(rows, knob_rows)
         layout = self.snapshot.layout(self.models.feature_names)
-        source, target = self._knob_positions()
         groups = _knob_groups(self.snapshot.knobs.columns)
         knob_values = knob_rows.reindex(columns=self.snapshot.knobs.columns).to_numpy(float)
         twins = [
@@ -516,18 +531,18 @@ class Advisor:
             if name.startswith("gateway_")
             and "environment_" + name.removeprefix("gateway_") in layout.position
         ]
+        strategies = [
+            (name.removeprefix("deployment_strategy__"), position)
+            for name, position in layout.position.items()
+            if name.startswith("deployment_strategy__")
+        ]
         variants: list[tuple[int, str, str, Any, Any]] = []
         blocks: list[np.ndarray] = []
         for i in range(len(rows)):
             profile = self._profile(str(rows["target_environment"].iloc[i]))
             typical = profile.typical_knobs.reindex(self.snapshot.knobs.columns).to_numpy(float)
             own = pd.Series(knob_values[i], index=self.snapshot.knobs.columns)
-            differs = _differs(knob_values[i], typical)
-            for key, columns in source.items():
-                if not differs[columns].any():
-                    continue
-                variant = X[i].copy()
-                variant[target[key]] = typical[columns]
+            for key, variant in self._knob_variants(X[i], knob_values[i], typical):
                 blocks.append(variant)
                 variants.append(
                     (
@@ -538,11 +553,6 @@ class Advisor:
                         self._knob_value(profile.typical_knobs, groups[key], key),
                     )
                 )
-            strategies = [
-                (name.removeprefix("deployment_strategy__"), position)
-                for name, position in layout.position.items()
-                if name.startswith("deployment_strategy__")
-            ]
             current = column_name("deployment_strategy", rows["deployment_strategy"].iloc[i])
             for strategy, position in strategies:
                 if column_name("deployment_strategy", strategy) == current:
