@@ -138,16 +138,61 @@ def _dropped_key(leaf: str) -> bool:
     return is_secret_key(leaf) or _volatile_key(leaf)
 
 
+_DROP = object()
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_LEAF_CACHE_LIMIT = 100_000
+_kept_keys: dict[str, str | None] = {}
+_leaf_values: dict[tuple[str, type, Any], Any] = {}
+
+
+def _kept_key(raw_key: str) -> str | None:
+    """The normalized top-level key, or None when the knob is secret, volatile or nameless."""
+    try:
+        return _kept_keys[raw_key]
+    except KeyError:
+        pass
+    key = normalize_key(raw_key)
+    kept = key if key and not _dropped_key(key) else None
+    if len(_kept_keys) >= _LEAF_CACHE_LIMIT:
+        _kept_keys.clear()
+    _kept_keys[raw_key] = kept
+    return kept
+
+
+def _leaf_value(key: str, value: Any) -> Any:
+    """Canonical value of a scalar knob (``_DROP`` for volatile-looking text), memoized: the
+    same knob settings recur across runs, so bulk paths mostly hit the cache."""
+    cache_key = (key, type(value), value)
+    found = _leaf_values.get(cache_key, _DROP)
+    if found is not _DROP:
+        return found
+    if isinstance(value, str) and _VOLATILE_VALUE.match(value.strip()):
+        return _DROP  # not cached: such values are unique by nature
+    canonical = _canonical_value(value)
+    if len(_leaf_values) >= _LEAF_CACHE_LIMIT:
+        _leaf_values.clear()
+    _leaf_values[cache_key] = canonical
+    return canonical
+
+
 def canonical_template(config: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration as a pattern sees it: normalized keys, no secrets, no volatile knobs."""
     out: dict[str, Any] = {}
-    for key, value in _flatten(config):
-        leaf = key.rsplit(".", 1)[-1] if "." in key else key
-        if _dropped_key(leaf):
+    for raw_key, value in config.items():
+        if type(value) in _SCALARS and type(raw_key) is str:  # the common, memoized case
+            key = _kept_key(raw_key)
+            if key is not None:
+                canonical = _leaf_value(key, value)
+                if canonical is not _DROP:
+                    out[key] = canonical
             continue
-        if isinstance(value, str) and _VOLATILE_VALUE.match(value.strip()):
-            continue
-        out[key] = _canonical_value(value)
+        for key, item in _flatten({raw_key: value}):
+            leaf = key.rsplit(".", 1)[-1] if "." in key else key
+            if _dropped_key(leaf):
+                continue
+            if isinstance(item, str) and _VOLATILE_VALUE.match(item.strip()):
+                continue
+            out[key] = _canonical_value(item)
     return dict(sorted(out.items()))
 
 

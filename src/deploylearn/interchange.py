@@ -2,8 +2,10 @@
 
 Every format carries the seed's ``record_deployment_execution`` keywords plus ``execution_id``.
 Readers yield ``(line_number, raw_record)`` or ``(line_number, error)`` so one bad line never
-costs the good ones; CSV keeps ``resources_deployed`` ``;``-separated and JSON in the
-``configuration_used`` / ``performance_data`` columns, lists of text as JSON arrays.
+costs the good ones. JSON Lines rows stay undecoded bytes: the fast screen decodes and
+validates them in one step (see ``screen``). CSV keeps ``resources_deployed`` ``;``-separated
+and JSON in the ``configuration_used`` / ``performance_data`` columns, lists of text as JSON
+arrays.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ FIELD_ORDER: tuple[str, ...] = (
 _JSON_COLUMNS = ("configuration_used", "performance_data")
 _TEXT_LIST_COLUMNS = ("failure_reasons", "lessons_learned")
 
-Row = tuple[int, dict[str, Any] | InvalidRecordError]
+Row = tuple[int, dict[str, Any] | bytes | InvalidRecordError]
 
 
 def detect_format(path: Path) -> Format:
@@ -78,25 +80,22 @@ def _bad(line: int, field: str, message: str) -> Row:
     return line, InvalidRecordError([FieldProblem(field, message, line)])
 
 
-def parse_jsonl_line(number: int, raw: bytes) -> Row | None:
-    """One JSON Lines line as a row; None for a blank line."""
-    if not raw.strip():
-        return None
+def load_json_object(raw: bytes) -> dict[str, Any]:
+    """One JSON Lines line as a mapping, or ``InvalidRecordError`` saying why it is not one."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return _bad(number, "record", f"not valid JSON ({exc})")
+        raise InvalidRecordError([FieldProblem("record", f"not valid JSON ({exc})")]) from None
     if not isinstance(value, dict):
-        return _bad(number, "record", "must be a JSON object")
-    return number, value
+        raise InvalidRecordError([FieldProblem("record", "must be a JSON object")])
+    return value
 
 
 def _read_jsonl(path: Path) -> Iterator[Row]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            row = parse_jsonl_line(number, raw)
-            if row is not None:
-                yield row
+            if raw.strip():
+                yield number, raw
 
 
 def _read_json_array(path: Path) -> Iterator[Row]:
@@ -228,4 +227,11 @@ def _csv_row(record: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-__all__ = ["FIELD_ORDER", "Format", "detect_format", "read_rows", "write_records"]
+__all__ = [
+    "FIELD_ORDER",
+    "Format",
+    "detect_format",
+    "load_json_object",
+    "read_rows",
+    "write_records",
+]

@@ -156,47 +156,69 @@ class DeploymentExecution(BaseModel):
     @model_validator(mode="after")
     def _check_consistency(self) -> DeploymentExecution:
         started = self.started_at.astimezone(UTC)
+        completed = self.completed_at.astimezone(UTC) if self.completed_at is not None else None
+        problem = consistency_problem(
+            started,
+            completed,
+            self.rollback_triggered or self.status == "rolled_back",
+            self.rollback_successful,
+        )
+        if problem:
+            raise _field_error(*problem)
         object.__setattr__(self, "started_at", started)
-        if started < EARLIEST:
-            raise _field_error("started_at", f"{started.isoformat()} is before {EARLIEST.year}")
-        if started > datetime.now(UTC) + FUTURE_SLACK:
-            raise _field_error("started_at", f"{started.isoformat()} is in the future")
-        if self.completed_at is not None:
-            completed = self.completed_at.astimezone(UTC)
-            object.__setattr__(self, "completed_at", completed)
-            if completed < started:
-                raise _field_error(
-                    "completed_at",
-                    f"{completed.isoformat()} is before started_at {started.isoformat()}",
-                )
-            if completed - started > MAX_DURATION:
-                raise _field_error(
-                    "completed_at", f"more than {MAX_DURATION.days} days after start"
-                )
-        if self.status == "rolled_back" and not self.rollback_triggered:
+        object.__setattr__(self, "completed_at", completed)
+        if self.status == "rolled_back":
             object.__setattr__(self, "rollback_triggered", True)
-        if self.rollback_successful is not None and not self.rollback_triggered:
-            raise _field_error("rollback_successful", "is set but rollback_triggered is false")
-        resources = sorted(set(self.resources_deployed))
-        object.__setattr__(self, "resources_deployed", resources)
+        object.__setattr__(self, "resources_deployed", sorted(set(self.resources_deployed)))
         return self
 
     @property
     def outcome(self) -> Literal["success", "failure"] | None:
-        """Success is completed without a rollback; unfinished or cancelled runs teach nothing."""
-        if self.status == "completed" and not self.rollback_triggered:
-            return "success"
-        if self.status in ("failed", "rolled_back") or (
-            self.status == "completed" and self.rollback_triggered
-        ):
-            return "failure"
-        return None
+        return outcome_of(self.status, self.rollback_triggered)
 
     @property
     def duration_seconds(self) -> float | None:
-        if self.completed_at is None:
-            return None
-        return (self.completed_at - self.started_at).total_seconds()
+        return duration_of(self.started_at, self.completed_at)
+
+
+def consistency_problem(
+    started: datetime,
+    completed: datetime | None,
+    rollback_triggered: bool,
+    rollback_successful: bool | None,
+) -> tuple[str, str] | None:
+    """The first cross-field rule an execution breaks, as (field, message); times in UTC.
+
+    One function for the pydantic model and the fast screen, so both accept the same records.
+    """
+    if started < EARLIEST:
+        return "started_at", f"{started.isoformat()} is before {EARLIEST.year}"
+    if started > datetime.now(UTC) + FUTURE_SLACK:
+        return "started_at", f"{started.isoformat()} is in the future"
+    if completed is not None:
+        if completed < started:
+            return (
+                "completed_at",
+                f"{completed.isoformat()} is before started_at {started.isoformat()}",
+            )
+        if completed - started > MAX_DURATION:
+            return "completed_at", f"more than {MAX_DURATION.days} days after start"
+    if rollback_successful is not None and not rollback_triggered:
+        return "rollback_successful", "is set but rollback_triggered is false"
+    return None
+
+
+def outcome_of(status: str, rollback_triggered: bool) -> Literal["success", "failure"] | None:
+    """Success is completed without a rollback; unfinished or cancelled runs teach nothing."""
+    if status == "completed" and not rollback_triggered:
+        return "success"
+    if status in ("failed", "rolled_back") or (status == "completed" and rollback_triggered):
+        return "failure"
+    return None
+
+
+def duration_of(started: datetime, completed: datetime | None) -> float | None:
+    return None if completed is None else (completed - started).total_seconds()
 
 
 class _LocatedError(ValueError):

@@ -109,7 +109,7 @@ class SecretCipher:
             raise ValueError("wrong DEPLOYLEARN_SECRET_KEY for this value") from exc
 
 
-def protect(value: Any, cipher: SecretCipher | None = None, *, _secret: bool = False) -> Any:
+def protect(value: Any, cipher: SecretCipher | None = None) -> Any:
     """Return ``value`` with secret keys redacted (or encrypted) and free text scrubbed.
 
     Values already redacted or encrypted are left alone, so exporting and re-ingesting is stable.
@@ -117,11 +117,11 @@ def protect(value: Any, cipher: SecretCipher | None = None, *, _secret: bool = F
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if is_secret_key(str(key)):
+            if is_secret_key(key if type(key) is str else str(key)):
                 out[key] = _hide(item, cipher)
-            elif item is None or isinstance(item, bool | int | float):
+            elif item is None or type(item) in _PLAIN:
                 out[key] = item
-            elif isinstance(item, str):
+            elif type(item) is str:
                 out[key] = scrub_text(item)
             else:
                 out[key] = protect(item, cipher)
@@ -131,6 +131,9 @@ def protect(value: Any, cipher: SecretCipher | None = None, *, _secret: bool = F
     if isinstance(value, str):
         return scrub_text(value)
     return value
+
+
+_PLAIN = frozenset({bool, int, float})
 
 
 def _hide(value: Any, cipher: SecretCipher | None) -> Any:

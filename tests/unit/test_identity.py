@@ -106,3 +106,17 @@ def test_same_keys_are_preferred_over_a_one_knob_difference() -> None:
     assert smaller != full
     without = {k: v for k, v in BASE.items() if k != "rollback_threshold"}
     assert assign(index, without) == full  # one knob off BASE, far from the 900 s pattern
+
+
+def test_memoized_template_keeps_types_and_volatile_values_apart() -> None:
+    """The per-knob memo must not confuse True with 1 or 1.0, nor cache volatile text."""
+    first = canonical_template({"backup_enabled": True, "timeout": 1, "ratio": 1.5})
+    second = canonical_template({"backup_enabled": 1, "timeout": 1.0, "ratio": "1.5"})
+    assert first == {"backup_enabled": True, "ratio": 1.5, "timeout": 1}
+    assert second == {"backup_enabled": 1, "ratio": 1.5, "timeout": 1}
+    assert type(first["backup_enabled"]) is bool and type(second["backup_enabled"]) is int
+    commit = "0161dafa74b338269eb5742e5c584ac5f7b8cd53"
+    assert canonical_template({"version": commit}) == {}
+    assert canonical_template({"version": commit, "nested": {"Timeout": "30"}}) == {
+        "nested.timeout": 30
+    }

@@ -455,12 +455,22 @@ def _persist(
     """Write a plan: executions, new patterns, then count deltas of patterns, issues, scenarios."""
     if not plan.inserts:
         return
-    now = datetime.now(UTC)
-    rows = [
-        _execution_row(e, pid, now, actor)
-        for e, pid in zip(plan.inserts, plan.pattern_ids, strict=True)
-    ]
-    _write_rows(con, rows, sql.INSERT_EXECUTION_ROWS, sql.INSERT_EXECUTION_TABLE, _EXECUTION_SCHEMA)
+    columns = _execution_columns(plan.inserts, plan.pattern_ids, datetime.now(UTC), actor)
+    if len(plan.inserts) < SMALL_BATCH:
+        _write_rows(
+            con,
+            list(zip(*columns, strict=True)),
+            sql.INSERT_EXECUTION_ROWS,
+            sql.INSERT_EXECUTION_TABLE,
+            _EXECUTION_SCHEMA,
+        )
+    else:
+        arrays = [pa.array(c, f.type) for c, f in zip(columns, _EXECUTION_SCHEMA, strict=True)]
+        con.register("batch_rows", pa.Table.from_arrays(arrays, schema=_EXECUTION_SCHEMA))
+        try:
+            con.execute(sql.INSERT_EXECUTION_TABLE)
+        finally:
+            con.unregister("batch_rows")
     if plan.new_patterns:
         con.executemany(
             sql.INSERT_PATTERN,
@@ -518,39 +528,41 @@ def _persist(
     )
 
 
-def _execution_row(
-    e: PreparedExecution, pattern_id: str, now: datetime, actor: str
-) -> tuple[Any, ...]:
-    metrics = e.metrics()
-    return (
-        e.execution_id,
-        e.content_hash,
-        pattern_id,
-        e.execution_name,
-        e.deployment_type,
-        e.target_environment,
-        e.source_environment,
-        e.gateway_host,
-        e.deployment_strategy,
-        e.resources_deployed,
-        _dumps(e.configuration_used),
-        e.status,
-        e.outcome,
-        e.started_at,
-        e.completed_at,
-        e.duration_seconds,
-        e.failure_reasons,
-        [i.issue_id for i in e.issues],
-        e.rollback_triggered,
-        e.rollback_successful,
-        e.rollback_scenario_id,
-        e.user_id,
-        e.automation_triggered,
-        e.execution_log,
-        _dumps(e.performance_data),
-        e.lessons_learned,
-        now,
-        actor,
-        [m[0] for m in metrics],
-        [m[1] for m in metrics],
-    )
+def _execution_columns(
+    inserts: Sequence[PreparedExecution], pattern_ids: Sequence[str], now: datetime, actor: str
+) -> list[list[Any]]:
+    """The executions as columns in ``_EXECUTION_SCHEMA`` order (column-major: on bulk paths
+    each column goes to Arrow in one call, with no per-row tuples in between)."""
+    metrics = [e.metrics() for e in inserts]
+    return [
+        [e.execution_id for e in inserts],
+        [e.content_hash for e in inserts],
+        list(pattern_ids),
+        [e.execution_name for e in inserts],
+        [e.deployment_type for e in inserts],
+        [e.target_environment for e in inserts],
+        [e.source_environment for e in inserts],
+        [e.gateway_host for e in inserts],
+        [e.deployment_strategy for e in inserts],
+        [e.resources_deployed for e in inserts],
+        [_dumps(e.configuration_used) for e in inserts],
+        [e.status for e in inserts],
+        [e.outcome for e in inserts],
+        [e.started_at for e in inserts],
+        [e.completed_at for e in inserts],
+        [e.duration_seconds for e in inserts],
+        [e.failure_reasons for e in inserts],
+        [[i.issue_id for i in e.issues] for e in inserts],
+        [e.rollback_triggered for e in inserts],
+        [e.rollback_successful for e in inserts],
+        [e.rollback_scenario_id for e in inserts],
+        [e.user_id for e in inserts],
+        [e.automation_triggered for e in inserts],
+        [e.execution_log for e in inserts],
+        [_dumps(e.performance_data) for e in inserts],
+        [e.lessons_learned for e in inserts],
+        [now] * len(inserts),
+        [actor] * len(inserts),
+        [[name for name, _ in m] for m in metrics],
+        [[value for _, value in m] for m in metrics],
+    ]
