@@ -48,7 +48,7 @@ from neo4j import Driver, ManagedTransaction
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.preparation import PreparedExecution, prepare
-from deploylearn.records import parse_execution
+from deploylearn.screen import validate_execution
 from deploylearn.store import gds, neo4j_store
 from deploylearn.store.cypher import Label, Rel
 from deploylearn.store.neo4j_store import Neo4jStore
@@ -170,7 +170,7 @@ def pipelined_ingest(
     try:
         for start in range(0, len(records), batch_size):
             pending.put(
-                [prepare(parse_execution(r), None) for r in records[start : start + batch_size]]
+                [prepare(validate_execution(r), None) for r in records[start : start + batch_size]]
             )
     finally:
         pending.put(None)

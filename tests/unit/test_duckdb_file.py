@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from deploylearn import DeploymentPatternLearner
-from deploylearn.errors import InvalidStoreUrlError, StoreUnavailableError
+from deploylearn.errors import ConflictError, InvalidStoreUrlError, StoreUnavailableError
 from deploylearn.redaction import SecretCipher
 from deploylearn.store import open_store
-from tests.conftest import make_record
+from deploylearn.store.duckdb_sql import LEGACY_COUNT_COLUMNS
+from tests.conftest import failed_record, make_record
 
 SECRET = "Hunter2-PLAINTEXT-CANARY"
 
@@ -85,3 +86,60 @@ def test_locked_file_gives_a_clear_error(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_threads_option_in_url(tmp_path: Path) -> None:
+    with open_store(f"duckdb://{tmp_path / 't.duckdb'}?threads=2") as store:
+        assert store._con.execute("SELECT current_setting('threads')").fetchone()[0] == 2
+    with pytest.raises(InvalidStoreUrlError, match="threads"):
+        open_store(f"duckdb://{tmp_path / 't.duckdb'}?threads=0")
+
+
+def test_store_with_stored_counts_is_migrated(tmp_path: Path) -> None:
+    """Files written when counts were stored columns open fine: the columns are dropped and
+    counts come from the executions, as before."""
+    url = f"duckdb://{tmp_path / 'legacy.duckdb'}"
+    with DeploymentPatternLearner.open(url) as learner:
+        for i in range(4):
+            learner.record_deployment_execution(**make_record(i))
+        learner.record_deployment_execution(**failed_record(4))
+        before = learner.store.patterns(), learner.store.stats()
+        con = learner.store._con
+        for table, columns in LEGACY_COUNT_COLUMNS.items():
+            for column in columns:
+                kind = "TIMESTAMPTZ" if column.endswith(("_seen", "_used")) else "BIGINT DEFAULT 7"
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    with DeploymentPatternLearner.open(url) as learner:
+        learner.record_deployment_execution(**make_record(5))
+        columns = {
+            r[0]
+            for r in learner.store._con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'patterns'"
+            ).fetchall()
+        }
+        after = learner.store.patterns()
+    assert "success_count" not in columns
+    assert (before[0][0].success_count, before[0][0].failure_count) == (4, 1)
+    assert (after[0].success_count, after[0].failure_count) == (5, 1)
+    assert before[1].successes == 4 and before[1].failures == 1
+
+
+def test_single_write_retry_after_new_definitions(tmp_path: Path) -> None:
+    """A failed run founds an issue and a scenario in a transaction; its retry hits the
+    primary key on the one-statement path and is still a no-op, a changed copy a conflict."""
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 's.duckdb'}") as learner:
+        record = failed_record(1, rollback_triggered=True, rollback_successful=False)
+        first = learner.record_deployment_execution(**record)
+        assert learner.record_deployment_execution(**record) == first
+        with pytest.raises(ConflictError):
+            learner.record_deployment_execution(**{**record, "user_id": "someone.else"})
+        learner.record_deployment_execution(**failed_record(2))  # known issue: one statement
+        stats = learner.store.stats()
+        scenarios = learner.store.rollback_scenarios()
+    assert (stats.executions, stats.failures, stats.issues, stats.rollback_scenarios) == (
+        2,
+        2,
+        1,
+        1,
+    )
+    assert [(s.success_count, s.failure_count) for s in scenarios] == [(0, 1)]

@@ -2,8 +2,9 @@
 
 URLs: ``duckdb:///abs/path.duckdb``, ``duckdb://relative.duckdb``, ``duckdb://:memory:``
 (append ``?mode=shared`` for several writer processes, ``&memory_limit=4GB`` for
-DuckDB's buffer, ``&lock_timeout=60`` seconds to wait for another writer), or ``neo4j://user:pass@host:7687``
-(also ``bolt://``, ``neo4j+s://``, ``bolt+s://``). Without a URL, ``DEPLOYLEARN_STORE`` is used,
+DuckDB's buffer, ``&lock_timeout=60`` seconds to wait for another writer, ``&threads=4`` for
+DuckDB worker threads, default 1), or ``neo4j://user:pass@host:7687`` (also ``bolt://``,
+``neo4j+s://``, ``bolt+s://``). Without a URL, ``DEPLOYLEARN_STORE`` is used,
 and without that the embedded file ``default_store_path()``.
 """
 
@@ -45,7 +46,11 @@ def open_store(url: str | None = None) -> Store:
     url = url or default_store_url()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "duckdb":
-        from deploylearn.store.duckdb_store import DEFAULT_MEMORY_LIMIT, DuckDBStore
+        from deploylearn.store.duckdb_store import (
+            DEFAULT_MEMORY_LIMIT,
+            DEFAULT_THREADS,
+            DuckDBStore,
+        )
 
         rest = url.split("://", 1)[1]
         path, _, query = rest.partition("?")
@@ -60,7 +65,21 @@ def open_store(url: str | None = None) -> Store:
         except ValueError:
             raise InvalidStoreUrlError(f"store URL {url!r}: lock_timeout must be seconds") from None
         limit = options.get("memory_limit", [DEFAULT_MEMORY_LIMIT])[0]
-        return DuckDBStore(path, shared=mode == "shared", lock_timeout=timeout, memory_limit=limit)
+        try:
+            threads = int(options.get("threads", [str(DEFAULT_THREADS)])[0])
+            if threads < 1:
+                raise ValueError
+        except ValueError:
+            raise InvalidStoreUrlError(
+                f"store URL {url!r}: threads must be a whole number of at least 1"
+            ) from None
+        return DuckDBStore(
+            path,
+            shared=mode == "shared",
+            lock_timeout=timeout,
+            memory_limit=limit,
+            threads=threads,
+        )
     if scheme in NEO4J_SCHEMES:
         from deploylearn.store.neo4j_store import Neo4jStore
 
