@@ -341,7 +341,7 @@ class DeploymentPatternLearner:
             batch.clear()
             lines.clear()
 
-        with _cyclic_gc_paused():
+        with _cyclic_gc_paused(), self.store.bulk_load():
             for line, item in prepared:
                 if isinstance(item, InvalidRecordError):
                     report._reject(item.problems)

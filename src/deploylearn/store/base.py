@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -128,6 +129,13 @@ class Store(ABC):
         large batch into consecutive transactions (Neo4j: 1,000 executions each); if one
         fails, the earlier ones stay written and retrying the batch adds only the rest.
         """
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Around a run of large ``write_executions`` calls (an ingest): lets a store defer
+        housekeeping to the end. Every write inside still commits as usual. No-op by default.
+        """
+        yield
 
     @abstractmethod
     def record_adaptation(self, adaptation: EnvironmentAdaptation, *, actor: str) -> str:
