@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -595,35 +596,18 @@ def _execution_columns(
     """The executions as columns in ``_EXECUTION_SCHEMA`` order (column-major: on bulk paths
     each column goes to Arrow in one call, with no per-row tuples in between)."""
     metrics = [e.metrics() for e in inserts]
+    derived = {
+        "pattern_id": list(pattern_ids),
+        "configuration_used": [_dumps(e.configuration_used) for e in inserts],
+        "issue_ids": [[i.issue_id for i in e.issues] for e in inserts],
+        "performance_data": [_dumps(e.performance_data) for e in inserts],
+        "recorded_at": [now] * len(inserts),
+        "recorded_by": [actor] * len(inserts),
+        "metric_types": [[name for name, _ in m] for m in metrics],
+        "metric_values": [[value for _, value in m] for m in metrics],
+    }
+    # every other column is the PreparedExecution attribute of the same name
     return [
-        [e.execution_id for e in inserts],
-        [e.content_hash for e in inserts],
-        list(pattern_ids),
-        [e.execution_name for e in inserts],
-        [e.deployment_type for e in inserts],
-        [e.target_environment for e in inserts],
-        [e.source_environment for e in inserts],
-        [e.gateway_host for e in inserts],
-        [e.deployment_strategy for e in inserts],
-        [e.resources_deployed for e in inserts],
-        [_dumps(e.configuration_used) for e in inserts],
-        [e.status for e in inserts],
-        [e.outcome for e in inserts],
-        [e.started_at for e in inserts],
-        [e.completed_at for e in inserts],
-        [e.duration_seconds for e in inserts],
-        [e.failure_reasons for e in inserts],
-        [[i.issue_id for i in e.issues] for e in inserts],
-        [e.rollback_triggered for e in inserts],
-        [e.rollback_successful for e in inserts],
-        [e.rollback_scenario_id for e in inserts],
-        [e.user_id for e in inserts],
-        [e.automation_triggered for e in inserts],
-        [e.execution_log for e in inserts],
-        [_dumps(e.performance_data) for e in inserts],
-        [e.lessons_learned for e in inserts],
-        [now] * len(inserts),
-        [actor] * len(inserts),
-        [[name for name, _ in m] for m in metrics],
-        [[value for _, value in m] for m in metrics],
+        derived[name] if name in derived else list(map(attrgetter(name), inserts))
+        for name in _EXECUTION_SCHEMA.names
     ]
