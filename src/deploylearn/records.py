@@ -57,6 +57,19 @@ def _listify(value: object) -> object:
     return value
 
 
+def _fix_spelling(data: dict[str, Any]) -> dict[str, Any]:
+    """Slug fields and resource names in canonical spelling, in place ('Blue-Green' →
+    'blue_green'); shared by executions and planned deployments."""
+    for key in _SLUG_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str):
+            data[key] = slugify(value)
+    resources = data.get("resources_deployed")
+    if isinstance(resources, list):
+        data["resources_deployed"] = [_slug(r) for r in resources]
+    return data
+
+
 Slug = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.]*$")
 ]
@@ -128,22 +141,15 @@ class DeploymentExecution(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _normalize(cls, data: Any) -> Any:
-        """One pass of spelling fixes, cheaper than a validator per field on bulk paths."""
+        """One pass of spelling fixes, cheaper than a validator per field."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        for key in _SLUG_FIELDS:
-            value = data.get(key)
-            if isinstance(value, str):
-                data[key] = _slug(value)
         for key in _LIST_FIELDS:
             value = data.get(key)
             if isinstance(value, str):
                 data[key] = _listify(value)
-        resources = data.get("resources_deployed")
-        if isinstance(resources, list):
-            data["resources_deployed"] = [_slug(r) for r in resources]
-        return data
+        return _fix_spelling(data)
 
     @field_validator("configuration_used", "performance_data")
     @classmethod
@@ -370,14 +376,12 @@ class PlannedDeployment(BaseModel):
         data = dict(data)
         if "configuration" in data and "configuration_used" not in data:
             data["configuration_used"] = data.pop("configuration")
-        for key in _SLUG_FIELDS:
-            if isinstance(data.get(key), str):
-                data[key] = _slug(data[key])
         resources = data.get("resources_deployed")
         if isinstance(resources, str):
-            resources = [r for r in re.split(r"[;,]", resources) if r.strip()]
-        if isinstance(resources, list):
-            data["resources_deployed"] = sorted({str(_slug(r)) for r in resources})
+            data["resources_deployed"] = [r for r in re.split(r"[;,]", resources) if r.strip()]
+        data = _fix_spelling(data)
+        if isinstance(data.get("resources_deployed"), list):
+            data["resources_deployed"] = sorted({str(r) for r in data["resources_deployed"]})
         return data
 
     @field_validator("configuration_used")
