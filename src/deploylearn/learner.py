@@ -323,8 +323,9 @@ class DeploymentPatternLearner:
         progress: Callable[[int], None] | None = None,
     ) -> IngestReport:
         # Tried and dropped: writing batch N in a thread while batch N+1 is prepared. DuckDB
-        # releases the GIL but already uses both cores, and the store's Python half then
-        # fights this thread for the GIL: 16.3k/s against 17.9k/s without the thread.
+        # releases the GIL, but the store's Python half (plan, columns, Arrow) competes with
+        # the preparing thread: 16.3k/s against 17.9k/s without the thread; on Neo4j the writes
+        # slowed by what preparation cost (docs/performance.md).
         report = IngestReport(source)
         batch: list[PreparedExecution] = []
         lines: list[int] = []
