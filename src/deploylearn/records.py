@@ -98,7 +98,25 @@ Identifier = Annotated[
 ]
 
 
-def _json_size_problem(value: dict[str, Any]) -> str | None:
+def as_utc(value: datetime) -> datetime:
+    """An aware datetime as a plain ``datetime`` in UTC. Subclasses such as
+    ``pandas.Timestamp`` become plain datetimes, which every encoder downstream accepts."""
+    value = value.astimezone(UTC)
+    if type(value) is datetime:
+        return value
+    return datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tzinfo=UTC,
+    )
+
+
+def json_size_problem(value: dict[str, Any]) -> str | None:
     try:
         size = len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
     except TypeError as exc:
@@ -154,15 +172,15 @@ class DeploymentExecution(BaseModel):
     @field_validator("configuration_used", "performance_data")
     @classmethod
     def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = _json_size_problem(value)
+        problem = json_size_problem(value)
         if problem:
             raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DeploymentExecution:
-        started = self.started_at.astimezone(UTC)
-        completed = self.completed_at.astimezone(UTC) if self.completed_at is not None else None
+        started = as_utc(self.started_at)
+        completed = as_utc(self.completed_at) if self.completed_at is not None else None
         problem = consistency_problem(
             started,
             completed,
@@ -310,7 +328,7 @@ class EnvironmentAdaptation(BaseModel):
     @field_validator("original_configuration", "adapted_configuration")
     @classmethod
     def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = _json_size_problem(value)
+        problem = json_size_problem(value)
         if problem:
             raise ValueError(problem)
         return value
@@ -387,7 +405,7 @@ class PlannedDeployment(BaseModel):
     @field_validator("configuration_used")
     @classmethod
     def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = _json_size_problem(value)
+        problem = json_size_problem(value)
         if problem:
             raise ValueError(problem)
         return value

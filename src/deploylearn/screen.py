@@ -13,7 +13,7 @@ of, but must accept a record only when pydantic would accept it with identical v
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -24,9 +24,10 @@ from deploylearn.records import (
     MAX_LOG_CHARS,
     DeploymentExecution,
     Status,
-    _json_size_problem,
+    as_utc,
     consistency_problem,
     duration_of,
+    json_size_problem,
     outcome_of,
     parse_execution,
 )
@@ -110,7 +111,7 @@ def _utc(value: Any) -> datetime | None:
             return None
     elif not isinstance(value, datetime) or value.utcoffset() is None:
         return None
-    return value.astimezone(UTC)
+    return as_utc(value)
 
 
 def _finish(record: ScreenedExecution) -> ScreenedExecution | None:
@@ -141,7 +142,7 @@ def _finish(record: ScreenedExecution) -> ScreenedExecution | None:
         started, completed, record.rollback_triggered, record.rollback_successful
     ):
         return None
-    if _json_size_problem(record.configuration_used) or _json_size_problem(record.performance_data):
+    if json_size_problem(record.configuration_used) or json_size_problem(record.performance_data):
         return None
     record.started_at = started
     record.completed_at = completed

@@ -178,3 +178,22 @@ def test_aware_datetimes_from_python_are_screened() -> None:
     assert values(screened) == slow(record)
     naive = make_record(started_at=start.replace(tzinfo=None), completed_at=None)
     assert screen_mapping(naive) is None
+
+
+def test_pandas_timestamps_become_plain_datetimes() -> None:
+    """Records built from a DataFrame carry ``pandas.Timestamp``; both paths store plain UTC
+    datetimes, and the content hash equals that of the same record written as ISO text."""
+    import pandas as pd
+
+    from deploylearn.preparation import prepare
+
+    text = make_record(4)
+    stamped = {
+        **text,
+        "started_at": pd.Timestamp(text["started_at"]).tz_convert("Europe/Berlin"),
+        "completed_at": pd.Timestamp(text["completed_at"]),
+    }
+    for record in (screen_mapping(stamped), parse_execution(stamped)):
+        assert record is not None
+        assert type(record.started_at) is datetime and type(record.completed_at) is datetime
+        assert prepare(record).content_hash == prepare(parse_execution(text)).content_hash
