@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import (
@@ -126,7 +126,35 @@ def json_size_problem(value: dict[str, Any]) -> str | None:
     return None
 
 
-class DeploymentExecution(BaseModel):
+class ExecutionOutcome:
+    """``outcome`` and ``duration_seconds`` of a validated execution: one definition for the
+    pydantic record and the fast screen's struct (a mixin without fields or state)."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:  # provided by the classes that mix this in
+        status: str
+        rollback_triggered: bool
+        started_at: datetime
+        completed_at: datetime | None
+
+    @property
+    def outcome(self) -> Literal["success", "failure"] | None:
+        """Success is completed without a rollback; unfinished or cancelled runs teach nothing."""
+        status, rolled_back = self.status, self.rollback_triggered
+        if status == "completed" and not rolled_back:
+            return "success"
+        if status in ("failed", "rolled_back") or (status == "completed" and rolled_back):
+            return "failure"
+        return None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+
+class DeploymentExecution(ExecutionOutcome, BaseModel):
     """One deployment execution, exactly as the seed's ``record_deployment_execution`` takes it.
 
     Times are stored timezone-aware in UTC; naive times are rejected because a wrong offset
@@ -196,14 +224,6 @@ class DeploymentExecution(BaseModel):
         object.__setattr__(self, "resources_deployed", sorted(set(self.resources_deployed)))
         return self
 
-    @property
-    def outcome(self) -> Literal["success", "failure"] | None:
-        return outcome_of(self.status, self.rollback_triggered)
-
-    @property
-    def duration_seconds(self) -> float | None:
-        return duration_of(self.started_at, self.completed_at)
-
 
 def consistency_problem(
     started: datetime,
@@ -230,19 +250,6 @@ def consistency_problem(
     if rollback_successful is not None and not rollback_triggered:
         return "rollback_successful", "is set but rollback_triggered is false"
     return None
-
-
-def outcome_of(status: str, rollback_triggered: bool) -> Literal["success", "failure"] | None:
-    """Success is completed without a rollback; unfinished or cancelled runs teach nothing."""
-    if status == "completed" and not rollback_triggered:
-        return "success"
-    if status in ("failed", "rolled_back") or (status == "completed" and rollback_triggered):
-        return "failure"
-    return None
-
-
-def duration_of(started: datetime, completed: datetime | None) -> float | None:
-    return None if completed is None else (completed - started).total_seconds()
 
 
 class _LocatedError(ValueError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -23,12 +23,11 @@ from deploylearn.interchange import load_json_object
 from deploylearn.records import (
     MAX_LOG_CHARS,
     DeploymentExecution,
+    ExecutionOutcome,
     Status,
     as_utc,
     consistency_problem,
-    duration_of,
     json_size_problem,
-    outcome_of,
     parse_execution,
 )
 
@@ -47,7 +46,7 @@ _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|
 _KNOWN_CACHE_LIMIT = 50_000
 
 
-class ScreenedExecution(msgspec.Struct, forbid_unknown_fields=True):
+class ScreenedExecution(msgspec.Struct, ExecutionOutcome, forbid_unknown_fields=True):
     """A clean execution with the attributes of ``records.DeploymentExecution``.
 
     Times arrive as ``Any`` (RFC 3339 text from JSON, aware datetimes from Python) and leave
@@ -74,14 +73,6 @@ class ScreenedExecution(msgspec.Struct, forbid_unknown_fields=True):
     performance_data: dict[str, Any] = {}
     lessons_learned: _Texts = []
     execution_id: str | None = None
-
-    @property
-    def outcome(self) -> Literal["success", "failure"] | None:
-        return outcome_of(self.status, self.rollback_triggered)
-
-    @property
-    def duration_seconds(self) -> float | None:
-        return duration_of(self.started_at, self.completed_at)
 
 
 _decoder = msgspec.json.Decoder(ScreenedExecution)
