@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,3 +198,21 @@ def test_pandas_timestamps_become_plain_datetimes() -> None:
         assert record is not None
         assert type(record.started_at) is datetime and type(record.completed_at) is datetime
         assert prepare(record).content_hash == prepare(parse_execution(text)).content_hash
+
+
+def test_csv_rows_take_the_fast_path_and_other_spellings_still_parse(tmp_path: Path) -> None:
+    """CSV booleans written as true/false become booleans (so the screen takes the row);
+    other spellings pydantic accepts (yes, 1, TRUE) still arrive as text and are parsed."""
+    from deploylearn.interchange import read_rows, write_records
+
+    records = [make_record(i) for i in range(3)]
+    path = tmp_path / "history.csv"
+    write_records(path, [records], "csv")
+    text = path.read_text()
+    path.write_text(text.replace(",true,", ",yes,", 1))  # one row spelled differently
+    rows = [raw for _, raw in read_rows(path)]
+    screened = [screen_mapping(dict(raw)) is not None for raw in rows]
+    assert screened == [False, True, True]
+    parsed = [validate_execution(dict(raw)) for raw in rows]
+    assert [r.automation_triggered for r in parsed] == [True, True, True]
+    assert [values(r) for r in parsed] == [slow(r) for r in records]
