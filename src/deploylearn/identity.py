@@ -88,8 +88,11 @@ def _volatile_key(key: str) -> bool:
 
 def is_volatile(key: str, value: Any) -> bool:
     """True for knobs that change every run without changing how the deployment behaves."""
-    if _volatile_key(key):
-        return True
+    return _volatile_key(key) or _volatile_text(value)
+
+
+def _volatile_text(value: Any) -> bool:
+    """Text that looks like a timestamp, UUID or commit hash."""
     return isinstance(value, str) and bool(_VOLATILE_VALUE.match(value.strip()))
 
 
@@ -166,7 +169,7 @@ def _leaf_value(key: str, value: Any) -> Any:
     found = _leaf_values.get(cache_key, _DROP)
     if found is not _DROP:
         return found
-    if isinstance(value, str) and _VOLATILE_VALUE.match(value.strip()):
+    if _volatile_text(value):
         return _DROP  # not cached: such values are unique by nature
     canonical = _canonical_value(value)
     if len(_leaf_values) >= _LEAF_CACHE_LIMIT:
@@ -190,7 +193,7 @@ def canonical_template(config: Mapping[str, Any]) -> dict[str, Any]:
             leaf = key.rsplit(".", 1)[-1] if "." in key else key
             if _dropped_key(leaf):
                 continue
-            if isinstance(item, str) and _VOLATILE_VALUE.match(item.strip()):
+            if _volatile_text(item):
                 continue
             out[key] = _canonical_value(item)
     return dict(sorted(out.items()))

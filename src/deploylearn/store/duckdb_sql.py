@@ -133,7 +133,8 @@ EXISTING_HASHES = """
     FROM executions e JOIN batch_ids b ON e.execution_id = b.execution_id
 """
 EXISTING_HASH = "SELECT execution_id, content_hash FROM executions WHERE execution_id = ?"
-# Patterns per execution aggregated once; every read of counts joins this.
+# Each pattern's counts and first/last times, aggregated from its executions; every read of
+# pattern counts joins this.
 _PATTERN_COUNTS = """
     SELECT pattern_id,
            count(*) FILTER (WHERE outcome = 'success') AS success_count,

@@ -493,6 +493,33 @@ def _parsed(statement: str) -> duckdb.Statement:
     return duckdb.extract_statements(statement)[0]
 
 
+def _write_columns(
+    con: duckdb.DuckDBPyConnection,
+    columns: Sequence[Sequence[Any]],
+    statement: str,
+    table_statement: str,
+    schema: pa.Schema,
+) -> None:
+    """Rows given column-major. One row: a parameterized statement (DuckDB's cheapest path);
+    a few: ``executemany``; many: each column to Arrow in one call, then an Arrow scan."""
+    count = len(columns[0]) if columns else 0
+    if count == 0:
+        return
+    if count < SMALL_BATCH:
+        rows = [list(row) for row in zip(*columns, strict=True)]
+        if count == 1:
+            con.execute(_parsed(statement), rows[0])
+        else:
+            con.executemany(statement, rows)
+        return
+    arrays = [pa.array(column, f.type) for column, f in zip(columns, schema, strict=True)]
+    con.register("batch_rows", pa.Table.from_arrays(arrays, schema=schema))
+    try:
+        con.execute(table_statement)
+    finally:
+        con.unregister("batch_rows")
+
+
 def _write_rows(
     con: duckdb.DuckDBPyConnection,
     rows: Sequence[Sequence[Any]],
@@ -500,23 +527,8 @@ def _write_rows(
     table_statement: str,
     schema: pa.Schema,
 ) -> None:
-    """One row: a parameterized statement (DuckDB's cheapest path); many: an Arrow scan."""
-    if not rows:
-        return
-    if len(rows) == 1:
-        con.execute(_parsed(statement), list(rows[0]))
-    elif len(rows) < SMALL_BATCH:
-        con.executemany(statement, [list(r) for r in rows])
-    else:
-        columns = [
-            pa.array(column, field.type)
-            for column, field in zip(zip(*rows, strict=True), schema, strict=True)
-        ]
-        con.register("batch_rows", pa.Table.from_arrays(columns, schema=schema))
-        try:
-            con.execute(table_statement)
-        finally:
-            con.unregister("batch_rows")
+    if rows:
+        _write_columns(con, list(zip(*rows, strict=True)), statement, table_statement, schema)
 
 
 def _persist(
@@ -531,22 +543,13 @@ def _persist(
 
 
 def _insert_executions(con: duckdb.DuckDBPyConnection, plan: WritePlan, actor: str) -> None:
-    columns = _execution_columns(plan.inserts, plan.pattern_ids, datetime.now(UTC), actor)
-    if len(plan.inserts) < SMALL_BATCH:
-        _write_rows(
-            con,
-            list(zip(*columns, strict=True)),
-            sql.INSERT_EXECUTION_ROWS,
-            sql.INSERT_EXECUTION_TABLE,
-            _EXECUTION_SCHEMA,
-        )
-    else:
-        arrays = [pa.array(c, f.type) for c, f in zip(columns, _EXECUTION_SCHEMA, strict=True)]
-        con.register("batch_rows", pa.Table.from_arrays(arrays, schema=_EXECUTION_SCHEMA))
-        try:
-            con.execute(sql.INSERT_EXECUTION_TABLE)
-        finally:
-            con.unregister("batch_rows")
+    _write_columns(
+        con,
+        _execution_columns(plan.inserts, plan.pattern_ids, datetime.now(UTC), actor),
+        sql.INSERT_EXECUTION_ROWS,
+        sql.INSERT_EXECUTION_TABLE,
+        _EXECUTION_SCHEMA,
+    )
 
 
 def _insert_definitions(
