@@ -27,6 +27,11 @@ class Issue:
     normalized: str
     example: str
 
+    def __reduce__(self) -> tuple[type[Issue], tuple[str, str, str]]:
+        # not through the dataclass's Python __setstate__: worker processes send these back
+        # inside each prepared chunk's PlanRows (prepare_pool)
+        return Issue, (self.issue_id, self.normalized, self.example)
+
 
 @dataclass(slots=True)
 class PreparedExecution:

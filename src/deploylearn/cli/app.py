@@ -167,6 +167,15 @@ def ingest(
         str | None, typer.Option("--format", help="jsonl, json or csv (default: by extension).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 5000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes that validate and prepare (embedded store only; 1 = this one). "
+            "Default: one per CPU (at most 4) for files of 20 MiB or more.",
+        ),
+    ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -184,6 +193,7 @@ def ingest(
             fmt=fmt,  # type: ignore[arg-type]
             batch_size=batch_size,
             progress=lambda n: progress.update(task, completed=n),
+            workers=workers,
         )
     if as_json:
         print_json(report.as_dict())

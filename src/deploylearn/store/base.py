@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import pandas as pd
+import pyarrow as pa
 
 from deploylearn.preparation import PreparedExecution
 from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
-from deploylearn.store.plan import WriteResult
+from deploylearn.store.plan import PlanRow, WriteResult
 
 SCHEMA_VERSION = 1
 
@@ -136,6 +137,24 @@ class Store(ABC):
         housekeeping to the end. Every write inside still commits as usual. No-op by default.
         """
         yield
+
+    #: Whether bulk ingest may prepare this store's batches in worker processes: a pure
+    #: ``execution_table`` builds the write table there, ``write_execution_table`` writes it
+    #: here. Off for row-based stores (Neo4j), whose writes the server, not Python, bounds.
+    writes_prepared_tables: ClassVar[bool] = False
+
+    @staticmethod
+    def execution_table(batch: Sequence[PreparedExecution]) -> pa.Table:
+        """Pure (runs in a worker process): ``batch`` as this store's bulk-write table, with
+        placeholders for what only the writer knows (pattern ids, recording time and actor)."""
+        raise NotImplementedError
+
+    def write_execution_table(
+        self, rows: Sequence[PlanRow], table: pa.Table, *, actor: str
+    ) -> WriteResult:
+        """``write_executions`` for a batch prepared elsewhere: ``rows`` in batch order, each
+        naming its row of ``table`` (from ``execution_table``). Same idempotency and result."""
+        raise NotImplementedError
 
     @abstractmethod
     def record_adaptation(self, adaptation: EnvironmentAdaptation, *, actor: str) -> str:
