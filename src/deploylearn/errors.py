@@ -54,5 +54,9 @@ class InvalidStoreUrlError(DeploylearnError, ValueError):
     """``DEPLOYLEARN_STORE`` or ``--store`` is not a URL deploylearn understands."""
 
 
+class WorkerError(DeploylearnError):
+    """A worker process preparing an ingest died; what was written before it stays written."""
+
+
 class InputFileError(DeploylearnError, ValueError):
     """An input file cannot be read at all (missing, unknown format, unreadable header)."""

@@ -18,12 +18,13 @@ import gc
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing.pool import AsyncResult
 
 import pyarrow as pa
 
-from deploylearn.errors import FieldProblem, InvalidRecordError
+from deploylearn.errors import FieldProblem, InvalidRecordError, WorkerError
 from deploylearn.interchange import Row
 from deploylearn.preparation import PreparedExecution, prepare
 from deploylearn.redaction import SecretCipher
@@ -78,15 +79,34 @@ def prepare_in_workers(
 ) -> Iterator[PreparedChunk]:
     """``rows`` prepared by ``workers`` forked processes, in chunks (``CHUNK_ROWS`` by
     default), in order."""
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_start_worker, initargs=(cipher, build)) as pool:
-        pending: deque[AsyncResult[PreparedChunk]] = deque()
+    # A worker that dies (killed, out of memory) breaks the pool with an error; a bare
+    # multiprocessing.Pool would wait for its chunk forever.
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_worker,
+        initargs=(cipher, build),
+    )
+    pending: deque[Future[PreparedChunk]] = deque()
+    try:
         for chunk in _chunks(rows, chunk_rows or CHUNK_ROWS):
-            pending.append(pool.apply_async(_prepare_chunk, (chunk,)))
+            pending.append(pool.submit(_prepare_chunk, chunk))
             if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
+                yield _result(pending.popleft())
         while pending:
-            yield pending.popleft().get()
+            yield _result(pending.popleft())
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _result(future: Future[PreparedChunk]) -> PreparedChunk:
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise WorkerError(
+            "a worker process preparing the input died (killed, or out of memory?); the "
+            "chunks before it are written, so ingesting the file again adds only the rest"
+        ) from exc
 
 
 def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 from deploylearn import DeploymentPatternLearner, prepare_pool
 from deploylearn import learner as learner_module
 from deploylearn.demo import demo_records
+from deploylearn.errors import WorkerError
 
 from ..conftest import failed_record, make_record
 
@@ -135,3 +137,28 @@ def test_workers_are_chosen_by_file_size_and_store(
         assert learner.ingest_workers(path, None) == learner_module.MAX_WORKERS
         monkeypatch.setattr(type(learner.store), "writes_prepared_tables", False)
         assert learner.ingest_workers(path, 3) == 1  # a store that writes rows
+
+
+def _dies_on_second_chunk(chunk: list) -> prepare_pool.PreparedChunk:
+    if chunk[0][0] > 1:  # not the chunk that starts at line 1
+        os._exit(9)
+    return _prepare_chunk(chunk)
+
+
+_prepare_chunk = prepare_pool._prepare_chunk
+
+
+def test_a_worker_that_dies_fails_the_ingest_and_keeps_what_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepare_pool, "CHUNK_ROWS", 300)
+    monkeypatch.setattr(prepare_pool, "_prepare_chunk", _dies_on_second_chunk)
+    path = _history(tmp_path)
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'd.duckdb'}") as learner:
+        with pytest.raises(WorkerError, match="worker process"):
+            learner.ingest(path, workers=2)
+        written = learner.store.stats().executions
+        monkeypatch.setattr(prepare_pool, "_prepare_chunk", _prepare_chunk)
+        report = learner.ingest(path, workers=2)
+    assert written in (0, 299)  # the first chunk (one bad line), if written before the failure
+    assert report.accepted + written == 1_201
