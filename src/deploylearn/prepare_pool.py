@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from deploylearn.errors import FieldProblem, InvalidRecordError, WorkerError
@@ -144,5 +146,13 @@ def _prepare_chunk(chunk: list[Row]) -> PreparedChunk:
         else:
             lines.append(line)
             prepared.append(item)
-    rows = [PlanRow.of(position, e) for position, e in enumerate(prepared)]
+    # Executions of one pattern share one template object, so the chunk pickles each
+    # distinct template once (a handful per chunk) instead of once per execution.
+    templates: dict[bytes, dict[str, Any]] = {}
+    rows = []
+    for position, e in enumerate(prepared):
+        row = PlanRow.of(position, e)
+        key = orjson.dumps(row.template, option=orjson.OPT_SORT_KEYS)
+        row.template = templates.setdefault(key, row.template)
+        rows.append(row)
     return PreparedChunk(lines, rows, build(prepared) if prepared else None, rejected)
