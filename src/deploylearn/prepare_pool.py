@@ -107,8 +107,8 @@ def _result(future: Future[PreparedChunk]) -> PreparedChunk:
         return future.result()
     except BrokenProcessPool as exc:
         raise WorkerError(
-            "a worker process preparing the input died (killed, or out of memory?); the "
-            "chunks before it are written, so ingesting the file again adds only the rest"
+            "a worker process preparing the input died (killed, or out of memory?); chunks "
+            "written before it stay written, so ingesting the file again adds only the rest"
         ) from exc
 
 
@@ -147,7 +147,7 @@ def _prepare_chunk(chunk: list[Row]) -> PreparedChunk:
         else:
             lines.append(line)
             prepared.append(item)
-    # Executions of one pattern share one template object, so the chunk pickles each
+    # Executions with equal templates share one template object, so the chunk pickles each
     # distinct template once (a handful per chunk) instead of once per execution.
     templates: dict[bytes, dict[str, Any]] = {}
     rows = []

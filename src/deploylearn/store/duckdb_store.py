@@ -71,6 +71,8 @@ def _dumps(value: Any) -> str:
 class DuckDBStore(Store):
     """Deployment history in a DuckDB file (or in memory for ``duckdb://:memory:``)."""
 
+    writes_prepared_tables = True  # ingest may prepare in worker processes (prepare_pool)
+
     def __init__(
         self,
         path: str,
@@ -184,8 +186,6 @@ class DuckDBStore(Store):
             except duckdb.Error as exc:
                 raise StoreError(f"write to {self.path} failed: {exc}") from exc
         return self._write_batch(batch, lambda con, plan: _insert_executions(con, plan, actor))
-
-    writes_prepared_tables = True
 
     @staticmethod
     def execution_table(batch: Sequence[PreparedExecution]) -> pa.Table:
