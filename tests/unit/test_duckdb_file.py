@@ -143,3 +143,29 @@ def test_single_write_retry_after_new_definitions(tmp_path: Path) -> None:
         1,
     )
     assert [(s.success_count, s.failure_count) for s in scenarios] == [(0, 1)]
+
+
+def test_failed_batch_leaves_no_pattern_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that fails after planning rolls back; the patterns it planned must not stay in
+    the store's in-memory index, or the retried batch would never write them."""
+    from deploylearn.store import duckdb_store
+
+    batch = [make_record(i, configuration_used={"canary_knob": "only-here"}) for i in range(3)]
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'f.duckdb'}") as learner:
+        original = duckdb_store._insert_definitions
+
+        def fail(*args: object, **kwargs: object) -> None:
+            raise duckdb_store.duckdb.IOException("disk full (simulated)")
+
+        monkeypatch.setattr(duckdb_store, "_insert_definitions", fail)
+        with pytest.raises(Exception, match="disk full"):
+            learner.record_executions(batch)
+        assert learner.store.stats().executions == 0
+        monkeypatch.setattr(duckdb_store, "_insert_definitions", original)
+        report = learner.record_executions(batch)
+        patterns = {p.pattern_id for p in learner.store.patterns()}
+        used = set(learner.store.executions_frame()["pattern_id"])
+    assert report.accepted == 3
+    assert used and used <= patterns

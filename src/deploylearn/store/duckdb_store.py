@@ -219,8 +219,7 @@ class DuckDBStore(Store):
                 if plan.inserts:
                     insert(con, plan)
                     _insert_definitions(con, plan, index, known)
-        except duckdb.Error as exc:
-            self._known = None
+        except duckdb.Error as exc:  # _transaction rolled back and dropped both caches
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
         if known is not None:
             known[0].update(plan.issue_deltas)
