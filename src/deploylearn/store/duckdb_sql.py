@@ -154,6 +154,7 @@ INSERT_EXECUTION_TABLE = "INSERT INTO executions SELECT * FROM batch_rows"
 
 # Definitions are inserted once; a concurrent or earlier writer may have inserted them already.
 INSERT_PATTERN = "INSERT INTO patterns VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+INSERT_PATTERN_TABLE = "INSERT INTO patterns SELECT * FROM batch_rows ON CONFLICT DO NOTHING"
 INSERT_ISSUE = "INSERT INTO issues VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 INSERT_ISSUE_TABLE = "INSERT INTO issues SELECT * FROM batch_rows ON CONFLICT DO NOTHING"
 INSERT_SCENARIO = "INSERT INTO rollback_scenarios VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"

@@ -216,9 +216,7 @@ class DuckDBStore(Store):
                 plan = plan_write(batch, existing, index)
                 # the issues and scenarios this process knows are stored need no insert
                 known = None if self._shared else self._known_ids(con)
-                if plan.inserts:
-                    insert(con, plan)
-                    _insert_definitions(con, plan, index, known)
+                _persist(con, plan, index, insert, known)
         except duckdb.Error as exc:  # _transaction rolled back and dropped both caches
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
         if known is not None:
@@ -253,6 +251,10 @@ class DuckDBStore(Store):
         or a conflict. Otherwise the definitions and the execution go in one transaction.
         Only used when this process holds the file, so the caches below cannot go stale.
         """
+
+        def insert_rows(con: duckdb.DuckDBPyConnection, plan: WritePlan[PreparedExecution]) -> None:
+            _insert_executions(con, plan, actor)
+
         with self._connection() as con:
             index = self._pattern_index(con)
             plan = plan_write([execution], {}, index)
@@ -264,9 +266,9 @@ class DuckDBStore(Store):
                     or not scenarios.issuperset(plan.scenario_deltas)
                 ):
                     with self._transaction() as tx:
-                        _persist(tx, plan, index, actor)
+                        _persist(tx, plan, index, insert_rows, (issues, scenarios))
                 else:
-                    _insert_executions(con, plan, actor)
+                    insert_rows(con, plan)
             except (duckdb.ConstraintException, duckdb.TransactionException):
                 if plan.new_patterns:
                     self._index = None  # it holds the pattern that was not written
@@ -501,6 +503,14 @@ _EXECUTION_SCHEMA = pa.schema(
 )
 
 
+_PATTERN_SCHEMA = pa.schema(
+    [
+        ("pattern_id", pa.string()),
+        ("deployment_strategy", pa.string()),
+        ("pattern_name", pa.string()),
+        ("configuration_template", pa.string()),
+    ]
+)
 _ISSUE_SCHEMA = pa.schema(
     [("issue_id", pa.string()), ("normalized", pa.string()), ("example", pa.string())]
 )
@@ -578,16 +588,17 @@ def _write_rows(
 
 def _persist(
     con: duckdb.DuckDBPyConnection,
-    plan: WritePlan[PreparedExecution],
+    plan: WritePlan[PlannableT],
     index: PatternIndex,
-    actor: str,
+    insert: Callable[[duckdb.DuckDBPyConnection, WritePlan[PlannableT]], None],
+    known: tuple[set[str], set[str]] | None,
 ) -> None:
-    """Write a plan: executions, then the patterns, issues and scenarios they are the first of
-    (counts are aggregated at read time, see ``duckdb_sql``)."""
+    """Write a plan: ``insert`` its executions, then the patterns, issues and scenarios they
+    are the first of (counts are aggregated at read time, see ``duckdb_sql``)."""
     if not plan.inserts:
         return
-    _insert_executions(con, plan, actor)
-    _insert_definitions(con, plan, index)
+    insert(con, plan)
+    _insert_definitions(con, plan, index, known)
 
 
 def _insert_executions(
@@ -626,24 +637,26 @@ def _insert_definitions(
     con: duckdb.DuckDBPyConnection,
     plan: WritePlan[Any],
     index: PatternIndex,
-    known: tuple[set[str], set[str]] | None = None,
+    known: tuple[set[str], set[str]] | None,
 ) -> None:
     """Insert the plan's new patterns, and its issues and scenarios not in ``known`` (issue
     ids, scenario ids already stored); an insert that meets a stored one is a no-op."""
     issues, scenarios = known or (set(), set())
-    if plan.new_patterns:
-        con.executemany(
-            sql.INSERT_PATTERN,
-            [
-                [
-                    p.pattern_id,
-                    p.deployment_strategy,
-                    p.pattern_name,
-                    orjson.dumps(index.info(p.pattern_id)[1], option=orjson.OPT_SORT_KEYS).decode(),
-                ]
-                for p in plan.new_patterns
-            ],
-        )
+    _write_rows(
+        con,
+        [
+            (
+                p.pattern_id,
+                p.deployment_strategy,
+                p.pattern_name,
+                orjson.dumps(index.info(p.pattern_id)[1], option=orjson.OPT_SORT_KEYS).decode(),
+            )
+            for p in plan.new_patterns
+        ],
+        sql.INSERT_PATTERN,
+        sql.INSERT_PATTERN_TABLE,
+        _PATTERN_SCHEMA,
+    )
     _write_rows(
         con,
         [
