@@ -162,6 +162,28 @@ def test_success_model_rejects_bad_input() -> None:
         SuccessModel().fit(X, y[:10])
 
 
+@pytest.mark.parametrize("row", [0, 2000, 2999])
+def test_a_knob_seen_in_one_row_does_not_stop_fitting(row: int) -> None:
+    """A feature with one value in one row is all NaN in most fit slices (forward folds, the
+    grid's training part, a training period that ends before it): fitting must not fail, and
+    the column must not change what the model predicts."""
+    X, y = _logistic(3000)
+    X["cfg_brand_new_knob"] = np.float32(np.nan)
+    X.loc[row, "cfg_brand_new_knob"] = 7.0
+    X["cfg_never_set"] = np.float32(np.nan)
+    model = SuccessModel(**FAST, random_state=0).fit(X, y)
+    without = SuccessModel(**FAST, random_state=0).fit(
+        X.drop(columns=["cfg_brand_new_knob", "cfg_never_set"]), y
+    )
+    # one row cannot make a leaf (min_samples_leaf), so the knob changes no prediction
+    assert np.allclose(model.predict_proba(X)[:, 1], without.predict_proba(X)[:, 1])
+    best, _ = select_success_params(X, y, [FAST], validation_fraction=0.25)
+    assert best == FAST
+    seconds = np.exp(np.random.default_rng(0).normal(6, 0.3, len(X)))
+    duration = DurationModel(max_iter=20).fit(X, seconds)
+    assert np.isfinite(duration.predict(X.iloc[[row]])).all()
+
+
 def test_calibrator_maps() -> None:
     scores = np.linspace(0.05, 0.95, 200)
     y = (np.random.default_rng(0).random(200) < scores**2).astype(int)

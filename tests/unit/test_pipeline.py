@@ -211,6 +211,31 @@ def test_too_little_data_is_a_clear_error(tmp_path: Path) -> None:
         run_training(store, _fast(dry_run=True, lock_path=tmp_path / "l"))
 
 
+def test_a_new_knob_in_one_record_does_not_stop_training(demo: Demo, tmp_path: Path) -> None:
+    """Issue 12 item 5: one record with a never-seen knob made every fit fail."""
+    import shutil
+
+    copy = tmp_path / "store.duckdb"
+    shutil.copy(demo.url.removeprefix("duckdb://"), copy)
+    url = f"duckdb://{copy}"
+    with DeploymentPatternLearner.open(url) as learner:
+        learner.record_deployment_execution(
+            execution_name="new knob",
+            deployment_type="update",
+            target_environment="production",
+            gateway_host="prod-gw-01.plant.local",
+            deployment_strategy="blue_green",
+            resources_deployed=["project"],
+            configuration_used={"brand_new_knob": 7},
+            status="completed",
+            started_at=datetime(2025, 4, 29, 10, tzinfo=UTC),  # in the holdout
+            completed_at=datetime(2025, 4, 29, 10, 15, tzinfo=UTC),
+        )
+    with open_store(url) as store:
+        run = run_training(store, _fast(dry_run=True, tune=True, lock_path=tmp_path / "l"))
+    assert run.outcome == "dry_run" and run.training_rows + run.holdout_rows == N_EXECUTIONS + 1
+
+
 # ------------------------------------------------------------------ backtest
 def test_backtest_reports_confidence_accuracy_and_velocity(demo: Demo) -> None:
     with open_store(demo.url) as store:

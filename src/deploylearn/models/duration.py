@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
-from deploylearn.models.success import NONSTATIONARY_FEATURES, openmp_threads
+from deploylearn.models.success import NONSTATIONARY_FEATURES, fillable_columns, openmp_threads
 
 
 class DurationModel(RegressorMixin, BaseEstimator):
@@ -65,7 +65,7 @@ class DurationModel(RegressorMixin, BaseEstimator):
         self.n_features_in_ = len(self.feature_names_in_)
         patterns = [re.compile(p) for p in self.exclude_features]
         self.used_features_ = [c for c in X.columns if not any(p.search(str(c)) for p in patterns)]
-        values = X[self.used_features_].to_numpy(dtype=np.float32)[keep]
+        values = fillable_columns(X[self.used_features_].to_numpy(dtype=np.float32)[keep])
         target = np.log(seconds[keep])
         with openmp_threads(self.n_threads):
             self.estimators_ = self._fit(values, target, quantiles)

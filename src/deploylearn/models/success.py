@@ -74,6 +74,23 @@ def openmp_threads(n_threads: int | None) -> Iterator[None]:
         yield
 
 
+def fillable_columns(values: np.ndarray) -> np.ndarray:
+    """``values`` with every column that holds no value at all (all NaN) set to 0.
+
+    scikit-learn's histogram binning cannot bin a column without a single value (it raises
+    "window shape cannot be larger than input array shape"), and such columns are normal here:
+    a knob of a configuration seen once, in a row outside this fit's slice (a later forward
+    fold, the holdout). A constant column gets no split, so the fitted trees ignore it and
+    predictions on rows that do carry the knob (or NaN) are unchanged. Call before every fit.
+    """
+    empty = np.isnan(values).all(axis=0)
+    if not empty.any():
+        return values
+    out = values.copy()
+    out[:, empty] = 0.0
+    return out
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, EPS, 1 - EPS)
     return np.log(p / (1 - p))
@@ -214,7 +231,7 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
         self.calibrator_ = Calibrator.fit(method, scores, labels, self.random_state)
         self.oof_scores_ = scores
         self.oof_labels_ = labels
-        self.estimator_ = self._booster().fit(values, y_arr)
+        self.estimator_ = self._booster().fit(fillable_columns(values), y_arr)
 
     def _forward_scores(
         self, values: np.ndarray, y: np.ndarray
@@ -233,7 +250,7 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
                 continue
             first = 0 if self.calibration_max_rows is None else start - self.calibration_max_rows
             first = max(first, 0)
-            booster = self._booster().fit(values[first:start], y[first:start])
+            booster = self._booster().fit(fillable_columns(values[first:start]), y[first:start])
             scores.append(booster.predict_proba(values[start:stop])[:, 1])
             labels.append(y[start:stop])
             folds.append(np.full(stop - start, j))
