@@ -286,6 +286,55 @@ def test_time_to_restore_from_rollback_or_next_success_on_the_same_gateway() -> 
     assert plain["by_rollback"] == 0 and plain["unrestored_at_window_end"] == 2
 
 
+def _stored(i: int, status: str = "completed", **overrides: Any) -> dict[str, Any]:
+    """A record as the recorder takes it (the store's frame has its own dtypes)."""
+    from tests.conftest import failed_record, make_record
+
+    record = failed_record(i) if status == "failed" else make_record(i, status=status)
+    record.update(overrides)
+    return record
+
+
+EMPTY_GROUPS: dict[str, list[dict[str, Any]]] = {
+    "failures, no success": [_stored(i, "failed") for i in range(3)],
+    "one failure": [_stored(0, "failed")],
+    "one success": [_stored(0)],
+    "successes, no failure": [_stored(i) for i in range(3)],
+    "failures and successes, no rollback": [_stored(0, "failed"), _stored(1), _stored(2)],
+    "rollbacks only": [
+        _stored(i, "rolled_back", rollback_triggered=True, rollback_successful=True)
+        for i in range(2)
+    ],
+    "a failure on a gateway that never succeeds": [
+        _stored(0, "failed", gateway_host="gw-a"),
+        _stored(1, gateway_host="gw-b"),
+    ],
+    "only unfinished runs": [_stored(i, "in_progress", completed_at=None) for i in range(2)],
+}
+
+
+@pytest.mark.parametrize("case", list(EMPTY_GROUPS))
+def test_analytics_of_a_store_with_empty_groups_are_answers(case: str, tmp_path: Path) -> None:
+    """Issue 12 item 6: an environment with failures and no success crashed (the merge keys of
+    an empty frame had another dtype); every empty group is an answer, read from a real store."""
+    records = [
+        *EMPTY_GROUPS[case],
+        _stored(50, target_environment="staging", gateway_host="stg-1"),
+    ]
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'store.duckdb'}") as learner:
+        learner.record_executions(records)
+        result = learner.get_deployment_analytics(
+            "production", days_back=30, metric_types=list(BUILTIN_METRICS)
+        )
+        everything = learner.get_deployment_analytics(None, days_back=30)
+    _assert_plain_json(result)
+    _assert_plain_json(everything)
+    failures = sum(r["status"] in ("failed", "rolled_back") for r in EMPTY_GROUPS[case])
+    ttr = result["dora"]["time_to_restore_service"]
+    assert ttr["failures"] == failures
+    assert ttr["restored"] + ttr["unrestored_at_window_end"] == failures
+
+
 def test_metric_types_choose_the_summaries() -> None:
     rows = [_row(i, T0 + timedelta(hours=i)) for i in range(10)]
     metrics = pd.DataFrame(

@@ -473,9 +473,12 @@ def _time_to_restore(
     if len(need):
         done = env_frame["completed_at"].notna() & (env_frame["completed_at"] <= end)
         good = env_frame.loc[done & (env_frame["outcome"] == "success")]
+        # ``.array`` keeps the frame's string dtype: a round trip through numpy gives object,
+        # which pandas re-infers as str for a non-empty column only, so an environment without
+        # a success had mismatched merge keys (issue 12 item 6)
         restores = pd.DataFrame(
             {
-                "gateway_host": good["gateway_host"].to_numpy(),
+                "gateway_host": good["gateway_host"].array,
                 "key": _naive_ns(good["completed_at"]).to_numpy(),
             }
         )
@@ -483,7 +486,7 @@ def _time_to_restore(
         query = pd.DataFrame(
             {
                 "row": need,
-                "gateway_host": failures.loc[need, "gateway_host"].to_numpy(),
+                "gateway_host": failures.loc[need, "gateway_host"].array,
                 "key": _naive_ns(failed_at.loc[need]).to_numpy(),
             }
         )
