@@ -192,6 +192,41 @@ def test_training_promotes_records_and_is_idempotent(
         assert versions.loc[1, "replaced_by"] == "3"
 
 
+def test_the_gate_refuses_a_worse_model_not_a_tie(demo: Demo, tracking: dict[str, object]) -> None:
+    """Issue 12 item 4. A first model is judged against serving without a model (not absolute
+    thresholds); a retrain a hair worse than the champion is a tie and passes; a clearly worse
+    one is refused."""
+    from deploylearn.models.registry import Registry
+
+    def settings(max_iter: int, **overrides: object) -> TrainingSettings:
+        return _fast(
+            **tracking,
+            force=True,
+            embeddings="none",
+            success_params={"max_iter": max_iter, "min_samples_leaf": 40},
+            **overrides,
+        )
+
+    with open_store(demo.url) as store:
+        # thresholds no first model here meets: AUC 0.99, ECE 0 (before: refused for ever)
+        first = run_training(store, settings(60, max_ece=0.0, min_auc=0.99))
+        assert first.outcome == "promoted", first.message
+        noise = first.gate["noise"]  # type: ignore[index]
+        assert noise["reference"].startswith("serving without a model")
+        assert noise["brier_versus_reference"]["difference"] < 0
+
+        tie = run_training(store, settings(59))
+        versus = tie.gate["noise"]["brier_versus_reference"]  # type: ignore[index]
+        assert tie.gate["noise"]["reference"] == "champion v1"  # type: ignore[index]
+        assert 0 < versus["difference"] < versus["margin"]  # worse, by less than the noise
+        assert tie.outcome == "promoted", tie.message
+
+        worse = run_training(store, settings(3))
+        assert worse.outcome == "refused" and worse.exit_code == EXIT_GATE_REFUSED
+        assert "brier_score" in worse.gate["failures"]  # type: ignore[index]
+        assert Registry(str(tracking["tracking_uri"])).champion("success").version == "2"  # type: ignore[union-attr]
+
+
 def test_dry_run_writes_nothing(demo: Demo, tmp_path: Path) -> None:
     database = tmp_path / "mlruns" / "mlflow.db"
     with open_store(demo.url) as store:

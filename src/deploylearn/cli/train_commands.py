@@ -116,10 +116,17 @@ def train(
     ] = True,
     max_ece: Annotated[
         float,
-        typer.Option(help="Gate: calibration error allowed beyond what sampling noise explains."),
+        typer.Option(
+            help="Gate: calibration error allowed beyond sampling noise (or the champion's/"
+            "the no-model fallback's, if looser)."
+        ),
     ] = 0.03,
     tolerance: Annotated[
-        float, typer.Option(help="Gate: Brier score may exceed the champion's by this much.")
+        float,
+        typer.Option(
+            help="Gate: Brier score may exceed the champion's (or, for a first model, the "
+            "no-model fallback's) by this much beyond the holdout's noise band."
+        ),
     ] = 0.0,
     min_improvement: Annotated[
         float | None,

@@ -70,12 +70,7 @@ def point_in_time_features(
     ``resources`` is ``explode_resources(frame["resources_deployed"])`` if already computed.
     """
     n = len(frame)
-    start = micros(frame["started_at"])
-    known = micros(frame["completed_at"]) if "completed_at" in frame else start.copy()
-    known = np.where((known == np.iinfo(np.int64).min) | (known < start), start, known)
-    outcome = frame["outcome"].astype(object)
-    success = (outcome == "success").to_numpy(dtype=bool)
-    failure = (outcome == "failure").to_numpy(dtype=bool)
+    start, known, success, failure = _events(frame)
     window = int(window_days * MICROS_PER_DAY)
 
     columns: dict[str, np.ndarray] = {}
@@ -89,6 +84,25 @@ def point_in_time_features(
     pairs = _as_of(pair_key, start[rows], known[rows], success[rows], failure[rows], window)
     columns.update(_aggregate_pairs(rows, pairs, n))
     return pd.DataFrame(columns, index=frame.index)
+
+
+def outcome_counts_as_of(frame: pd.DataFrame, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``frame``: successes and failures of rows with the same ``key`` (one int code
+    per row, e.g. ``_columns.codes``) known before the row started, by this module's rules."""
+    start, known, success, failure = _events(frame)
+    asof = _as_of(np.asarray(key, dtype=np.int64), start, known, success, failure, 0)
+    return asof.successes, asof.failures
+
+
+def _events(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Start and outcome-known times (microseconds), success and failure flags per row."""
+    start = micros(frame["started_at"])
+    known = micros(frame["completed_at"]) if "completed_at" in frame else start.copy()
+    known = np.where((known == np.iinfo(np.int64).min) | (known < start), start, known)
+    outcome = frame["outcome"].astype(object)
+    success = (outcome == "success").to_numpy(dtype=bool)
+    failure = (outcome == "failure").to_numpy(dtype=bool)
+    return start, known, success, failure
 
 
 def _add_counts(columns: dict[str, np.ndarray], prefix: str, asof: _AsOf) -> None:

@@ -12,9 +12,11 @@ the true probabilities have ECE > 0 (about 0.01 on 10,000 rows), so compare with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 EPS = 1e-6
@@ -111,6 +113,57 @@ def calibration_noise(p: Sequence[float] | np.ndarray, n_bins: int = DEFAULT_BIN
         start += count
         total += np.sqrt(2 / np.pi) * np.sqrt(np.sum(part * (1 - part)))
     return float(total / p_arr.size)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Brier(p) - Brier(reference) on the same rows, with its paired standard error.
+
+    ``margin`` is the one-sided noise band z * se at ``confidence``: a difference below it is
+    what two equally good models show on this many rows.
+    """
+
+    difference: float
+    standard_error: float
+    margin: float
+    candidate: float
+    reference: float
+    rows: int
+    confidence: float
+
+    def worse_beyond_noise(self, tolerance: float = 0.0) -> bool:
+        return self.difference - self.margin > tolerance
+
+
+def brier_difference(
+    y: Sequence[float] | np.ndarray,
+    p: Sequence[float] | np.ndarray,
+    reference: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+) -> PairedDifference:
+    """Paired comparison of two probability columns on the same rows.
+
+    Per row d_i = (p_i - y_i)^2 - (r_i - y_i)^2; the mean of d is the Brier difference and its
+    standard error is sd(d) / sqrt(n), so the noise common to both models (a hard row is hard
+    for both) cancels. This is the normal approximation of a paired bootstrap of the mean of
+    d (the two agree within a few per cent from ~100 rows, see docs/learning.md); it costs
+    O(n) where a bootstrap at 200,000 holdout rows took 12.8 s.
+    """
+    y_arr, p_arr = _arrays(y, p)
+    _, r_arr = _arrays(y, reference)
+    d = (p_arr - y_arr) ** 2 - (r_arr - y_arr) ** 2
+    n = d.size
+    se = float(np.std(d, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return PairedDifference(
+        difference=float(d.mean()) if n else float("nan"),
+        standard_error=se,
+        margin=float(norm.ppf(confidence) * se),
+        candidate=brier_score(y_arr, p_arr) if n else float("nan"),
+        reference=brier_score(y_arr, r_arr) if n else float("nan"),
+        rows=int(n),
+        confidence=confidence,
+    )
 
 
 def probability_metrics(

@@ -6,12 +6,13 @@ gate -> promote, in one place, under a lock.
 * **Honest holdout**: the last ``holdout_fraction`` of labelled rows by time. Hyperparameters
   and calibration are chosen inside the training period. The registered model is the one that
   was evaluated (trained before the holdout), so the gate judges exactly what will serve.
-* **Gate**: MLflow's validation with thresholds (``models.registry``). Absolute: Brier no worse
-  than the global rate's, ECE <= ``max_ece`` + the ECE sampling noise alone would give on this
-  many rows (``metrics.calibration_noise``), ROC AUC >= ``min_auc``. Against the current
-  champion, on the same holdout rows (those after both models' training cut-offs) and with its
-  own embedding table: Brier no worse than the champion's + ``tolerance`` (or, with
-  ``min_improvement``, better by at least that much). ``champion`` moves only on a pass.
+* **Gate** (``pipeline.gate``, checked by MLflow's validation): the challenger must not be
+  worse than what serves now, on the same holdout rows: the champion (rows after both models'
+  training cut-offs, with its own embedding table), or before any promotion the serving
+  fallback (empirical prior). Brier is refused only when worse beyond the paired noise band
+  (+ ``tolerance``), or, with ``min_improvement``, when not better by that much; ECE and AUC
+  are held to ``max_ece`` / ``min_auc`` or the reference's own value, whichever is looser.
+  ``champion`` moves only on a pass.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from deploylearn.errors import DeploylearnError
@@ -38,6 +40,12 @@ from deploylearn.models.success import (
 )
 from deploylearn.models.tracking import default_tracking_uri, mlruns_dir
 from deploylearn.pipeline import steps
+from deploylearn.pipeline.gate import (
+    FALLBACK_LABEL,
+    GateRules,
+    fallback_probabilities,
+    gate_rules,
+)
 from deploylearn.pipeline.lock import training_lock
 from deploylearn.serving.blend import DEFAULT_HALF_LIFE_DAYS, DEFAULT_PRIOR_STRENGTH
 
@@ -227,9 +235,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
     metrics["ece_noise"] = calibration_noise(predictions[steps.MODEL_LABEL][0])
     metrics.update(steps.duration_metrics(duration, holdout, steps.durations(history, holdout)))
     metrics.update(steps.cold_start_metrics(similarity, vectors, train, holdout))
-    global_brier = float(
-        comparison.loc[comparison["method"] == "global rate", "brier_score"].iloc[0]
-    )
+    global_rate = float(train.y.mean())
     importances = permutation_importances(
         model, holdout.X, y, n_repeats=settings.importance_repeats, random_state=settings.seed
     )
@@ -249,14 +255,18 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         metrics=metrics,
     )
     if settings.dry_run or registry is None:
-        passes = (
-            metrics["brier_score"] <= global_brier
-            and metrics["ece"] <= settings.max_ece + metrics["ece_noise"]
-            and metrics["roc_auc"] >= settings.min_auc
+        fallback = _rules(
+            y,
+            predictions[steps.MODEL_LABEL][0],
+            _fallback(history, holdout, settings),
+            FALLBACK_LABEL,
+            global_rate,
+            settings,
         )
+        run.gate = {"noise": fallback.as_dict()}
         run.message = (
-            "dry run: nothing logged or promoted; absolute gate thresholds would "
-            + ("pass" if passes else "fail")
+            f"dry run: nothing logged or promoted; against {FALLBACK_LABEL} the gate would "
+            + ("pass" if fallback.passes(metrics) else "fail")
             + " (the champion comparison needs a real run)"
         )
         run.timings = timer.durations()
@@ -298,8 +308,8 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         run.versions = {ref.kind: ref.version for ref in refs}
 
         step("gate")
-        gate = _gate(registry, settings, history, holdout, model, cut, global_brier)
-        run.gate = gate.as_dict()
+        gate, rules = _gate(registry, settings, history, holdout, model, cut, global_rate)
+        run.gate = {**gate.as_dict(), "noise": rules.as_dict()}
         registry.log_dict(run.gate, "gate.json")
         registry.set_tags({"deploylearn.gate": "passed" if gate.passed else "refused"})
 
@@ -423,14 +433,14 @@ def _gate(
     holdout: TrainingFrame,
     model: SuccessModel,
     cut: pd.Timestamp,
-    global_brier: float,
-) -> GateResult:
-    """MLflow validation of the challenger, and of the champion on the same rows if any."""
+    global_rate: float,
+) -> tuple[GateResult, GateRules]:
+    """MLflow validation of the challenger against what serves now, on the same rows: the
+    champion, or without one the serving fallback (``pipeline.gate``)."""
     from deploylearn.models.registry import Threshold
 
     champion_ref = registry.champion("success")
     rows = holdout
-    champion_p = None
     if champion_ref is not None:
         champion_cut = pd.Timestamp(champion_ref.tags.get(CUTOFF_TAG, cut.isoformat()))
         mask = (holdout.meta["started_at"] >= max(cut, champion_cut)).to_numpy()
@@ -439,36 +449,64 @@ def _gate(
             rows = holdout  # too few rows after the champion's cut-off: compare on all
         champion = registry.load(champion_ref)
         champion_X = _champion_features(registry, champion_ref, champion, history, rows)
-        champion_p = champion.predict_proba(champion_X)[:, 1]
+        reference_p = champion.predict_proba(champion_X)[:, 1]
+        reference = f"champion v{champion_ref.version}"
+    else:
+        reference_p = _fallback(history, rows, settings)
+        reference = FALLBACK_LABEL
     y = rows.y.to_numpy()
     p = model.predict_proba(rows.X)[:, 1]
+    rules = _rules(y, p, reference_p, reference, global_rate, settings)
     candidate = registry.evaluate(y, p)
+    with registry.nested_run(f"{reference.split(' (')[0].replace(' ', '-')}-on-holdout"):
+        baseline = registry.evaluate(y, reference_p)
+    registry.log_metrics({f"reference.{k}": v for k, v in baseline.metrics.items()})
+    registry.log_metrics(
+        {
+            "gate.brier_difference": rules.versus_reference.difference,
+            "gate.brier_noise_margin": rules.versus_reference.margin,
+        }
+    )
     thresholds = {
-        "ece": Threshold(
-            threshold=settings.max_ece + calibration_noise(p), greater_is_better=False
-        ),
-        "roc_auc": Threshold(threshold=settings.min_auc, greater_is_better=True),
+        r.metric: Threshold(threshold=r.threshold, greater_is_better=r.greater_is_better)
+        for r in rules.rules
     }
-    baseline = None
-    if champion_p is None:
-        thresholds["brier_score"] = Threshold(threshold=global_brier, greater_is_better=False)
-    else:
-        with registry.nested_run(f"champion-v{champion_ref.version}-on-holdout"):  # type: ignore[union-attr]
-            baseline = registry.evaluate(y, champion_p)
-        champion_brier = float(baseline.metrics["brier_score"])
-        registry.log_metrics({f"champion.{k}": v for k, v in baseline.metrics.items()})
-        if settings.min_improvement:
-            thresholds["brier_score"] = Threshold(
-                threshold=global_brier,
-                min_absolute_change=settings.min_improvement,
-                greater_is_better=False,
-            )
-        else:
-            thresholds["brier_score"] = Threshold(
-                threshold=min(global_brier, champion_brier + settings.tolerance),
-                greater_is_better=False,
-            )
-    return registry.validate(thresholds, candidate, baseline if settings.min_improvement else None)
+    if settings.min_improvement:
+        thresholds["brier_score"] = Threshold(
+            threshold=rules.versus_global_rate.reference + rules.versus_global_rate.margin,
+            min_absolute_change=settings.min_improvement,
+            greater_is_better=False,
+        )
+    against = baseline if settings.min_improvement else None
+    return registry.validate(thresholds, candidate, against), rules
+
+
+def _fallback(
+    history: steps.History, rows: TrainingFrame, settings: TrainingSettings
+) -> np.ndarray:
+    return fallback_probabilities(
+        history.frame, rows.meta["execution_id"], prior_strength=settings.blend_prior_strength
+    )
+
+
+def _rules(
+    y: np.ndarray,
+    p: np.ndarray,
+    reference_p: np.ndarray,
+    reference: str,
+    global_rate: float,
+    settings: TrainingSettings,
+) -> GateRules:
+    return gate_rules(
+        y,
+        p,
+        reference_p,
+        reference=reference,
+        global_rate=global_rate,
+        tolerance=settings.tolerance,
+        max_ece=settings.max_ece,
+        min_auc=settings.min_auc,
+    )
 
 
 def _champion_features(

@@ -78,6 +78,24 @@ def empirical_prior(
     return 0.5, "uninformative"
 
 
+def empirical_prior_rates(
+    context: tuple[np.ndarray, np.ndarray],
+    environment: tuple[np.ndarray, np.ndarray],
+    overall: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """``empirical_prior`` for many rows at once: (successes, failures) arrays per level."""
+    (cs, cf), (es, ef), (gs, gf) = (
+        (np.asarray(s, dtype=np.float64), np.asarray(f, dtype=np.float64))
+        for s, f in (context, environment, overall)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.select(
+            [cs + cf >= MIN_CONTEXT_RUNS, es + ef >= MIN_CONTEXT_RUNS, gs + gf > 0],
+            [cs / (cs + cf), es / (es + ef), gs / (gs + gf)],
+            default=0.5,
+        )
+
+
 def wilson_lower_bound(successes: np.ndarray, runs: np.ndarray, z: float = 1.96) -> np.ndarray:
     """The Wilson score interval's lower end (0 with no runs): a frequentist ranking baseline."""
     n = np.asarray(runs, dtype=np.float64)
