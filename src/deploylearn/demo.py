@@ -7,10 +7,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from deploylearn.errors import DeploylearnError
 from deploylearn.interchange import write_records
 from deploylearn.learner import DeploymentPatternLearner
 
 DEMO_QUERY = {"environment": "production", "resources": ["project", "database"]}
+
+
+class NotADemoStoreError(DeploylearnError, ValueError):
+    """The store holds executions the demo did not write: synthetic ones must not mix in."""
+
+
+def demo_id_prefix() -> str:
+    """Every demo execution id starts with this (whatever the seed)."""
+    from deploylearn.synthetic import SyntheticWorld
+
+    return f"{SyntheticWorld.id_prefix}-"
+
+
+def refuse_real_data(learner: DeploymentPatternLearner) -> None:
+    """Raise ``NotADemoStoreError`` unless the store is empty or holds demo executions only."""
+    ids = learner.store.executions_frame()["execution_id"]
+    foreign = ids[~ids.str.startswith(demo_id_prefix())]
+    if len(foreign):
+        raise NotADemoStoreError(
+            f"{learner.store.url} holds {len(foreign)} execution(s) that are not demo data "
+            f"(e.g. {foreign.iloc[0]!r}); ign demo writes only into an empty or demo-only "
+            "store: use another one, e.g. --store duckdb:///tmp/deploylearn-demo.duckdb"
+        )
 
 
 def demo_records(
@@ -35,8 +59,11 @@ def run_demo(
 ) -> dict[str, Any]:
     """Generate, record (and optionally write out) a history; summarize and recommend.
 
-    Streams batch by batch, so a million executions never sit in memory at once.
+    Streams batch by batch, so a million executions never sit in memory at once. Refuses a
+    store holding anything but demo executions (``NotADemoStoreError``): synthetic history
+    mixed into real history would be learned from as if it were real.
     """
+    refuse_real_data(learner)
     counts = {"done": 0, "recorded": 0}
 
     def recorded(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:

@@ -42,6 +42,10 @@ class ConflictError(DeploylearnError, ValueError):
     """An ``execution_id`` was reused for a different execution (a retry must be identical)."""
 
 
+class UnknownExecutionError(DeploylearnError, ValueError):
+    """No execution with this id in the store (delete, amend)."""
+
+
 class StoreError(DeploylearnError):
     """The store failed to read or write."""
 

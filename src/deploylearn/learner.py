@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, Self
 import pandas as pd
 
 from deploylearn.config import Settings
-from deploylearn.errors import ConflictError, FieldProblem, InvalidRecordError
+from deploylearn.errors import (
+    ConflictError,
+    FieldProblem,
+    InvalidRecordError,
+    UnknownExecutionError,
+)
 from deploylearn.interchange import Format, read_rows, write_records
 from deploylearn.preparation import PreparedExecution, prepare
 from deploylearn.prepare_pool import (
@@ -139,6 +144,60 @@ class DeploymentPatternLearner:
         if result.conflicts:
             raise ConflictError(result.conflicts[0][1])
         return prepared.execution_id
+
+    def delete_execution(self, execution_id: str, *, reason: str) -> dict[str, Any]:
+        """Delete a recorded execution (a test run, a record of the wrong system), as if it
+        had never been recorded: pattern, issue and rollback-scenario counts and ``stats``
+        lose it, and what only it used goes too. Audited (``delete_execution``: ``reason``,
+        its pattern and who recorded it when). Returns the deleted record (the export shape),
+        so that it can be recorded again. Raises ``UnknownExecutionError``."""
+        why = _reason(reason)
+        stored = self._stored(execution_id)
+        if not self.store.delete_execution(execution_id, actor=self.settings.actor, reason=why):
+            raise UnknownExecutionError(f"execution_id: no execution {execution_id!r} to delete")
+        self._advisor = None
+        return stored
+
+    def amend_execution(
+        self, execution_id: str, /, *, reason: str = "amended", **fields: Any
+    ) -> dict[str, Any]:
+        """Correct a recorded execution: ``fields`` are record keywords with their new values
+        (``status``, ``completed_at``, ``failure_reasons``, ``rollback_triggered``,
+        ``lessons_learned``, ``configuration_used``, ``deployment_strategy`` …); the
+        ``execution_id`` stays. The amended record is validated like a new one, then replaces
+        the stored one in one transaction: its pattern is assigned afresh (a configuration or
+        strategy change can move it to another pattern), every count follows exactly, and the
+        change is audited (``amend_execution``: ``reason`` and the fields changed). Nothing
+        changed: nothing written. Returns the stored record. A retry of the original content
+        under this id is a conflict from then on (the id now names the amended execution).
+        """
+        if "execution_id" in fields:
+            raise InvalidRecordError(
+                [FieldProblem("execution_id", "cannot be amended: delete and record anew")]
+            )
+        why = _reason(reason)
+        stored = self._stored(execution_id)
+        changed = sorted(k for k, v in fields.items() if stored.get(k) != v)
+        before = prepare(validate_execution({**stored, "execution_id": execution_id}), self._cipher)
+        record = {**stored, **fields, "execution_id": execution_id}
+        prepared = prepare(validate_execution(record), self._cipher)
+        if not changed or prepared.content_hash == before.content_hash:
+            return self._stored(execution_id)
+        detail = f"{why}; changed {', '.join(changed)}"
+        if not self.store.replace_execution(prepared, actor=self.settings.actor, reason=detail):
+            raise UnknownExecutionError(f"execution_id: no execution {execution_id!r} to amend")
+        self._advisor = None
+        return self._stored(execution_id)
+
+    def _stored(self, execution_id: str) -> dict[str, Any]:
+        """The stored record (export shape, without ``pattern_id``) or UnknownExecutionError."""
+        stored = self.store.get_execution(execution_id)
+        if stored is None:
+            raise UnknownExecutionError(
+                f"execution_id: no execution {execution_id!r} in {self.store.url}"
+            )
+        stored.pop("pattern_id", None)
+        return stored
 
     def record_executions(
         self,
@@ -428,3 +487,13 @@ def _cyclic_gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _reason(reason: str) -> str:
+    """A delete or amend must say why (it lands in the audit log, scrubbed of secrets)."""
+    from deploylearn.redaction import scrub_text
+
+    text = scrub_text(str(reason or "").strip())
+    if not text:
+        raise InvalidRecordError([FieldProblem("reason", "say why the record is changed")])
+    return text[:500]

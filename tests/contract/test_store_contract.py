@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from deploylearn import DeploymentPatternLearner
-from deploylearn.errors import ConflictError, InvalidRecordError
+from deploylearn.errors import ConflictError, InvalidRecordError, UnknownExecutionError
 from deploylearn.store.base import EXECUTION_FRAME_DTYPES, ISSUE_FRAME_DTYPES, METRIC_FRAME_DTYPES
 from tests.conftest import BASE_TIME, failed_record, make_record
 
@@ -327,3 +327,113 @@ def test_read_frames_are_the_same_on_every_store(store_url: str, tmp_path: Path)
     assert by_text["validation timed out after <n>"] == 1
     unreachable = [n for n in by_text if "unreachable" in n]
     assert sorted(by_text[n] for n in unreachable) == [1, 3]
+
+
+# ------------------------------------------------------------------ delete and amend
+def _history() -> list[dict]:
+    """Successes, failures with issues, a rolled-back run (a scenario), one lone pattern."""
+    records = [
+        (failed_record if i % 4 == 0 else make_record)(i, configuration_used=TEMPLATES[i % 2])
+        for i in range(12)
+    ]
+    records.append(
+        make_record(
+            12,
+            status="rolled_back",
+            rollback_triggered=True,
+            rollback_successful=True,
+            failure_reasons=["Validation timed out after 300s"],
+        )
+    )
+    records.append(make_record(13, configuration_used=TEMPLATES[2]))  # its pattern's only run
+    return records
+
+
+def _counted(learner: DeploymentPatternLearner) -> tuple:
+    """Everything a count lives in: stats, patterns, issues, scenarios, the frame."""
+    stats = learner.store.stats().as_dict()
+    for key in ("url", "audit_entries"):
+        stats.pop(key)
+    patterns = [p.model_dump() for p in learner.store.patterns()]
+    scenarios = [s.model_dump() for s in learner.store.rollback_scenarios()]
+    issues = learner.store.issues().to_dict(orient="records")
+    frame = learner.store.executions_frame().drop(columns=["pattern_id"])
+    return stats, patterns, scenarios, issues, frame.to_dict(orient="records")
+
+
+def _fresh(tmp_path: Path, records: list[dict]) -> tuple:
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'fresh.duckdb'}") as learner:
+        learner.record_executions(records)
+        return _counted(learner)
+
+
+def test_delete_is_as_if_never_recorded_and_audited(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPLOYLEARN_ACTOR", "ops-lead")
+    records = _history()
+    gone = {"t-000004", "t-000012", "t-000013", "t-000001"}  # a failure, the rollback, a lone
+    with DeploymentPatternLearner.open(store_url) as learner:  # pattern's run, a success
+        learner.record_executions(records)
+        before = learner.store.stats()
+        for execution_id in sorted(gone):
+            deleted = learner.delete_execution(execution_id, reason="test run on the wrong store")
+            assert deleted["execution_id"] == execution_id
+        answer = _counted(learner)
+        log = [e for e in learner.store.audit_log(limit=50) if e.action == "delete_execution"]
+        with pytest.raises(UnknownExecutionError, match="t-000004"):
+            learner.delete_execution("t-000004", reason="again")
+        with pytest.raises(InvalidRecordError, match="reason"):
+            learner.delete_execution("t-000002", reason="  ")
+        assert learner.store.stats().audit_entries == before.audit_entries
+    assert answer == _fresh(tmp_path, [r for r in records if r["execution_id"] not in gone])
+    assert answer[0]["rollback_scenarios"] == 0 and answer[0]["patterns"] == 2
+    assert sorted(e.entity_id for e in log) == sorted(gone)
+    assert {e.actor for e in log} == {"ops-lead"}
+    assert all("test run on the wrong store" in e.detail and "pat-" in e.detail for e in log)
+
+
+def test_amend_is_as_if_recorded_amended(store_url: str, tmp_path: Path) -> None:
+    records = _history()
+    corrected = {
+        # the outcome was wrong: it failed, with a reason and a lesson
+        "t-000001": {
+            "status": "failed",
+            "failure_reasons": ["Gateway down after 3 retries"],
+            "lessons_learned": ["check the gateway first"],
+        },
+        # the failure rolled back after all
+        "t-000004": {
+            "status": "rolled_back",
+            "rollback_triggered": True,
+            "rollback_successful": False,
+        },
+        # another configuration and strategy: another pattern (the lone one's template)
+        "t-000002": {"configuration_used": TEMPLATES[2], "deployment_strategy": "canary"},
+        # times: it finished an hour later
+        "t-000005": {"completed_at": (BASE_TIME + timedelta(minutes=150 + 60)).isoformat()},
+    }
+    with DeploymentPatternLearner.open(store_url) as learner:
+        learner.record_executions(records)
+        for execution_id, fields in corrected.items():
+            stored = learner.amend_execution(execution_id, reason="ticket OPS-1", **fields)
+            assert stored["execution_id"] == execution_id
+        same = learner.amend_execution("t-000003", reason="no-op", status="completed")
+        answer = _counted(learner)
+        amended = learner.store.get_execution("t-000002")
+        log = [e for e in learner.store.audit_log(limit=50) if e.action == "amend_execution"]
+        with pytest.raises(InvalidRecordError, match="execution_id"):
+            learner.amend_execution("t-000003", execution_id="t-999")
+        with pytest.raises(InvalidRecordError, match="status"):
+            learner.amend_execution("t-000003", status="exploded")
+        with pytest.raises(InvalidRecordError, match="no_such_field"):
+            learner.amend_execution("t-000003", no_such_field=1)
+        with pytest.raises(UnknownExecutionError):
+            learner.amend_execution("t-404", status="failed")
+        unchanged = learner.store.get_execution("t-000003")
+    expected = [{**r, **corrected.get(r["execution_id"], {})} for r in records]
+    assert answer == _fresh(tmp_path, expected)
+    assert same["status"] == "completed" and unchanged is not None
+    assert amended is not None and amended["deployment_strategy"] == "canary"
+    assert sorted(e.entity_id for e in log) == sorted(corrected)  # the no-op wrote nothing
+    assert all(e.detail.startswith("ticket OPS-1; changed ") for e in log)

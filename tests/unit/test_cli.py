@@ -182,6 +182,50 @@ def test_demo_records_writes_and_recommends(duckdb_url: str, tmp_path: Path) -> 
     assert again["executions"] == 600 and again["recorded_now"] == 0  # same seed: same ids
 
 
+def test_demo_refuses_a_store_with_real_records(duckdb_url: str) -> None:
+    """Issue 12 item 7: demo into a store with real records added synthetic ones silently."""
+    from deploylearn import DeploymentPatternLearner
+
+    with DeploymentPatternLearner.open(duckdb_url) as learner:
+        learner.record_executions([make_record(i) for i in range(3)])
+    result = ign("demo", "-n", "100", store=duckdb_url)
+    assert result.returncode == 2, result.stdout
+    message = one_line_error(result)
+    assert "3 execution(s) that are not demo data" in message and "--store" in message
+    status = json.loads(ign("db", "status", "--json", store=duckdb_url).stdout)
+    assert status["executions"] == 3
+
+
+def test_delete_and_amend_from_the_command_line(duckdb_url: str) -> None:
+    from deploylearn import DeploymentPatternLearner
+
+    with DeploymentPatternLearner.open(duckdb_url) as learner:
+        learner.record_executions([make_record(i) for i in range(3)])
+    amended = ign(
+        "deploy",
+        "amend",
+        "t-000001",
+        "--status",
+        "failed",
+        "--failure-reason",
+        "Gateway down",
+        "--reason",
+        "the run had failed",
+        "--json",
+        store=duckdb_url,
+    )
+    assert amended.returncode == 0, amended.stderr
+    assert json.loads(amended.stdout)["amended"]["status"] == "failed"
+    deleted = ign("deploy", "delete", "t-000002", "--reason", "test run", store=duckdb_url)
+    assert deleted.returncode == 0, deleted.stderr
+    status = json.loads(ign("db", "status", "--json", store=duckdb_url).stdout)
+    assert (status["executions"], status["successes"], status["failures"]) == (2, 1, 1)
+    missing = ign("deploy", "delete", "t-000002", "--reason", "again", store=duckdb_url)
+    assert missing.returncode == 2 and "t-000002" in one_line_error(missing)
+    nothing = ign("deploy", "amend", "t-000001", "--reason", "why", store=duckdb_url)
+    assert nothing.returncode == 2 and "at least one field" in one_line_error(nothing)
+
+
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"duckdb://{tmp_path_factory.mktemp('cli-demo') / 'store.duckdb'}"

@@ -24,6 +24,7 @@ from deploylearn.cli.deploy_commands import register as register_deploy_commands
 from deploylearn.cli.train_commands import evaluate_app, train
 from deploylearn.errors import (
     DeploylearnError,
+    FieldProblem,
     InputFileError,
     InvalidRecordError,
     InvalidStoreUrlError,
@@ -236,6 +237,87 @@ def export(
         print_json({"path": str(path), "exported": count})
     else:
         out.print(f"exported {count} executions to {path}")
+
+
+# -- corrections -----------------------------------------------------------------------------
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why (kept in the audit log).", show_default=False)
+]
+
+
+@deploy_app.command("delete")
+def delete(
+    execution_id: Annotated[str, typer.Argument(help="The execution to delete.")],
+    reason: ReasonOption,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a recorded execution as if it had never been recorded (counts follow); audited.
+
+    The deleted record is printed with --json, so it can be recorded again.
+    """
+    with _learner(store) as learner:
+        deleted = learner.delete_execution(execution_id, reason=reason)
+    if as_json:
+        print_json({"deleted": deleted})
+    else:
+        out.print(f"deleted {execution_id}")
+
+
+@deploy_app.command("amend")
+def amend(
+    execution_id: Annotated[str, typer.Argument(help="The execution to correct.")],
+    reason: ReasonOption,
+    status: Annotated[str | None, typer.Option(help="completed, failed, rolled_back, …")] = None,
+    started_at: Annotated[str | None, typer.Option(help="ISO time with offset.")] = None,
+    completed_at: Annotated[str | None, typer.Option(help="ISO time with offset.")] = None,
+    failure_reason: Annotated[
+        list[str] | None,
+        typer.Option("--failure-reason", help="Replaces the reasons; repeat for several."),
+    ] = None,
+    lesson: Annotated[
+        list[str] | None,
+        typer.Option("--lesson", help="Replaces the lessons learned; repeat for several."),
+    ] = None,
+    rollback_triggered: Annotated[
+        bool | None,
+        typer.Option("--rollback-triggered/--no-rollback", show_default=False),
+    ] = None,
+    rollback_successful: Annotated[
+        bool | None, typer.Option("--rollback-successful/--rollback-failed", show_default=False)
+    ] = None,
+    deployment_strategy: Annotated[
+        str | None, typer.Option("--strategy", "-s", help="Another strategy: another pattern.")
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", help="Replaces the configuration: JSON text or file."),
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Correct a recorded execution; the id stays, the pattern is assigned afresh, counts
+    follow, the change is audited. Only the options given change."""
+    fields = {
+        "status": status,
+        "started_at": started_at,
+        "completed_at": completed_at,
+        "failure_reasons": failure_reason,
+        "lessons_learned": lesson,
+        "rollback_triggered": rollback_triggered,
+        "rollback_successful": rollback_successful,
+        "deployment_strategy": deployment_strategy,
+        "configuration_used": _config(config) if config is not None else None,
+    }
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if not fields:
+        raise InvalidRecordError([FieldProblem("amend", "give at least one field to change")])
+    with _learner(store) as learner:
+        amended = learner.amend_execution(execution_id, reason=reason, **fields)
+    if as_json:
+        print_json({"amended": amended})
+    else:
+        out.print(f"amended {execution_id}: {', '.join(sorted(fields))}")
 
 
 # -- demo ------------------------------------------------------------------------------------

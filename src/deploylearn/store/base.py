@@ -69,6 +69,15 @@ def typed_frame(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
     return frame[list(dtypes)].astype(dict(dtypes)).reset_index(drop=True)
 
 
+def removal_detail(
+    reason: str, pattern_id: str, recorded_at: datetime | None, recorded_by: str | None
+) -> str:
+    """The audit detail of a delete or amend: why, and the record entry it takes away (an
+    execution's own row is its ``record_execution`` entry)."""
+    when = recorded_at.isoformat() if recorded_at is not None else "unknown time"
+    return f"{reason} (was pattern {pattern_id}, recorded {when} by {recorded_by or 'unknown'})"
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     """Who changed what, when: one per written entity (execution, adaptation, schema)."""
@@ -155,6 +164,22 @@ class Store(ABC):
         """``write_executions`` for a batch prepared elsewhere: ``rows`` in batch order, each
         naming its row of ``table`` (from ``execution_table``). Same idempotency and result."""
         raise NotImplementedError
+
+    @abstractmethod
+    def delete_execution(self, execution_id: str, *, actor: str, reason: str) -> bool:
+        """Delete one execution, in one transaction, as if it had never been recorded: its
+        pattern's, issues' and rollback scenario's counts lose its outcome, and a pattern,
+        issue or scenario no execution refers to any more goes with it. Audited
+        (``delete_execution``, ``removal_detail``). False if no such execution."""
+
+    @abstractmethod
+    def replace_execution(
+        self, execution: PreparedExecution, *, actor: str, reason: str
+    ) -> bool:
+        """Amend: delete the stored execution with ``execution.execution_id`` and record
+        ``execution`` in its place, in one transaction (pattern assigned afresh, every count
+        exact). Audited (``amend_execution``); the new row's record stamp is this write's.
+        False if no such execution (nothing written)."""
 
     @abstractmethod
     def record_adaptation(self, adaptation: EnvironmentAdaptation, *, actor: str) -> str:

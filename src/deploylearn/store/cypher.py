@@ -231,6 +231,74 @@ CREATE_AUDIT = f"""
 CREATE (:{Label.AUDIT} {{logged_at: $logged_at, actor: $actor, action: $action,
     entity_id: $entity_id, detail: $detail}})
 """
+# Deleting an execution (delete, amend), in one transaction: read what it counted for, delete
+# it and its metric, subtract its outcome from the counts it added to (deltas, as writes add
+# them), recompute their time spans from the executions left, and delete a pattern, issue or
+# scenario no execution refers to any more. A pattern whose founder went learns from its
+# earliest remaining execution.
+EXECUTION_TO_DELETE = f"""
+MATCH (e:{Label.EXECUTION} {{execution_id: $id}})
+RETURN e.pattern_id AS pattern_id, e.outcome AS outcome, e.issue_ids AS issue_ids,
+       e.rollback_scenario_id AS scenario_id, e.rollback_successful AS rollback_successful,
+       e.recorded_at AS recorded_at, e.recorded_by AS recorded_by
+"""
+DELETE_EXECUTION = f"""
+MATCH (e:{Label.EXECUTION} {{execution_id: $id}})
+CALL (e) {{
+    MATCH (m:{Label.METRIC})-[:{Rel.MEASURES_DEPLOYMENT}]->(e)
+    DETACH DELETE m
+}}
+DETACH DELETE e
+"""
+SUBTRACT_PATTERN_COUNTS = f"""
+MATCH (p:{Label.PATTERN} {{pattern_id: $pattern_id}})
+SET p.success_count = p.success_count - $success,
+    p.failure_count = p.failure_count - $failure,
+    p.execution_count = p.execution_count - 1
+WITH p
+OPTIONAL MATCH (e:{Label.EXECUTION})-[:{Rel.FOLLOWS_DEPLOYMENT_PATTERN}]->(p)
+WITH p, min(e.started_at) AS first, max(e.started_at) AS last
+SET p.first_seen = coalesce(first, p.first_seen), p.last_used = coalesce(last, p.last_used)
+"""
+RELINK_PATTERN_FOUNDER = f"""
+MATCH (p:{Label.PATTERN} {{pattern_id: $pattern_id}})
+WHERE NOT EXISTS {{ (p)-[:{Rel.LEARNS_FROM_EXECUTION}]->() }}
+MATCH (e:{Label.EXECUTION})-[:{Rel.FOLLOWS_DEPLOYMENT_PATTERN}]->(p)
+WITH p, e ORDER BY e.started_at, e.execution_id LIMIT 1
+CREATE (p)-[:{Rel.LEARNS_FROM_EXECUTION}]->(e)
+"""
+DELETE_UNUSED_PATTERN = f"""
+MATCH (p:{Label.PATTERN} {{pattern_id: $pattern_id}})
+WHERE NOT EXISTS {{ (:{Label.EXECUTION})-[:{Rel.FOLLOWS_DEPLOYMENT_PATTERN}]->(p) }}
+OPTIONAL MATCH (p)-[:{Rel.USES_SETTING}]->(s:{Label.CONFIG_SETTING})
+WITH p, collect(s) AS settings
+DETACH DELETE p
+WITH settings
+UNWIND settings AS s
+WITH s WHERE NOT EXISTS {{ (s)<-[:{Rel.USES_SETTING}]-() }}
+DELETE s
+"""
+SUBTRACT_ISSUE_COUNTS = f"""
+UNWIND $issue_ids AS issue_id
+MATCH (i:{Label.ISSUE} {{issue_id: issue_id}})
+SET i.occurrences = i.occurrences - 1
+WITH DISTINCT i
+OPTIONAL MATCH (e:{Label.EXECUTION})-[:{Rel.CAUSED_BY_ISSUE}]->(i)
+WITH i, min(e.started_at) AS first, max(e.started_at) AS last, count(e) AS remaining
+SET i.first_seen = coalesce(first, i.first_seen), i.last_seen = coalesce(last, i.last_seen)
+WITH i, remaining WHERE remaining = 0
+DETACH DELETE i
+"""
+SUBTRACT_SCENARIO_COUNTS = f"""
+MATCH (s:{Label.ROLLBACK_SCENARIO} {{scenario_id: $scenario_id}})
+SET s.success_count = s.success_count - $success, s.failure_count = s.failure_count - $failure
+WITH s
+OPTIONAL MATCH (e:{Label.EXECUTION})-[:{Rel.TRIGGERS_ROLLBACK}]->(s)
+WITH s, min(e.started_at) AS first, max(e.started_at) AS last, count(e) AS remaining
+SET s.first_seen = coalesce(first, s.first_seen), s.last_seen = coalesce(last, s.last_seen)
+WITH s, remaining WHERE remaining = 0
+DETACH DELETE s
+"""
 ADAPTATION_EXISTS = (
     f"MATCH (a:{Label.ADAPTATION} {{adaptation_id: $id}}) RETURN count(a) > 0 AS exists"
 )

@@ -169,6 +169,26 @@ INSERT_ADAPTATION = """
 """
 INSERT_AUDIT_EVENT = "INSERT INTO audit_events VALUES (?, ?, ?, ?, ?)"
 
+# Deleting an execution (delete, amend): what its row held, then the row, then the
+# definitions no execution refers to any more (counts are derived, so nothing else changes).
+EXECUTION_TO_DELETE = """
+    SELECT pattern_id, issue_ids, rollback_scenario_id, recorded_at, recorded_by
+    FROM executions WHERE execution_id = ?
+"""
+DELETE_EXECUTION = "DELETE FROM executions WHERE execution_id = ?"
+DELETE_UNUSED_PATTERN = """
+    DELETE FROM patterns WHERE pattern_id = $id
+      AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.pattern_id = $id)
+"""
+DELETE_UNUSED_ISSUES = """
+    DELETE FROM issues WHERE list_contains($ids::VARCHAR[], issue_id)
+      AND NOT EXISTS (SELECT 1 FROM executions e WHERE list_contains(e.issue_ids, issues.issue_id))
+"""
+DELETE_UNUSED_SCENARIO = """
+    DELETE FROM rollback_scenarios WHERE scenario_id = $id
+      AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.rollback_scenario_id = $id)
+"""
+
 EXPORT_COLUMNS = (
     "execution_id, execution_name, deployment_type, target_environment, source_environment, "
     "gateway_host, deployment_strategy, resources_deployed, configuration_used, status, "

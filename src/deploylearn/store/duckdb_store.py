@@ -37,6 +37,7 @@ from deploylearn.store.base import (
     AuditEntry,
     Store,
     StoreStats,
+    removal_detail,
     typed_frame,
 )
 from deploylearn.store.plan import (
@@ -325,6 +326,48 @@ class DuckDBStore(Store):
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
         return adaptation_id
 
+    def delete_execution(self, execution_id: str, *, actor: str, reason: str) -> bool:
+        try:
+            with self._transaction() as con:
+                detail = _delete(con, execution_id, reason)
+                if detail is not None:
+                    event = [datetime.now(UTC), actor, "delete_execution", execution_id, detail]
+                    con.execute(sql.INSERT_AUDIT_EVENT, event)
+        except duckdb.Error as exc:
+            raise StoreError(f"delete in {self.path} failed: {exc}") from exc
+        finally:
+            self._index = None  # patterns, issues and scenarios may have gone
+            self._known = None
+        return detail is not None
+
+    def replace_execution(
+        self, execution: PreparedExecution, *, actor: str, reason: str
+    ) -> bool:
+        try:
+            with self._transaction() as con:
+                detail = _delete(con, execution.execution_id, reason)
+                if detail is not None:
+                    self._index = None
+                    index = self._pattern_index(con)  # without what went with the old row
+                    plan = plan_write([execution], {}, index)
+                    _persist(
+                        con, plan, index, lambda c, p: _insert_executions(c, p, actor), None
+                    )
+                    event = [
+                        datetime.now(UTC),
+                        actor,
+                        "amend_execution",
+                        execution.execution_id,
+                        detail,
+                    ]
+                    con.execute(sql.INSERT_AUDIT_EVENT, event)
+        except duckdb.Error as exc:
+            raise StoreError(f"amend in {self.path} failed: {exc}") from exc
+        finally:
+            self._index = None
+            self._known = None
+        return detail is not None
+
     def wipe(self) -> None:
         with self._transaction() as con:
             for table in sql.HISTORY_TABLES:
@@ -523,6 +566,21 @@ _SCENARIO_SCHEMA = pa.schema(
         ("resource_types", _STRS),
     ]
 )
+
+
+def _delete(con: duckdb.DuckDBPyConnection, execution_id: str, reason: str) -> str | None:
+    """Delete one execution and the definitions only it used; its audit detail, or None."""
+    found = con.execute(sql.EXECUTION_TO_DELETE, [execution_id]).fetchall()
+    if not found:
+        return None
+    pattern_id, issue_ids, scenario_id, recorded_at, recorded_by = found[0]
+    con.execute(sql.DELETE_EXECUTION, [execution_id])
+    con.execute(sql.DELETE_UNUSED_PATTERN, {"id": pattern_id})
+    if issue_ids:
+        con.execute(sql.DELETE_UNUSED_ISSUES, {"ids": list(issue_ids)})
+    if scenario_id is not None:
+        con.execute(sql.DELETE_UNUSED_SCENARIO, {"id": scenario_id})
+    return removal_detail(reason, pattern_id, recorded_at, recorded_by)
 
 
 def _existing_hashes(con: duckdb.DuckDBPyConnection, batch: Sequence[Plannable]) -> dict[str, str]:

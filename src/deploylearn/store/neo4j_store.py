@@ -35,6 +35,7 @@ from deploylearn.store.base import (
     AuditEntry,
     Store,
     StoreStats,
+    removal_detail,
     typed_frame,
 )
 from deploylearn.store.plan import WritePlan, WriteResult, plan_write
@@ -213,6 +214,35 @@ class Neo4jStore(Store):
 
         self._write(work)
         return adaptation_id
+
+    def delete_execution(self, execution_id: str, *, actor: str, reason: str) -> bool:
+        def work(tx: ManagedTransaction) -> bool:
+            detail = _delete(tx, execution_id, reason)
+            if detail is not None:
+                _audit(tx, actor, "delete_execution", execution_id, detail)
+            return detail is not None
+
+        self._index = None  # patterns may go: reload before the next write
+        return bool(self._write(work))
+
+    def replace_execution(
+        self, execution: PreparedExecution, *, actor: str, reason: str
+    ) -> bool:
+        def work(tx: ManagedTransaction) -> bool:
+            detail = _delete(tx, execution.execution_id, reason)
+            if detail is None:
+                return False
+            self._index = None
+            plan = plan_write([execution], {}, self._load_index(tx))
+            _persist(tx, plan, actor)
+            _audit(tx, actor, "amend_execution", execution.execution_id, detail)
+            return True
+
+        self._index = None
+        try:
+            return bool(self._write(work))
+        finally:
+            self._index = None
 
     def wipe(self) -> None:
         try:
@@ -477,6 +507,52 @@ def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
             for pid, d in sorted(plan.pattern_deltas.items())
         ],
     )
+
+
+def _delete(tx: ManagedTransaction, execution_id: str, reason: str) -> str | None:
+    """Delete one execution and its part in every count (``cypher.DELETE_*``); the audit
+    detail, or None if there is no such execution."""
+    found = tx.run(cypher.EXECUTION_TO_DELETE, id=execution_id).single()
+    if found is None:
+        return None
+    pattern_id = found["pattern_id"]
+    tx.run(cypher.DELETE_EXECUTION, id=execution_id).consume()
+    tx.run(
+        cypher.SUBTRACT_PATTERN_COUNTS,
+        pattern_id=pattern_id,
+        success=int(found["outcome"] == "success"),
+        failure=int(found["outcome"] == "failure"),
+    ).consume()
+    tx.run(cypher.RELINK_PATTERN_FOUNDER, pattern_id=pattern_id).consume()
+    tx.run(cypher.DELETE_UNUSED_PATTERN, pattern_id=pattern_id).consume()
+    if found["issue_ids"]:
+        tx.run(cypher.SUBTRACT_ISSUE_COUNTS, issue_ids=list(found["issue_ids"])).consume()
+    if found["scenario_id"] is not None:
+        rolled = found["rollback_successful"]
+        tx.run(
+            cypher.SUBTRACT_SCENARIO_COUNTS,
+            scenario_id=found["scenario_id"],
+            success=int(rolled is True),
+            failure=int(rolled is False),
+        ).consume()
+    recorded_at = found["recorded_at"]
+    return removal_detail(
+        reason,
+        pattern_id,
+        recorded_at.to_native() if recorded_at is not None else None,
+        found["recorded_by"],
+    )
+
+
+def _audit(tx: ManagedTransaction, actor: str, action: str, entity_id: str, detail: str) -> None:
+    tx.run(
+        cypher.CREATE_AUDIT,
+        logged_at=datetime.now(UTC),
+        actor=actor,
+        action=action,
+        entity_id=entity_id,
+        detail=detail,
+    ).consume()
 
 
 def _execution_row(e: PreparedExecution, pattern_id: str, founders: set[str]) -> list[Any]:
