@@ -460,7 +460,8 @@ def _gate(
     candidate = registry.evaluate(y, p)
     with registry.nested_run(f"{reference.split(' (')[0].replace(' ', '-')}-on-holdout"):
         baseline = registry.evaluate(y, reference_p)
-    registry.log_metrics({f"reference.{k}": v for k, v in baseline.metrics.items()})
+    prefix = "champion" if champion_ref is not None else "fallback"
+    registry.log_metrics({f"{prefix}.{k}": v for k, v in baseline.metrics.items()})
     registry.log_metrics(
         {
             "gate.brier_difference": rules.versus_reference.difference,
