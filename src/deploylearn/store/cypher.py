@@ -192,7 +192,12 @@ CALL (e, row) {{
 }}
 """
 # Count deltas carry their time span as ISO strings too (first, last), parsed once per row.
-UPSERT_ISSUES = f"""
+UPSERT_METRIC_TYPES = f"""
+MATCH (m:{Label.METRIC})
+UNWIND m.metric_types AS metric_type
+RETURN DISTINCT metric_type ORDER BY metric_type
+"""
+ISSUES = f"""
 UNWIND $rows AS row
 WITH row, datetime(row.first) AS first, datetime(row.last) AS last
 MERGE (i:{Label.ISSUE} {{issue_id: row.issue_id}})
