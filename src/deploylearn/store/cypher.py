@@ -192,12 +192,7 @@ CALL (e, row) {{
 }}
 """
 # Count deltas carry their time span as ISO strings too (first, last), parsed once per row.
-UPSERT_METRIC_TYPES = f"""
-MATCH (m:{Label.METRIC})
-UNWIND m.metric_types AS metric_type
-RETURN DISTINCT metric_type ORDER BY metric_type
-"""
-ISSUES = f"""
+UPSERT_ISSUES = f"""
 UNWIND $rows AS row
 WITH row, datetime(row.first) AS first, datetime(row.last) AS last
 MERGE (i:{Label.ISSUE} {{issue_id: row.issue_id}})
@@ -314,6 +309,11 @@ WITH collect([m, e]) AS measured
 UNWIND range(0, size(measured) - 1, $chunk) AS i
 WITH measured[i..i + $chunk] AS part
 RETURN {", ".join(f"[p IN part | {expr}] AS {name}" for name, expr in METRIC_COLUMNS.items())}
+"""
+METRIC_TYPES = f"""
+MATCH (m:{Label.METRIC})
+UNWIND m.metric_types AS metric_type
+RETURN DISTINCT metric_type ORDER BY metric_type
 """
 # How many executions link to an issue is its degree: no relationship is read.
 ISSUES = f"""
