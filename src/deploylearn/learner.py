@@ -307,19 +307,29 @@ class DeploymentPatternLearner:
     ) -> dict[str, Any]:
         """Rollback scenarios learned from rollbacks: triggers, procedures, success odds and
         recovery times (see ``serving.rollbacks``)."""
-        from deploylearn.serving.rollbacks import rollback_scenarios
+        from deploylearn.serving.rollbacks import (
+            recovery_metric,
+            recovery_seconds,
+            rollback_scenarios,
+        )
 
         env = slugify(environment)
         resources = [slugify(r) for r in resource_types or []]
-        recovery = self.store.metrics_frame(metric_types=["rollback_duration_s"])
+        frame = self.store.executions_frame()
+        candidates = recovery_metric(self.store.metric_types())
+        name, recovery = recovery_seconds(
+            self.store.metrics_frame(metric_types=candidates) if candidates else None,
+            frame.loc[frame["rollback_triggered"].fillna(False).astype(bool), "execution_id"],
+        )
         answers = rollback_scenarios(
-            self.store.executions_frame(),
+            frame,
             self.store.rollback_scenarios(),
             self.store.issues(),
             environment=env,
             resource_types=resources or None,
             limit=limit,
-            recovery_seconds=recovery.set_index("execution_id")["value"] if len(recovery) else None,
+            recovery_seconds=recovery if len(recovery) else None,
+            recovery_basis=name,
             patterns=self.store.patterns(),
         )
         return {"environment": env, "resource_types": resources, "scenarios": answers}
@@ -349,6 +359,7 @@ class DeploymentPatternLearner:
             metric_types=metric_types,
             as_of=as_of,
             metrics=metrics,
+            known_metrics=self.store.metric_types(),
         )
 
     # -- files -----------------------------------------------------------------------------

@@ -358,7 +358,7 @@ class RollbackScenario(BaseModel):
 
 
 class DeploymentMetric(BaseModel):
-    """One measured number of one execution (duration, cpu_percent, rollback_duration_s …)."""
+    """One measured number of one execution: its duration or a numeric performance_data entry."""
 
     model_config = ConfigDict(frozen=True)
 

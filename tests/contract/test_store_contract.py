@@ -275,8 +275,10 @@ def test_read_frames_are_the_same_on_every_store(store_url: str, tmp_path: Path)
     records = _measured_history()
     with DeploymentPatternLearner.open(store_url) as learner:
         empty = _read_answers(learner)
+        empty_types = learner.store.metric_types()
         learner.record_executions(records)
         answers = _read_answers(learner)
+        types = learner.store.metric_types()
     with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'reference.duckdb'}") as learner:
         learner.record_executions(records)
         reference = _read_answers(learner)
@@ -310,6 +312,7 @@ def test_read_frames_are_the_same_on_every_store(store_url: str, tmp_path: Path)
         "rollback_duration_s",
     }
     assert metrics["recorded_at"].is_monotonic_increasing
+    assert empty_types == [] and types == sorted(set(metrics["metric_type"]))
     first = metrics[metrics["execution_id"] == "t-000000"]
     assert list(first["metric_type"]) == ["cpu_percent", "duration_seconds", "memory_mb"]
     assert list(first["value"]) == [30.0, 900.0, 800.0]

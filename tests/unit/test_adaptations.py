@@ -274,3 +274,33 @@ def test_unknown_environment_and_same_environment() -> None:
         environment_adaptations(
             frame, PATTERNS, [], source_environment="staging", target_environment="staging"
         )
+
+
+def test_an_unset_knob_is_not_assumed_to_mean_false() -> None:
+    """No default is known for any knob: a target that writes ``false`` where the source left
+    the knob unset, and succeeds more for it, is an adaptation like any other."""
+    patterns = [
+        DeploymentPattern(
+            pattern_id="bare",
+            pattern_name="bare",
+            deployment_strategy="wave",
+            configuration_template={"retries": 2},
+        ),
+        DeploymentPattern(
+            pattern_id="explicit",
+            pattern_name="explicit",
+            deployment_strategy="wave",
+            configuration_template={"retries": 2, "hot_reload": False},
+        ),
+    ]
+    frame = _runs(
+        [
+            ("staging", "wave", "bare", 90, 10),
+            ("production", "wave", "bare", 20, 30),
+            ("production", "wave", "explicit", 80, 10),
+        ]
+    )
+    [answer] = environment_adaptations(
+        frame, patterns, [], source_environment="staging", target_environment="production"
+    )
+    assert answer["adaptation_rules"] == ["set hot_reload to false (unset in staging)"]

@@ -131,10 +131,15 @@ def test_days_back_and_metric_types_are_validated() -> None:
     with pytest.raises(ValueError, match="days_back"):
         deployment_analytics(frame, days_back=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError) as info:
-        deployment_analytics(frame, metric_types=["duration", "sucess_rate"])
+        deployment_analytics(
+            frame, metric_types=["duration", "sucess_rate"], known_metrics=["queue_depth"]
+        )
     message = str(info.value)
     assert "'sucess_rate'" in message
-    assert all(name in message for name in (*BUILTIN_METRICS, "cpu_percent"))
+    # the allowed names are the built-in ones and the metrics this history has, no others
+    assert all(name in message for name in (*BUILTIN_METRICS, "queue_depth"))
+    with pytest.raises(ValueError, match="unknown metric type 'cpu_percent'"):
+        deployment_analytics(frame, metric_types=["cpu_percent"])
     with pytest.raises(ValueError, match="lacks columns: outcome"):
         deployment_analytics(frame.drop(columns=["outcome"]))
 
@@ -281,6 +286,13 @@ def test_time_to_restore_from_rollback_or_next_success_on_the_same_gateway() -> 
     assert result["dora"]["lead_time_for_changes"]["available"] is False
     assert result["metrics"]["cpu_percent"]["n"] == 2  # the staging run has no metrics
 
+    # any rollback-timing metric the data has counts, in its unit (here milliseconds)
+    renamed = metrics.assign(
+        metric_type=["revert_time_ms", "cpu_percent", "cpu_percent"], value=[300_000.0, 40, 50]
+    )
+    other = deployment_analytics(_frame(rows), metrics=renamed, days_back=2)["dora"]
+    assert other["time_to_restore_service"]["by_rollback_p50_hours"] == pytest.approx(300 / 3600)
+
     # without the metric the rollback counts as restored by the next success (none: gw-2 idle)
     plain = deployment_analytics(_frame(rows), days_back=2)["dora"]["time_to_restore_service"]
     assert plain["by_rollback"] == 0 and plain["unrestored_at_window_end"] == 2
@@ -357,8 +369,11 @@ def test_metric_types_choose_the_summaries() -> None:
     assert result["success_rate"] == 1.0 and result["rollback_rate"] == 0.0
     only_rates = deployment_analytics(_frame(rows), metric_types=["rollback_rate"])
     assert only_rates["durations"] is None and set(only_rates["rates"]) == {"rollback_rate"}
-    # a stored type with no metrics frame is allowed and reported empty
-    assert deployment_analytics(_frame(rows), metric_types=["cpu_percent"])["metrics"] == {
+    # a type the store has but the window's metrics frame lacks is allowed and reported empty
+    chosen = deployment_analytics(
+        _frame(rows), metric_types=["cpu_percent"], known_metrics=["cpu_percent"]
+    )
+    assert chosen["metrics"] == {
         "cpu_percent": {"n": 0, "mean": None, "p50": None, "p90": None, "min": None, "max": None}
     }
 

@@ -24,6 +24,7 @@ from deploylearn.models import (
     roc_auc,
     select_success_params,
 )
+from deploylearn.models.baselines import RawFieldsModel, parrot, running_rate
 from deploylearn.models.metrics import coverage, pinball_loss, within_group_auc
 from deploylearn.models.success import NONSTATIONARY_FEATURES, Calibrator
 
@@ -109,6 +110,74 @@ def test_baselines_read_point_in_time_counts() -> None:
     assert list(seed.decision_function(X)) == [0.0, 10.0, 2.0]  # ranks by popularity
     with pytest.raises(ValueError, match="pattern_environment_successes"):
         BetaPosteriorBaseline("pattern_environment").fit(X[["pattern_successes"]], y[:3])
+
+
+def _raw_runs(outcomes: list[tuple[str, str, int, int]]) -> pd.DataFrame:
+    """(gateway, resources, minute, success) -> executions-frame rows, time-ordered."""
+    base = pd.Timestamp("2026-01-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "execution_id": [f"r-{i}" for i in range(len(outcomes))],
+            "gateway_host": [g for g, _, _, _ in outcomes],
+            "resources_deployed": [r.split(",") for _, r, _, _ in outcomes],
+            "started_at": [base + pd.Timedelta(minutes=m) for _, _, m, _ in outcomes],
+            "outcome": ["success" if ok else "failure" for _, _, _, ok in outcomes],
+        }
+    )
+
+
+def test_gateway_rate_and_parrot_see_only_earlier_runs() -> None:
+    runs = _raw_runs(
+        [
+            ("a", "db", 0, 1),
+            ("a", "db", 1, 0),
+            ("b", "db", 1, 1),
+            ("a", "db,project", 2, 1),
+            ("a", "db", 2, 1),  # same instant as the row above: they do not see each other
+            ("a", "db", 3, 0),
+        ]
+    )
+    everything = np.ones(len(runs), dtype=bool)
+    rate = running_rate(runs, everything, ["gateway_host"])
+    # prior 1 success in 2 runs; gateway a: before row 1 one success, ...
+    assert rate == pytest.approx([1 / 2, 2 / 3, 1 / 2, 2 / 4, 2 / 4, 4 / 6])
+    echo = parrot(runs, everything, fallback=0.7)
+    assert echo == pytest.approx([0.7, 1.0, 0.7, 0.7, 0.0, 1.0])
+    last_two = np.array([False] * 4 + [True] * 2)
+    assert running_rate(runs, last_two, ["gateway_host"]) == pytest.approx([2 / 4, 4 / 6])
+
+
+def test_raw_fields_model_learns_a_knob_of_the_run_itself() -> None:
+    rng = np.random.default_rng(1)
+    n = 1200
+    knob = rng.choice(["fast", "safe"], size=n)
+    retries = rng.integers(0, 4, size=n)
+    p = np.where(knob == "safe", 0.85, 0.45)
+    runs = pd.DataFrame(
+        {
+            "execution_id": [f"e-{i}" for i in range(n)],
+            "target_environment": rng.choice(["plant", "lab"], size=n),
+            "deployment_strategy": "wave",
+            "gateway_host": rng.choice([f"gw-{i}" for i in range(300)], size=n),  # > 255 levels
+            "resources_deployed": [["recipe"]] * n,
+            "started_at": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), "h"),
+            "outcome": np.where(rng.random(n) < p, "success", "failure"),
+        }
+    )
+    configs = pd.Series(
+        [
+            {"mode": k, "retries": int(r), "nested": {"on": bool(r % 2)}}
+            for k, r in zip(knob, retries, strict=True)
+        ],
+        index=runs["execution_id"].to_numpy(),
+    )
+    model = RawFieldsModel().fit(runs.iloc[:900], configs)
+    probability = model.predict_proba(runs.iloc[900:], configs)
+    safe = knob[900:] == "safe"
+    assert probability[safe].mean() - probability[~safe].mean() > 0.25
+    assert {"cfgs_mode", "cfg_retries", "cfg_nested.on"} <= set(model.columns_)
+    without = RawFieldsModel().fit(runs.iloc[:900]).predict_proba(runs.iloc[900:])
+    assert abs(without[safe].mean() - without[~safe].mean()) < 0.1  # no knobs, no signal
 
 
 # ------------------------------------------------------------------ success model

@@ -29,6 +29,7 @@ from deploylearn.pipeline import (
     steps,
     training_lock,
 )
+from deploylearn.pipeline.backtest import GATEWAY_RATE, PARROT, RAW_BOOSTING
 from deploylearn.pipeline.train import BLEND_HALF_LIFE_DAYS
 from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
@@ -289,6 +290,12 @@ def test_backtest_reports_confidence_accuracy_and_velocity(demo: Demo) -> None:
         assert column in summary.columns
     assert summary.loc["oracle (true probability)", "regret"] == pytest.approx(0.0)
     assert summary.loc["success model", "brier_score"] < summary.loc["global rate", "brier_score"]
+    # the references a practitioner would try first, on the same rows
+    for name in (GATEWAY_RATE, PARROT, RAW_BOOSTING):
+        assert 0.0 < summary.loc[name, "brier_score"] < 0.5
+        assert summary.loc[name, "roc_auc"] > 0.5
+    assert [line.split(":")[0] for line in report.verdict] == ["Brier", "ROC AUC"]
+    assert all("of 2 folds" in line for line in report.verdict)
     assert json.dumps(report.as_dict(), default=str)
 
 
@@ -325,6 +332,7 @@ def test_cli_train_exit_codes(demo: Demo, tmp_path: Path, monkeypatch: pytest.Mo
     )
     assert backtest.exit_code == 0, backtest.output
     assert "velocity" in backtest.stdout
+    assert "the best reference" in backtest.stdout  # the verdict against the references
 
 
 def test_cli_exits_5_when_the_gate_refuses(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -243,8 +243,10 @@ def evaluate_backtest(
     threads: ThreadsOption = 1,
     as_json: JsonOption = False,
 ) -> None:
-    """Rolling-origin evaluation: pattern confidence, recommendation accuracy and learning
-    velocity of the model against the baselines."""
+    """Rolling-origin evaluation on this store's history: pattern confidence, recommendation
+    accuracy and learning velocity of the model against the baselines, including the
+    references a practitioner would try first (gateway running rate, parrot, plain boosting
+    on raw fields), and whether the model beats them."""
     from deploylearn.pipeline import BacktestSettings, run_backtest
 
     settings = BacktestSettings(
@@ -264,10 +266,10 @@ def evaluate_backtest(
     if as_json:
         print_json(report.as_dict())
         return
-    _print_backtest(report.summary, report.folds)
+    _print_backtest(report.summary, report.folds, report.verdict)
 
 
-def _print_backtest(summary: pd.DataFrame, folds: pd.DataFrame) -> None:
+def _print_backtest(summary: pd.DataFrame, folds: pd.DataFrame, verdict: list[str]) -> None:
     if summary.empty:
         out.print("no fold had rows to evaluate")
         return
@@ -303,6 +305,9 @@ def _print_backtest(summary: pd.DataFrame, folds: pd.DataFrame) -> None:
     out.print(
         "confidence: Brier/ECE of the reported probability; recommendation accuracy: context "
         "AUC (same environment and resources); velocity: Brier skill gained per doubling of "
-        "history.",
+        "history. Reference baselines (gateway running rate, parrot, plain boosting on raw "
+        "fields) are what this store's own history gives without deploylearn.",
         highlight=False,
     )
+    for line in verdict:
+        out.print(line, highlight=False)

@@ -13,6 +13,13 @@ and scored on the rows up to the next origin, next to every baseline. Per fold a
 
 **Learning velocity** is the slope of the Brier skill score (1 - Brier / Brier of the global
 rate in the same fold) against log2 of the training rows: skill gained per doubling of history.
+
+**Reference baselines** answer "does deploylearn add anything on *this* history?": on the same
+rows, a per-gateway running success rate, "parrot" (the previous outcome of the same gateway
+and resource set) and plain gradient boosting on each run's raw fields (environment, strategy,
+gateway, resources, its own configuration, time; ``models.baselines.RawFieldsModel``) trained
+on the same rows as the model. ``verdict`` compares the model with the best of them, fold by
+fold. They need no durations, failure reasons or rollbacks, so they run on any store.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from deploylearn.models.baselines import RawFieldsModel, parrot, running_rate
 from deploylearn.models.success import SuccessModel
 from deploylearn.pipeline import steps
 
@@ -46,17 +54,25 @@ class BacktestSettings:
     threads: int | None = 1
 
 
+GATEWAY_RATE = "gateway running rate"
+PARROT = "parrot (previous outcome, same gateway + resources)"
+RAW_BOOSTING = "plain boosting on raw fields"
+REFERENCES = (GATEWAY_RATE, PARROT, RAW_BOOSTING)
+
+
 @dataclass
 class BacktestReport:
     folds: pd.DataFrame
     summary: pd.DataFrame
     settings: dict[str, Any]
+    verdict: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "settings": self.settings,
             "summary": self.summary.to_dict(orient="records"),
             "folds": self.folds.to_dict(orient="records"),
+            "verdict": self.verdict,
         }
 
 
@@ -82,7 +98,17 @@ def run_backtest(
         truth=truth,
         progress=progress,
         embeddings=gds_table if gds_table is not None else mode,
+        configurations=run_configurations(store),
     )
+
+
+def run_configurations(store: Store) -> pd.Series:
+    """execution_id -> the run's own ``configuration_used`` (as stored: secrets protected)."""
+    out: dict[str, Any] = {}
+    for batch in store.iter_executions():
+        for row in batch:
+            out[str(row["execution_id"])] = row.get("configuration_used") or {}
+    return pd.Series(out, dtype=object)
 
 
 def backtest_history(
@@ -92,8 +118,10 @@ def backtest_history(
     truth: pd.Series | None = None,
     progress: Callable[[int, int], None] | None = None,
     embeddings: str | pd.DataFrame = "numpy",
+    configurations: pd.Series | None = None,
 ) -> BacktestReport:
-    """The backtest of an extracted history (see the module docstring)."""
+    """The backtest of an extracted history (see the module docstring); ``configurations``
+    (execution_id -> configuration_used) gives the raw-fields reference its knobs."""
     if settings.folds < 1 or not 0.0 < settings.first_origin < 1.0:
         raise ValueError("folds must be >= 1 and first_origin in (0, 1)")
     times = history.labelled["started_at"]
@@ -133,6 +161,11 @@ def backtest_history(
         predictions = steps.predictions_on(
             model, train, test, prior_strength=settings.prior_strength, truth=truth
         )
+        predictions.update(
+            reference_predictions(
+                history, train, test, configurations, seed=settings.seed, threads=settings.threads
+            )
+        )
         contexts = steps.holdout_contexts(history, test)
         table = steps.comparison_table(test.y.to_numpy(), predictions, contexts=contexts)
         table = _add_fold_metrics(table, test, predictions, contexts, truth)
@@ -145,8 +178,65 @@ def backtest_history(
             progress(j + 1, settings.folds)
     folds = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return BacktestReport(
-        folds=folds, summary=summarize(folds), settings=_settings_dict(settings, embeddings)
+        folds=folds,
+        summary=summarize(folds),
+        settings=_settings_dict(settings, embeddings),
+        verdict=verdict(folds),
     )
+
+
+def reference_predictions(
+    history: steps.History,
+    train: Any,
+    test: Any,
+    configurations: pd.Series | None,
+    *,
+    seed: int = 0,
+    threads: int | None = 1,
+) -> dict[str, steps.Prediction]:
+    """The three reference baselines on ``test``'s rows (see the module docstring)."""
+    labelled = history.labelled.reset_index(drop=True)
+    wanted = test.meta["execution_id"].to_numpy()
+    query = labelled["execution_id"].isin(set(wanted)).to_numpy()
+    ids = labelled.loc[query, "execution_id"].to_numpy()
+
+    def aligned(values: np.ndarray) -> np.ndarray:
+        return pd.Series(values, index=ids).reindex(wanted).to_numpy(dtype=np.float64)
+
+    base_rate = float(train.y.mean())
+    gateway = aligned(running_rate(labelled, query, ["gateway_host"]))
+    echo = aligned(parrot(labelled, query, base_rate))
+    train_rows = labelled[labelled["execution_id"].isin(set(train.meta["execution_id"]))]
+    raw = RawFieldsModel(random_state=seed, n_threads=threads).fit(train_rows, configurations)
+    test_rows = labelled[query]
+    boosted = aligned(raw.predict_proba(test_rows, configurations))
+    return {
+        GATEWAY_RATE: (gateway, gateway),
+        PARROT: (echo, echo),
+        RAW_BOOSTING: (boosted, boosted),
+    }
+
+
+def verdict(folds: pd.DataFrame) -> list[str]:
+    """Plain sentences: the model against the best reference baseline, fold by fold."""
+    if folds.empty or steps.MODEL_LABEL not in set(folds["method"]):
+        return []
+    by = folds.set_index(["method", "fold"])
+    model = by.loc[steps.MODEL_LABEL]
+    lines = []
+    present = [m for m in REFERENCES if m in set(folds["method"])]
+    for metric, better, label in (("brier_score", -1, "Brier"), ("roc_auc", 1, "ROC AUC")):
+        means = {m: float(by.loc[m][metric].mean()) for m in present}
+        best = max(present, key=lambda m: better * means[m])
+        delta = model[metric] - by.loc[best][metric].reindex(model.index)
+        wins = int((better * delta > 0).sum())
+        mean_delta = float(delta.mean())
+        verb = "beats" if better * mean_delta > 0 else "does not beat"
+        lines.append(
+            f"{label}: the success model {verb} the best reference ({best}) by "
+            f"{mean_delta:+.4f} on average, better in {wins} of {len(delta)} folds"
+        )
+    return lines
 
 
 def _settings_dict(settings: BacktestSettings, embeddings: str | pd.DataFrame) -> dict[str, Any]:

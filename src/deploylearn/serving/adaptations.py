@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import hypergeom, norm
+from scipy.stats import false_discovery_control, hypergeom, norm
 
 from deploylearn.identity import canonical_template, numbers_close
 from deploylearn.records import DeploymentPattern, EnvironmentAdaptation
@@ -329,9 +329,7 @@ def _key_candidates(
                 out.append(_Candidate(family.key, key, change, original, typical, test))
     for vkey, (value, _) in sorted(weights.items(), key=lambda kv: str(kv[0])):
         if vkey == _vkey(original) or value is ABSENT:
-            continue  # pattern identity merges templates that differ by one absent knob
-        if original is ABSENT and value is False:
-            continue  # writing out an unset switch as false changes nothing
+            continue  # "remove this knob" is no instruction a person can follow safely
         if _is_number(original) and _is_number(value):
             continue  # numbers move by direction, above
         change = "set"
@@ -381,21 +379,12 @@ def _judge(candidates: list[_Candidate]) -> None:
     n_src = np.array([c.n_src for c in candidates], dtype=float)
     # P(X >= k_tgt), X ~ hypergeometric: the one-sided Fisher exact test of the 2x2 table.
     p = hypergeom.sf(k_tgt - 1, n_tgt + n_src, k_tgt + k_src, n_tgt)
-    q = _benjamini_hochberg(np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0))
+    q = false_discovery_control(np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0), method="bh")
     for candidate, q_value in zip(candidates, q, strict=True):
         candidate.q_value = float(q_value)
         candidate.uplift, candidate.interval, candidate.uplift_p = _uplift(
             candidate.with_s, candidate.with_f, candidate.without_s, candidate.without_f
         )
-
-
-def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    order = np.argsort(p)
-    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    q = np.empty_like(p)
-    q[order] = np.minimum(ranked, 1.0)
-    return q
 
 
 def _wilson(s: int, n: int, z: float = Z95) -> tuple[float, float]:

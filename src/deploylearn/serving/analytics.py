@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+from deploylearn.serving.rollbacks import recovery_metric, recovery_seconds
+
 ALPHA = 0.05  # a trend or a comparison is "significant" below this p-value
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile (Wilson intervals)
 MIN_INSIGHT_N = 30  # outcomes needed on each side before a number becomes an insight
@@ -36,16 +38,8 @@ DORA_DEFAULT_ENVIRONMENT = "production"
 
 RATE_METRICS = ("success_rate", "failure_rate", "rollback_rate", "rollback_success_rate")
 BUILTIN_METRICS = ("duration", *RATE_METRICS)
-# performance_data keys the recorder stores as metrics (plus duration_seconds); a metrics
-# frame may add others, which are then accepted too.
-KNOWN_STORED_METRICS = (
-    "duration_seconds",
-    "cpu_percent",
-    "memory_mb",
-    "network_mb",
-    "rollback_duration_s",
-)
-ROLLBACK_DURATION_METRIC = "rollback_duration_s"
+# Stored metrics are whatever numeric performance_data keys the history has (plus
+# duration_seconds): the store lists them (``Store.metric_types``), the metrics frame adds any.
 REQUIRED_COLUMNS = (
     "execution_id",
     "target_environment",
@@ -161,7 +155,9 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _selected_metrics(
-    metric_types: str | Iterable[str] | None, metrics: pd.DataFrame | None
+    metric_types: str | Iterable[str] | None,
+    metrics: pd.DataFrame | None,
+    known: Sequence[str] = (),
 ) -> list[str]:
     present = (
         sorted(str(m) for m in metrics["metric_type"].dropna().unique())
@@ -172,7 +168,7 @@ def _selected_metrics(
         return [*BUILTIN_METRICS, *(m for m in present if m not in BUILTIN_METRICS)]
     if isinstance(metric_types, str):
         metric_types = [m for m in metric_types.split(",") if m.strip()]
-    allowed = list(dict.fromkeys([*BUILTIN_METRICS, *KNOWN_STORED_METRICS, *present]))
+    allowed = list(dict.fromkeys([*BUILTIN_METRICS, "duration_seconds", *known, *present]))
     chosen: list[str] = []
     for raw in metric_types:
         name = str(raw).strip()
@@ -440,9 +436,10 @@ def _time_to_restore(
 ) -> dict[str, Any]:
     """Failures in the window, and how long until the gateway was serving a good deployment.
 
-    A failure whose rollback succeeded is restored after the rollback's duration (the
-    ``rollback_duration_s`` metric) when it is known; every other failure is restored when the
-    next successful deployment to the same gateway completes, looked for up to ``end`` only.
+    A failure whose rollback succeeded is restored after the rollback's duration (the stored
+    rollback-duration metric, ``serving.rollbacks.recovery_metric``) when it is known; every
+    other failure is restored when the next successful deployment to the same gateway
+    completes, looked for up to ``end`` only.
     """
     in_window = (env_frame["started_at"] > start) & (env_frame["started_at"] <= end)
     failures = env_frame[in_window & (env_frame["outcome"] == "failure")]
@@ -781,14 +778,16 @@ def deployment_analytics(
     metric_types: str | Iterable[str] | None = None,
     as_of: datetime | str | pd.Timestamp | None = None,
     metrics: pd.DataFrame | None = None,
+    known_metrics: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Analytics for ``environment`` (None: all) over the ``days_back`` days ending ``as_of``.
 
     ``frame`` is ``Store.executions_frame()``; ``metrics`` optionally the per-execution
     metrics (execution_id, metric_type, value, ...). ``metric_types`` selects which metric
     summaries and trends appear: 'duration', 'success_rate', 'failure_rate', 'rollback_rate',
-    'rollback_success_rate' and stored metric types (cpu_percent, memory_mb, ...); an unknown
-    one raises ValueError, as does ``days_back`` < 1. The result is plain JSON (ISO strings,
+    'rollback_success_rate' and the stored metric types: those in ``metrics`` and
+    ``known_metrics`` (the store's ``metric_types()``); an unknown one raises ValueError, as
+    does ``days_back`` < 1. The result is plain JSON (ISO strings,
     floats, ints, None); ``docs/analytics.md`` defines every field.
     """
     if isinstance(days_back, bool) or not isinstance(days_back, int | np.integer):
@@ -796,7 +795,7 @@ def deployment_analytics(
     days = int(days_back)
     if days < 1:
         raise ValueError(f"days_back must be at least 1, got {days_back}")
-    selected = _selected_metrics(metric_types, metrics)
+    selected = _selected_metrics(metric_types, metrics, known_metrics)
     prepared = _prepare(frame)
 
     if as_of is not None:
@@ -844,12 +843,12 @@ def deployment_analytics(
         # the window's executions define the window's metrics (one membership test each)
         metric_cur = metrics[_isin(metrics["execution_id"], win["execution_id"])]
         metric_prev = metrics[_isin(metrics["execution_id"], prev["execution_id"])]
-        rb = metric_cur[metric_cur["metric_type"] == ROLLBACK_DURATION_METRIC]
-        rollback_seconds = (
-            pd.to_numeric(rb["value"], errors="coerce")
-            .groupby(rb["execution_id"].to_numpy())
-            .first()
+        candidates = recovery_metric(metric_cur["metric_type"].dropna().unique())
+        rolled = win.loc[win["rollback_triggered"].fillna(False).astype(bool), "execution_id"]
+        _, seconds = recovery_seconds(
+            metric_cur[metric_cur["metric_type"].isin(candidates)], rolled
         )
+        rollback_seconds = seconds.groupby(level=0).first()
 
     trends: dict[str, Any] = {}
     metric_summaries: dict[str, Any] = {}

@@ -6,18 +6,21 @@ so an engineer prepares for the likely and costly cases first.
 
 A **scenario** is a *trigger group* met by one deployment strategy in one environment. The
 trigger is a rollback's first failure reason (the cause; later reasons are follow-ups), as a
-normalized ``Issue``; issues whose words mostly agree (Jaccard ≥ ``MERGE_SIMILARITY`` on their
-content words, so ``schema lock timeout on batch_records`` and ``… on oee_events`` merge) form
-one group, named in plain words. Per scenario:
+normalized ``Issue``; issues whose words mostly agree form one group, clustered and named from
+the texts alone (``serving.trigger_groups``). Per scenario:
 
 * how often the trigger leads to a rollback (rollbacks / failures with that trigger);
 * rollback success as a Beta(1 + successes, 1 + failures) posterior: mean and a 90 % credible
   interval (the highest-density one when all rollbacks went one way, so the interval always
   holds the observed rate);
-* recovery time p50 / p90 from the ``rollback_duration_s`` metric, or, when none was
+* recovery time p50 / p90 from the store's rollback-duration metric (``recovery_metric``: a
+  ``performance_data`` key naming a rollback, recovery or restore), or, when none was
   recorded, from the rolled-back runs' whole duration (said so in ``basis``);
 * an ordered procedure for the strategy and the resources, and risk notes where the data
-  show rollbacks fail more (without a backup, with a database).
+  show rollbacks fail more: every knob value of the runs' patterns and every resource is
+  tested against rollback success in the environment (Fisher exact, Benjamini–Hochberg over
+  all of them), and a significant one becomes a note on the scenarios whose runs are on its
+  worse side.
 
 Scenarios are ranked by ``risk_score`` = rollbacks per 100 deployments in scope ×
 (1 + probability the rollback fails): frequent scenarios first, a failing rollback counting
@@ -26,51 +29,33 @@ up to double.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta, fisher_exact
+from scipy.stats import beta, false_discovery_control, fisher_exact
 
 from deploylearn.identity import issue_id_for
 from deploylearn.records import DeploymentPattern, RollbackScenario
+from deploylearn.serving.trigger_groups import TriggerGroup, group_reasons
 
 CREDIBLE = 0.90
 PRIOR = (1.0, 1.0)  # uniform: with few rollbacks the counts speak, and the interval says so
-MERGE_SIMILARITY = 0.5
 FEW_ROLLBACKS = 5
 UNSPECIFIED = "unspecified"
-RISK_P = 0.05  # significance for a risk note
-
-_PLACEHOLDER = re.compile(r"<[a-z]+>")
-_WORD = re.compile(r"[a-z][a-z0-9_]*")
-_STOP = frozenset(
-    {"a", "an", "the", "on", "in", "at", "to", "of", "for", "from", "by", "with", "after"}
-    | {"before", "during", "is", "was", "be", "been", "and", "or", "not", "than", "then"}
-    | {"this", "that", "it", "its"}
-)
-# Plain names for common Ignition failure groups; first match on the group's leading issue.
-GROUP_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), name)
-    for pattern, name in (
-        (r"\bunreachable\b|connection refused|no route to host", "gateway unreachable"),
-        (r"schema lock|lock timeout|deadlock", "database schema lock timeout"),
-        (r"connection pool", "database connection pool exhausted"),
-        (r"validation timed out|validation timeout", "validation timeout"),
-        (r"\bssl\b|\btls\b|handshake|pkix", "SSL handshake failed"),
-        (r"certificate", "certificate rejected"),
-        (r"\baudit\b", "audit policy check failed"),
-        (r"security policy", "security policy check failed"),
-        (r"post-deployment health check|health check failed", "health check failed"),
-        (r"\btimed out\b", "connection timeout"),
-    )
-)
+RISK_Q = 0.05  # false discovery rate over every factor tested in one environment
+MIN_SIDE = 5  # rollbacks with a known outcome needed on each side of a factor
+MAX_RISK_NOTES = 3  # factor notes per scenario, surest first
+WHOLE_RUN_BASIS = "duration_seconds of the rolled-back runs"
+_RECOVERY_WORDS = frozenset({"rollback", "recovery", "restore", "revert"})
+_UNIT = {"ms": 0.001, "msec": 0.001, "min": 60.0, "mins": 60.0, "minutes": 60.0}
 
 STRATEGY_STEPS: dict[str, tuple[str, ...]] = {
     "blue_green": (
@@ -119,41 +104,6 @@ VERIFY_STEP = (
     "Verify: gateway status, health checks and tag quality back to the pre-deployment "
     "baseline; record the rollback's outcome so this scenario keeps learning"
 )
-# (before the rollback, before retrying the deployment) per trigger group.
-TRIGGER_STEPS: dict[str, tuple[str | None, str | None]] = {
-    "gateway unreachable": (
-        "Confirm the gateway answers (service, network path, redundancy state): "
-        "a rollback cannot reach an unreachable gateway either",
-        "Before retrying: check gateway health first",
-    ),
-    "database schema lock timeout": (
-        "End the session holding the schema lock before restoring",
-        "Before retrying: enable backup_enabled and migrate outside the running shift",
-    ),
-    "database connection pool exhausted": (
-        None,
-        "Before retrying: check the database connection pool limits",
-    ),
-    "validation timeout": (
-        None,
-        "Before retrying: raise validation_timeout for this many resources",
-    ),
-    "SSL handshake failed": (
-        None,
-        "Before retrying: fix the certificate chain / trust store; keep ssl_validation on",
-    ),
-    "certificate rejected": (None, "Before retrying: trust the device certificate"),
-}
-
-
-@dataclass
-class _Group:
-    """Issues that name one cause in different words."""
-
-    name: str
-    leader: str  # the most frequent member's normalized text
-    example: str
-    members: dict[str, str] = field(default_factory=dict)  # issue_id -> normalized
 
 
 def rollback_scenarios(
@@ -165,14 +115,16 @@ def rollback_scenarios(
     resource_types: Sequence[str] | None = None,
     limit: int = 3,
     recovery_seconds: pd.Series | None = None,
+    recovery_basis: str = "rollback duration metric",
     patterns: Sequence[DeploymentPattern] | None = None,
 ) -> list[dict[str, Any]]:
     """Rollback scenarios of ``environment`` (runs deploying any of ``resource_types``).
 
     ``issues`` has columns issue_id, normalized, example, executions; ``recovery_seconds``
-    maps execution_id to the rollback's duration; ``patterns``, when given, lets the answer
-    compare rollbacks with and without ``backup_enabled``. Returns [] for an environment with
-    no rollbacks (or none deploying the resources).
+    maps execution_id to the rollback's duration in seconds (``recovery_basis`` names where it
+    came from, see ``recovery_metric``); ``patterns``, when given, adds their knob values to the
+    factors tested against rollback success. Returns [] for an environment with no rollbacks
+    (or none deploying the resources).
     """
     if not len(frame):
         return []
@@ -183,6 +135,7 @@ def rollback_scenarios(
     groups = _group_issues(triggers, _issue_texts(issues, scenarios))
     group_of = {iid: g for g in groups for iid in g.members}
     failures = failures.assign(group=triggers.map(lambda i: group_of[i].name))
+    all_rollbacks = failures[failures["rollback_triggered"].fillna(False).astype(bool)]
     if resource_types:
         wanted = set(resource_types)
         in_env = in_env[in_env["resources_deployed"].map(lambda r: not wanted.isdisjoint(r))]
@@ -190,15 +143,13 @@ def rollback_scenarios(
     rollbacks = failures[failures["rollback_triggered"].fillna(False).astype(bool)]
     if not len(rollbacks):
         return []
-    backups = _backups(patterns)
     context = _Context(
         environment=environment,
         deployments=len(in_env),
         wanted=set(resource_types or ()),
         recovery=_recovery_series(recovery_seconds),
-        backup_effect=_effect(rollbacks, _has_backup(rollbacks, backups)) if backups else None,
-        database_effect=_effect(rollbacks, rollbacks["resources_deployed"].map(_has_db)),
-        backups=backups,
+        recovery_basis=recovery_basis,
+        factors=_factor_effects(all_rollbacks, _templates(patterns)),
     )
     fail_counts = failures.groupby(["group", "deployment_strategy"]).size()
     by_group = {g.name: g for g in groups}
@@ -236,113 +187,72 @@ def _issue_texts(issues: pd.DataFrame, scenarios: Sequence[RollbackScenario]) ->
     return texts
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(w for w in _WORD.findall(_PLACEHOLDER.sub(" ", text)) if w not in _STOP)
-
-
-def _group_issues(triggers: pd.Series, texts: dict[str, Any]) -> list[_Group]:
-    """Leader clustering of the trigger issues by content-word overlap, then named.
-
-    Most frequent issue first, so a group's leader is its commonest wording. An issue joins
-    the cluster whose *core* (the words all its members share) it overlaps most, if the
-    Jaccard similarity reaches ``MERGE_SIMILARITY``; the core then shrinks to what is shared,
-    which is what lets ``unexpected error in <module>`` variants meet while a long unrelated
-    message never does. Clusters that get the same name are one group.
-    """
+def _group_issues(triggers: pd.Series, texts: dict[str, Any]) -> list[TriggerGroup]:
+    """Trigger groups of the environment's failures (``serving.trigger_groups``), plus one for
+    failures that recorded no reason."""
     frequency = Counter(triggers.tolist())
-    order = sorted(frequency, key=lambda i: (-frequency[i], i))
-    cores: list[frozenset[str]] = []
-    members: list[dict[str, str]] = []
-    leaders: list[tuple[str, str]] = []
-    index: dict[str, set[int]] = {}
-    groups: dict[str, _Group] = {}
-    for iid in order:
-        if iid == UNSPECIFIED:
-            continue
-        if iid not in texts:  # no text to read: its own group, never merged
-            name = f"issue {iid}"
-            groups[name] = _Group(name, name, "", {iid: name})
-            continue
-        normalized, example, _ = texts[iid]
-        words = _words(normalized)
-        best, best_sim = None, MERGE_SIMILARITY
-        for c in sorted({c for w in words for c in index.get(w, ())}):
-            sim = len(words & cores[c]) / len(words | cores[c])
-            if sim > best_sim or (sim == best_sim and best is None):
-                best, best_sim = c, sim
-        if best is None:
-            cores.append(words)
-            members.append({})
-            leaders.append((normalized, example))
-            best = len(cores) - 1
-            for w in words:
-                index.setdefault(w, set()).add(best)
-        else:
-            cores[best] = cores[best] & words
-        members[best][iid] = normalized
-    for core, found, (leader, example) in zip(cores, members, leaders, strict=True):
-        name = _name(leader, core)
-        group = groups.setdefault(name, _Group(name, leader, example))
-        group.members.update(found)
-    if UNSPECIFIED in frequency:
+    unspecified = frequency.pop(UNSPECIFIED, 0)
+    groups = group_reasons(frequency, {iid: (t[0], t[1]) for iid, t in texts.items()})
+    if unspecified:
         name = "unspecified (no failure reason recorded)"
-        groups[name] = _Group(name, UNSPECIFIED, "", {UNSPECIFIED: UNSPECIFIED})
-    return list(groups.values())
+        groups.append(TriggerGroup(name, UNSPECIFIED, "", {UNSPECIFIED: UNSPECIFIED}))
+    return groups
 
 
-_TOKEN = re.compile(r"<[a-z]+>|[a-z][a-z0-9_]*")
-_HEADLINE = re.compile(r": |; ")
+def recovery_metric(metric_types: Iterable[str]) -> list[str]:
+    """Stored metrics that can time a rollback, likeliest first: names with a word rollback,
+    recovery, restore or revert (``rollback_duration_s``, ``recovery.seconds``), those that
+    also say duration or time first. No such metric: [] (recovery then uses run durations)."""
+    scored = []
+    for name in metric_types:
+        words = set(re.split(r"[^a-z]+", str(name).lower()))
+        if words & _RECOVERY_WORDS:
+            scored.append((-len(words & {"duration", "time", "seconds", "secs", "s"}), name))
+    return [name for _, name in sorted(scored)]
 
 
-def _name(leader: str, core: frozenset[str]) -> str:
-    """A plain name: the name table, else the leader's headline without its variable words.
-
-    The headline is the text before the first ``": "`` or ``"; "``; words not shared by every
-    member (table names, module names) and placeholders go, and so does a small word that
-    only introduced one of them (``on <host>``, ``in staging``).
-    """
-    for pattern, name in GROUP_NAMES:
-        if pattern.search(leader):
-            return name
-    headline = _HEADLINE.split(leader, maxsplit=1)[0]
-    tokens = _TOKEN.findall(headline)
-    if len(core & set(tokens)) < 2:
-        tokens = _TOKEN.findall(leader)
-    kept: list[str] = []
-    for i, token in enumerate(tokens):
-        if token in _STOP:
-            following = tokens[i + 1] if i + 1 < len(tokens) else None
-            if following is not None and (following in core or following in _STOP):
-                kept.append(token)
-        elif token in core:
-            kept.append(token)
-    while kept and kept[-1] in _STOP:
-        kept.pop()
-    while kept and kept[0] in _STOP:
-        kept.pop(0)
-    return " ".join(kept).replace("_", " ") or leader[:60]
+def recovery_seconds(
+    metrics: pd.DataFrame | None, rolled_back: Iterable[str]
+) -> tuple[str, pd.Series]:
+    """(metric name, seconds per execution_id) of the candidate metric recorded on the most
+    rolled-back runs; a name ending in ``_ms`` or ``_min`` is converted to seconds."""
+    if metrics is None or not len(metrics):
+        return "", pd.Series(dtype=float)
+    ids = set(rolled_back)
+    on_rollbacks = metrics[metrics["execution_id"].isin(ids)]
+    counts = on_rollbacks.groupby("metric_type").size()
+    if not len(counts):
+        return "", pd.Series(dtype=float)
+    name = str(counts.sort_values(ascending=False, kind="stable").index[0])
+    unit = _UNIT.get(re.split(r"[^a-z]+", name.lower())[-1], 1.0)
+    chosen = metrics[metrics["metric_type"] == name]
+    values = pd.to_numeric(chosen["value"], errors="coerce").to_numpy(dtype=float) * unit
+    return name, pd.Series(values, index=chosen["execution_id"].to_numpy())
 
 
 # ---------------------------------------------------------------------------- evidence
 @dataclass
-class _Effect:
-    """Rollback success with and without a condition, and whether they differ."""
+class _Factor:
+    """A knob value or a resource, with rollback success with and without it."""
 
+    kind: str  # knob | resource
+    label: str  # ``backup_enabled=true`` or ``database``
+    strategy: str  # the strategy whose rollbacks were compared
+    present: pd.Series  # bool per rollback run of the environment (frame index)
     with_s: int
     with_f: int
     without_s: int
     without_f: int
     p_value: float
+    q_value: float = 1.0
 
     @property
-    def rate_with(self) -> float | None:
-        n = self.with_s + self.with_f
-        return self.with_s / n if n else None
+    def rate_with(self) -> float:
+        return self.with_s / (self.with_s + self.with_f)
 
     @property
-    def rate_without(self) -> float | None:
-        n = self.without_s + self.without_f
-        return self.without_s / n if n else None
+    def rate_without(self) -> float:
+        return self.without_s / (self.without_s + self.without_f)
 
 
 @dataclass
@@ -351,50 +261,95 @@ class _Context:
     deployments: int
     wanted: set[str]
     recovery: pd.Series | None
-    backup_effect: _Effect | None
-    database_effect: _Effect | None
-    backups: dict[str, bool]
+    recovery_basis: str
+    factors: list[_Factor]
 
 
-def _backups(patterns: Sequence[DeploymentPattern] | None) -> dict[str, bool]:
-    if not patterns:
-        return {}
-    return {p.pattern_id: _backs_up(p.configuration_template) for p in patterns}
+def _templates(patterns: Sequence[DeploymentPattern] | None) -> dict[str, dict[str, Any]]:
+    return {p.pattern_id: p.configuration_template for p in patterns or ()}
 
 
-def _backs_up(template: dict[str, Any]) -> bool:
-    """``backup_enabled: true`` (or any switched-on knob named like a backup)."""
-    return any(v is True and "backup" in k.split("_") for k, v in template.items())
+def _show(value: Any) -> str:
+    if value is _UNSET:
+        return "unset"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
 
 
-def _has_backup(runs: pd.DataFrame, backups: dict[str, bool]) -> pd.Series:
-    return runs["pattern_id"].map(lambda pid: backups.get(pid, False)).astype(bool)
+_UNSET = object()
 
 
-def _has_db(resources: Sequence[str]) -> bool:
-    return "database" in resources
+def _factor_effects(runs: pd.DataFrame, templates: dict[str, dict[str, Any]]) -> list[_Factor]:
+    """Every resource and knob value tested against rollback success; BH-significant ones.
+
+    Tested within each strategy (rollbacks of different strategies work differently, and knobs
+    belong to strategies, so pooling would credit a knob with its strategy's effect); the
+    Benjamini–Hochberg correction runs over every test of the environment at once. A knob with
+    exactly two values among a strategy's runs is one test (its two indicators are
+    complements); otherwise each value (``unset`` included) is tested against the rest.
+    """
+    factors: list[_Factor] = []
+    for strategy, part in runs.groupby("deployment_strategy", sort=True):
+        factors.extend(_strategy_factors(str(strategy), part, templates))
+    if not factors:
+        return []
+    q = false_discovery_control([f.p_value for f in factors], method="bh")
+    for factor, q_value in zip(factors, q, strict=True):
+        factor.q_value = float(q_value)
+    return sorted((f for f in factors if f.q_value < RISK_Q), key=lambda f: (f.q_value, f.label))
+
+
+def _strategy_factors(
+    strategy: str, runs: pd.DataFrame, templates: dict[str, dict[str, Any]]
+) -> list[_Factor]:
+    outcome = _outcomes(runs)
+    known = outcome.notna().to_numpy(dtype=bool)
+    if known.sum() < 2 * MIN_SIDE:
+        return []
+    success = outcome.fillna(False).to_numpy(dtype=bool)
+    indicators: list[tuple[str, str, np.ndarray]] = []
+    resources = runs["resources_deployed"].map(lambda r: frozenset(r if r is not None else ()))
+    for name in sorted({r for rs in resources for r in rs}):
+        has = resources.map(lambda r, n=name: n in r).to_numpy(dtype=bool)
+        indicators.append(("resource", str(name), has))
+    configs = [templates.get(pid, {}) for pid in runs["pattern_id"]]
+    for key in sorted({k for c in configs for k in c}):
+        shown = np.array([_show(c.get(key, _UNSET)) for c in configs], dtype=object)
+        distinct = sorted(set(shown))
+        for value in distinct[:1] if len(distinct) == 2 else distinct:
+            indicators.append(("knob", f"{key}={value}", shown == value))
+    aliased: dict[bytes, tuple[str, list[str], np.ndarray]] = {}
+    for kind, label, present in indicators:  # values that always travel together: one test
+        for flags in (present, ~present):
+            if flags.tobytes() in aliased:
+                entry = aliased[flags.tobytes()]
+                if flags is present:
+                    entry[1].append(label)
+                break
+        else:
+            aliased[present.tobytes()] = (kind, [label], present)
+    factors: list[_Factor] = []
+    for kind, labels, present in aliased.values():
+        label = " + ".join(labels)
+        on, off = present & known, ~present & known
+        counts = (
+            int((success & on).sum()),
+            int((~success & on).sum()),
+            int((success & off).sum()),
+            int((~success & off).sum()),
+        )
+        if min(counts[0] + counts[1], counts[2] + counts[3]) < MIN_SIDE:
+            continue
+        _, p_value = fisher_exact([[counts[0], counts[1]], [counts[2], counts[3]]])
+        flags = pd.Series(present, index=runs.index)
+        factors.append(_Factor(kind, label, strategy, flags, *counts, p_value=float(p_value)))
+    return factors
 
 
 def _outcomes(runs: pd.DataFrame) -> pd.Series:
     """rollback_successful as a nullable boolean (stores give bool, None, NA or numpy bool)."""
     return runs["rollback_successful"].astype("boolean")
-
-
-def _effect(runs: pd.DataFrame, condition: pd.Series) -> _Effect | None:
-    known = _outcomes(runs)
-    ok = known.notna().to_numpy(dtype=bool)
-    success = known[ok].to_numpy(dtype=bool)
-    cond = condition[ok].to_numpy(dtype=bool)
-    counts = (
-        int((success & cond).sum()),
-        int((~success & cond).sum()),
-        int((success & ~cond).sum()),
-        int((~success & ~cond).sum()),
-    )
-    if min(counts[0] + counts[1], counts[2] + counts[3]) == 0:
-        return None
-    _, p_value = fisher_exact([[counts[0], counts[1]], [counts[2], counts[3]]])
-    return _Effect(*counts, p_value=float(p_value))
 
 
 def _posterior(successes: int, failures: int, unknown: int = 0) -> dict[str, Any]:
@@ -429,12 +384,12 @@ def _recovery_series(recovery: pd.Series | None) -> pd.Series | None:
 
 
 def _recovery(context: _Context, runs: pd.DataFrame) -> dict[str, Any]:
-    basis = "rollback_duration_s"
+    basis = context.recovery_basis
     values = pd.Series(dtype=float)
     if context.recovery is not None:
         values = context.recovery.reindex(runs["execution_id"]).dropna()
     if not len(values):
-        basis = "duration_seconds of the rolled-back runs (no rollback_duration_s recorded)"
+        basis = f"{WHOLE_RUN_BASIS} (no rollback duration metric recorded)"
         values = pd.to_numeric(runs["duration_seconds"], errors="coerce").dropna()
     if not len(values):
         return {"p50_seconds": None, "p90_seconds": None, "samples": 0, "basis": basis}
@@ -450,7 +405,7 @@ def _recovery(context: _Context, runs: pd.DataFrame) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- one scenario
 def _scenario(
     context: _Context,
-    group: _Group,
+    group: TriggerGroup,
     strategy: str,
     runs: pd.DataFrame,
     failures_with_trigger: int,
@@ -491,7 +446,7 @@ def _scenario(
         "rollback_success": posterior,
         "success_rate_prediction": posterior["probability"],
         "recovery_time": recovery,
-        "procedure": _procedure(strategy, steps_for, group.name),
+        "procedure": _procedure(strategy, steps_for),
         "risk_notes": _risk_notes(context, runs, posterior, recovery, resources, n),
         "risk_score": round(risk, 4),
         "scenario_ids": sorted(
@@ -505,7 +460,7 @@ def _scenario(
     }
 
 
-def _trigger_issues(group: _Group, runs: pd.DataFrame) -> list[dict[str, Any]]:
+def _trigger_issues(group: TriggerGroup, runs: pd.DataFrame) -> list[dict[str, Any]]:
     counts = Counter(ids[0] if len(ids) else UNSPECIFIED for ids in runs["issue_ids"])
     return [
         {"issue_id": iid, "normalized": group.members.get(iid, iid), "rollbacks": c}
@@ -513,10 +468,8 @@ def _trigger_issues(group: _Group, runs: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _procedure(strategy: str, resources: list[str], trigger: str) -> list[str]:
-    before, retry = TRIGGER_STEPS.get(trigger, (None, None))
-    steps = [before] if before else []
-    steps.extend(STRATEGY_STEPS.get(strategy, GENERIC_STEPS))
+def _procedure(strategy: str, resources: list[str]) -> list[str]:
+    steps = list(STRATEGY_STEPS.get(strategy, GENERIC_STEPS))
     order = list(RESOURCE_STEPS)
     for resource in sorted(resources, key=lambda r: (order.index(r) if r in order else 99, r)):
         steps.append(
@@ -527,8 +480,6 @@ def _procedure(strategy: str, resources: list[str], trigger: str) -> list[str]:
             )
         )
     steps.append(VERIFY_STEP)
-    if retry:
-        steps.append(retry)
     return [f"{i}. {step}" for i, step in enumerate(steps, 1)]
 
 
@@ -545,38 +496,44 @@ def _risk_notes(
         notes.append(f"only {n} rollback(s) seen: treat the odds and times as rough")
     if posterior["credible_interval"][1] < 0.5:
         notes.append("these rollbacks usually fail: plan the manual restore before deploying")
-    effect = context.backup_effect
-    if effect is not None and effect.p_value < RISK_P and _worse_without(effect):
-        without = int((~_has_backup(runs, context.backups)).sum())
-        if without:
-            notes.append(
-                f"rollbacks without backup_enabled succeed {_pct(effect.rate_without)} "
-                f"(n={effect.without_s + effect.without_f}) vs {_pct(effect.rate_with)} with "
-                f"one (n={effect.with_s + effect.with_f}, Fisher p={effect.p_value:.2g}) in "
-                f"{context.environment}; {without} of these {n} ran without a backup"
-            )
-    effect = context.database_effect
-    if (
-        effect is not None
-        and resources.get("database")
-        and effect.p_value < RISK_P
-        and (effect.rate_with or 0) < (effect.rate_without or 0)
-    ):
+    notes.extend(_factor_notes(context, runs, n))
+    if recovery["samples"] and recovery["basis"].startswith(WHOLE_RUN_BASIS):
         notes.append(
-            f"rollbacks that include a database succeed {_pct(effect.rate_with)} vs "
-            f"{_pct(effect.rate_without)} without (Fisher p={effect.p_value:.2g}); "
-            "restore the database first"
-        )
-    if recovery["samples"] and recovery["basis"] != "rollback_duration_s":
-        notes.append(
-            "recovery times are whole-run durations (no rollback_duration_s metric): "
+            "recovery times are whole-run durations (no rollback duration metric): "
             "an upper bound on the rollback itself"
         )
     return notes
 
 
-def _worse_without(effect: _Effect) -> bool:
-    return (effect.rate_without or 0) < (effect.rate_with or 0)
+def _factor_notes(context: _Context, runs: pd.DataFrame, n: int) -> list[str]:
+    """The environment's significant factors whose worse side holds some of these runs."""
+    notes: list[str] = []
+    for factor in context.factors:
+        if factor.strategy not in set(runs["deployment_strategy"]):
+            continue
+        present = factor.present.reindex(runs.index, fill_value=False).to_numpy(dtype=bool)
+        worse_with = factor.rate_with < factor.rate_without
+        exposed = int(present.sum() if worse_with else (~present).sum())
+        if not exposed:
+            continue
+        side, other = ("with", "without") if worse_with else ("without", "with")
+        worse_rate, better_rate = sorted((factor.rate_with, factor.rate_without))
+        n_with, n_without = factor.with_s + factor.with_f, factor.without_s + factor.without_f
+        worse_n, better_n = (n_with, n_without) if worse_with else (n_without, n_with)
+        notes.append(
+            f"rollbacks {side} {factor.label} succeed {_pct(worse_rate)} (n={worse_n}) vs "
+            f"{_pct(better_rate)} {other} it (n={better_n}, Fisher p={factor.p_value:.2g}, "
+            f"BH q={factor.q_value:.2g}) among {factor.strategy} rollbacks in "
+            f"{context.environment}; {exposed} of these {n} ran {side} it"
+            + (
+                " (these values always came together here: the data cannot tell them apart)"
+                if " + " in factor.label
+                else ""
+            )
+        )
+        if len(notes) >= MAX_RISK_NOTES:
+            break
+    return notes
 
 
 def _pct(x: float | None) -> str:

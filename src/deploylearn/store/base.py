@@ -218,6 +218,12 @@ class Store(ABC):
         bound the execution's started_at. Ordered by (recorded_at, execution_id, metric_type).
         """
 
+    def metric_types(self) -> list[str]:
+        """Names of every stored metric (the numeric ``performance_data`` keys seen, and
+        ``duration_seconds``), sorted: what analytics and rollback recovery can read."""
+        frame = self.metrics_frame()
+        return sorted(str(t) for t in frame["metric_type"].dropna().unique())
+
     @abstractmethod
     def issues(self) -> pd.DataFrame:
         """Every normalized failure reason, with one raw example and how many executions link

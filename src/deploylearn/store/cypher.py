@@ -378,6 +378,11 @@ UNWIND range(0, size(measured) - 1, $chunk) AS i
 WITH measured[i..i + $chunk] AS part
 RETURN {", ".join(f"[p IN part | {expr}] AS {name}" for name, expr in METRIC_COLUMNS.items())}
 """
+METRIC_TYPES = f"""
+MATCH (m:{Label.METRIC})
+UNWIND m.metric_types AS metric_type
+RETURN DISTINCT metric_type ORDER BY metric_type
+"""
 # How many executions link to an issue is its degree: no relationship is read.
 ISSUES = f"""
 MATCH (i:{Label.ISSUE})

@@ -225,6 +225,10 @@ SELECT_METRICS = """
     WHERE $types::VARCHAR[] IS NULL OR list_contains($types::VARCHAR[], metric_type)
     ORDER BY recorded_at, execution_id, metric_type, value
 """
+SELECT_METRIC_TYPES = """
+    SELECT DISTINCT unnest(metric_types) AS metric_type FROM executions ORDER BY metric_type
+"""
+
 SELECT_ISSUES = """
     SELECT i.issue_id, i.normalized, i.example, count(l.issue_id) AS executions
     FROM issues i

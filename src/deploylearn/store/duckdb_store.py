@@ -424,6 +424,9 @@ class DuckDBStore(Store):
         frame = self._frame(sql.SELECT_METRICS, {"since": since, "until": until, "types": types})
         return typed_frame(frame, METRIC_FRAME_DTYPES)
 
+    def metric_types(self) -> list[str]:
+        return [str(r[0]) for r in self._read(sql.SELECT_METRIC_TYPES)]
+
     def issues(self) -> pd.DataFrame:
         return typed_frame(self._frame(sql.SELECT_ISSUES, []), ISSUE_FRAME_DTYPES)
 

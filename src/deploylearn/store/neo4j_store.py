@@ -332,6 +332,9 @@ class Neo4jStore(Store):
         )
         return typed_frame(frame, METRIC_FRAME_DTYPES)
 
+    def metric_types(self) -> list[str]:
+        return [str(row["metric_type"]) for row in self._run(cypher.METRIC_TYPES)]
+
     def issues(self) -> pd.DataFrame:
         frame = pd.DataFrame(self._run(cypher.ISSUES), columns=list(ISSUE_FRAME_DTYPES))
         return typed_frame(frame, ISSUE_FRAME_DTYPES)
