@@ -19,6 +19,7 @@ and fitted estimators.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -35,6 +36,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import MetricThreshold, infer_signature, make_metric
 from mlflow.models.evaluation.validation import ModelValidationFailedException
+from mlflow.utils import logging_utils
 
 from deploylearn.models import metrics as m
 from deploylearn.models.tracking import default_tracking_uri
@@ -99,6 +101,24 @@ class GateResult:
             "candidate": self.candidate,
             "baseline": self.baseline,
         }
+
+
+@contextmanager
+def _registry_prints_follow_log_level() -> Iterator[None]:
+    """MLflow prints "Successfully registered model …" and "Created version …" to stderr
+    whatever its log level; hold them back while the ``mlflow`` logger is above INFO (as
+    ``ign`` sets it without ``--verbose``)."""
+    if (
+        logging.getLogger("mlflow").getEffectiveLevel() <= logging.INFO
+        or not logging_utils.MLFLOW_LOGGING_STREAM.enabled
+    ):
+        yield
+        return
+    logging_utils.disable_logging()
+    try:
+        yield
+    finally:
+        logging_utils.enable_logging()
 
 
 def _metric(name: str, fn: Any) -> Any:
@@ -229,6 +249,7 @@ class Registry:
         return dict(self.client.get_run(run_id).data.params)
 
     # -- models -----------------------------------------------------------------------------
+    @_registry_prints_follow_log_level()
     def log_model(
         self, kind: str, model: Any, example: pd.DataFrame, *, pip_requirements: list[str]
     ) -> ModelRef:
