@@ -269,7 +269,7 @@ def ingest(
             )
     report.source = str(path) if source == path else "<stdin>"
     if report.read == 0:
-        err.print(f"warning: {report.source}: no records in the input", highlight=False)
+        sys.stderr.write(f"warning: {report.source}: no records in the input\n")
     if as_json:
         print_json(report.as_dict())
     else:

@@ -18,12 +18,14 @@ and fitted estimators.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +38,6 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import MetricThreshold, infer_signature, make_metric
 from mlflow.models.evaluation.validation import ModelValidationFailedException
-from mlflow.utils import logging_utils
 
 from deploylearn.models import metrics as m
 from deploylearn.models.tracking import default_tracking_uri
@@ -106,19 +107,22 @@ class GateResult:
 @contextmanager
 def _registry_prints_follow_log_level() -> Iterator[None]:
     """MLflow prints "Successfully registered model …" and "Created version …" to stderr
-    whatever its log level; hold them back while the ``mlflow`` logger is above INFO (as
-    ``ign`` sets it without ``--verbose``)."""
-    if (
-        logging.getLogger("mlflow").getEffectiveLevel() <= logging.INFO
-        or not logging_utils.MLFLOW_LOGGING_STREAM.enabled
-    ):
+    whatever its log level; hold stderr back while the ``mlflow`` logger is above INFO (as
+    ``ign`` sets it without ``--verbose``), and let it through if the call fails.
+
+    (``mlflow.utils.logging_utils.disable_logging`` does not hold: MLflow's own logging
+    context re-enables the stream inside the first ``log_model``.)
+    """
+    if logging.getLogger("mlflow").getEffectiveLevel() <= logging.INFO:
         yield
         return
-    logging_utils.disable_logging()
+    held = io.StringIO()
     try:
-        yield
-    finally:
-        logging_utils.enable_logging()
+        with redirect_stderr(held):
+            yield
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
 
 
 def _metric(name: str, fn: Any) -> Any:
