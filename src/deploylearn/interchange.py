@@ -20,6 +20,7 @@ from typing import Any, Literal
 import orjson
 
 from deploylearn.errors import FieldProblem, InputFileError, InvalidRecordError
+from deploylearn.records import DeploymentExecution
 
 Format = Literal["jsonl", "json", "csv"]
 FIELD_ORDER: tuple[str, ...] = (
@@ -47,6 +48,10 @@ FIELD_ORDER: tuple[str, ...] = (
 _JSON_COLUMNS = ("configuration_used", "performance_data")
 _TEXT_LIST_COLUMNS = ("failure_reasons", "lessons_learned")
 _BOOL_COLUMNS = ("rollback_triggered", "rollback_successful", "automation_triggered")
+# a CSV without one of these columns cannot hold a valid row: one error for the file
+REQUIRED_COLUMNS = tuple(
+    name for name, spec in DeploymentExecution.model_fields.items() if spec.is_required()
+)
 
 Row = tuple[int, dict[str, Any] | bytes | InvalidRecordError]
 
@@ -68,7 +73,7 @@ def detect_format(path: Path) -> Format:
 def read_rows(path: Path, fmt: Format | None = None) -> Iterator[Row]:
     """Raw records of a file with their line numbers, or the reason a line is unreadable."""
     if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+        raise InputFileError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
         return _read_jsonl(path)
@@ -135,6 +140,9 @@ def _read_csv(path: Path) -> Iterator[Row]:
                 f"{path}: line 1: unknown column(s) {', '.join(unknown)}; "
                 f"known: {', '.join(FIELD_ORDER)}"
             )
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing and reader.fieldnames:
+            raise InputFileError(f"{path}: line 1: missing required column(s) {', '.join(missing)}")
         start = 2
         for row in reader:
             number = start

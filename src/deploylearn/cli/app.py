@@ -1,15 +1,21 @@
 """``ign``: record, ingest, export, demo and store commands over ``DeploymentPatternLearner``.
 
 Each command parses its options, calls one API function and renders the answer (a rich table,
-or ``--json``). Errors become one line on stderr and an exit code in ``main``:
+or ``--json``). Errors become one line on stderr (under ``--json`` the JSON object
+``{"error": …, "exit_code": …}`` on that line) and an exit code in ``main``:
 2 bad input or usage, 3 some records rejected, 4 store unavailable, 5 training gate refused,
 6 training locked, 7 ``deploy predict --fail-below`` risk gate, 1 anything else.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +24,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_json
+from deploylearn.cli.common import (
+    JsonOption,
+    StoreOption,
+    configure_output,
+    err,
+    out,
+    parse_config,
+    print_error,
+    print_json,
+    show,
+)
 from deploylearn.cli.deploy_commands import print_recommendations
 from deploylearn.cli.deploy_commands import register as register_deploy_commands
 from deploylearn.cli.train_commands import evaluate_app, train
@@ -51,6 +67,32 @@ app.command("train")(train)
 app.add_typer(evaluate_app, name="evaluate")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"deploylearn {package_version('deploylearn')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also show the libraries' log lines, warnings and progress bars on stderr.",
+        ),
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    configure_output(verbose)
+
+
 def _learner(store: str | None):  # type: ignore[no-untyped-def]
     from deploylearn.learner import DeploymentPatternLearner
 
@@ -72,6 +114,7 @@ def _progress() -> Progress:
 # -- deploy ----------------------------------------------------------------------------------
 @deploy_app.command("record")
 def record(
+    ctx: typer.Context,
     execution_name: Annotated[
         str | None, typer.Option("--name", "-n", help="Execution name.")
     ] = None,
@@ -107,38 +150,48 @@ def record(
     ] = None,
     from_file: Annotated[
         Path | None,
-        typer.Option("--from", help="Read one execution object (seed keywords) from a JSON file."),
+        typer.Option(
+            "--from",
+            help="Read one execution object (seed keywords) from a JSON file; options given "
+            "as well replace the file's fields.",
+        ),
     ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record one deployment execution (successes and failures alike)."""
+    """Record one deployment execution (successes and failures alike).
+
+    With --from, the file gives the execution and options on the command line override
+    its fields (e.g. --status failed); the defaults of options not given do not apply.
+    """
+    now = datetime.now(UTC).isoformat()
+    fields = {
+        "execution_name": execution_name,
+        "deployment_type": deployment_type,
+        "target_environment": target_environment,
+        "source_environment": source_environment,
+        "gateway_host": gateway_host,
+        "deployment_strategy": deployment_strategy,
+        "resources_deployed": [r for r in (resources or "").split(",") if r.strip()],
+        "configuration_used": parse_config(config),
+        "status": status,
+        "started_at": started_at or now,
+        "completed_at": completed_at,
+        "failure_reasons": failure_reason or [],
+        "rollback_triggered": rollback_triggered,
+        "rollback_successful": rollback_successful,
+        "user_id": user_id,
+        "automation_triggered": automation_triggered,
+        "execution_id": execution_id,
+    }
+    fields = {k: v for k, v in fields.items() if v is not None}
     if from_file is not None:
-        fields = orjson.loads(from_file.read_bytes())
-        if not isinstance(fields, dict):
-            raise InputFileError(f"{from_file}: must hold one JSON object")
-    else:
-        now = datetime.now(UTC).isoformat()
-        fields = {
-            "execution_name": execution_name,
-            "deployment_type": deployment_type,
-            "target_environment": target_environment,
-            "source_environment": source_environment,
-            "gateway_host": gateway_host,
-            "deployment_strategy": deployment_strategy,
-            "resources_deployed": [r for r in (resources or "").split(",") if r.strip()],
-            "configuration_used": _config(config),
-            "status": status,
-            "started_at": started_at or now,
-            "completed_at": completed_at,
-            "failure_reasons": failure_reason or [],
-            "rollback_triggered": rollback_triggered,
-            "rollback_successful": rollback_successful,
-            "user_id": user_id,
-            "automation_triggered": automation_triggered,
-            "execution_id": execution_id,
+        given = {
+            _FIELD_OF_OPTION.get(name, name)
+            for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
         }
-        fields = {k: v for k, v in fields.items() if v is not None}
+        fields = {**_record_file(from_file), **{k: v for k, v in fields.items() if k in given}}
     with _learner(store) as learner:
         new_id = learner.record_deployment_execution(**fields)
     if as_json:
@@ -147,25 +200,42 @@ def record(
         out.print(f"recorded {new_id}")
 
 
-def _config(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    source = Path(text)
-    raw = source.read_bytes() if not text.lstrip().startswith("{") and source.is_file() else text
+# `record` parameters whose execution field has another name (the rest are spelled alike)
+_FIELD_OF_OPTION = {
+    "resources": "resources_deployed",
+    "config": "configuration_used",
+    "failure_reason": "failure_reasons",
+}
+
+
+def _record_file(path: Path) -> dict[str, Any]:
+    _require_file(path)
     try:
-        value = orjson.loads(raw)
+        fields = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
-        raise InputFileError(f"--config: not valid JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise InputFileError("--config: must be a JSON object")
-    return value
+        raise InputFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(fields, dict):
+        raise InputFileError(f"{path}: must hold one JSON object")
+    return fields
+
+
+def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a directory, not a file")
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
 
 
 @deploy_app.command("ingest")
 def ingest(
-    path: Annotated[Path, typer.Argument(help="A .jsonl, .json (array) or .csv file.")],
+    path: Annotated[
+        Path, typer.Argument(help="A .jsonl, .json (array) or .csv file; - reads stdin.")
+    ],
     fmt: Annotated[
-        str | None, typer.Option("--format", help="jsonl, json or csv (default: by extension).")
+        str | None,
+        typer.Option(
+            "--format", help="jsonl, json or csv (default: by extension; jsonl for stdin)."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 5000,
     workers: Annotated[
@@ -182,20 +252,25 @@ def ingest(
 ) -> None:
     """Load executions from a file in batches; bad lines are reported by number, good ones kept.
 
-    Re-ingesting a file adds nothing. Exits 3 when some lines were rejected.
+    Re-ingesting a file adds nothing. Exits 3 when some lines were rejected; warns when the
+    input holds no record.
     """
     if fmt is not None and fmt not in ("jsonl", "json", "csv"):
         raise InputFileError(f"--format: {fmt!r} is not one of jsonl, json, csv")
-    total = _count_lines(path)
-    with _learner(store) as learner, _progress() as progress:
-        task = progress.add_task(f"ingest {path.name}", total=total)
-        report = learner.ingest(
-            path,
-            fmt=fmt,  # type: ignore[arg-type]
-            batch_size=batch_size,
-            progress=lambda n: progress.update(task, completed=n),
-            workers=workers,
-        )
+    with _ingest_source(path, fmt) as (source, fmt):
+        total = _count_lines(source)
+        with _learner(store) as learner, _progress() as progress:
+            task = progress.add_task(f"ingest {path.name}", total=total)
+            report = learner.ingest(
+                source,
+                fmt=fmt,  # type: ignore[arg-type]
+                batch_size=batch_size,
+                progress=lambda n: progress.update(task, completed=n),
+                workers=workers,
+            )
+    report.source = str(path) if source == path else "<stdin>"
+    if report.read == 0:
+        sys.stderr.write(f"warning: {report.source}: no records in the input\n")
     if as_json:
         print_json(report.as_dict())
     else:
@@ -214,9 +289,23 @@ def ingest(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+@contextmanager
+def _ingest_source(path: Path, fmt: str | None) -> Iterator[tuple[Path, str | None]]:
+    """``path`` and its format, or for ``-`` stdin spooled to a temporary file (the readers
+    and the worker processes read files)."""
+    if str(path) != "-":
+        yield path, fmt
+        return
+    fmt = fmt or "jsonl"
+    with tempfile.TemporaryDirectory(prefix="ign-ingest-") as folder:
+        spooled = Path(folder) / f"stdin.{fmt}"
+        with spooled.open("wb") as handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle)
+        yield spooled, fmt
+
+
 def _count_lines(path: Path) -> int | None:
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    _require_file(path)
     with path.open("rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
@@ -361,7 +450,7 @@ def demo(
             f"{env['success_rate']:.1%}",
             str(env["patterns"]),
         )
-    out.print(table)
+    show(table)
     out.print(f"store: {summary['store']}")
     print_recommendations(summary["recommendations"])
 
@@ -400,8 +489,8 @@ def db_status(store: StoreOption = None, as_json: JsonOption = False) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    """One line on stderr, never wrapped, then the exit code."""
-    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    """One line on stderr, never wrapped (JSON under ``--json``), then the exit code."""
+    print_error(message, code)
     sys.exit(code)
 
 

@@ -14,7 +14,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_json
+from deploylearn.cli.common import JsonOption, StoreOption, err, out, parse_config, print_json, show
 from deploylearn.errors import InputFileError
 
 EXIT_RISK_GATE = 7
@@ -111,7 +111,7 @@ def print_recommendations(answer: dict[str, Any]) -> None:
             f"{a['confidence_score']:.3f}",
             f"{a['success_count']} / {a['failure_count']}",
         )
-    out.print(table)
+    show(table)
     model = answer.get("model")
     source = f"champion v{model['version']}" if model else "no trained model (empirical prior)"
     out.print(f"candidates: {answer['candidate_tier']}; probabilities from {source}")
@@ -243,7 +243,7 @@ def _planned(
         "target_environment": environment,
         "deployment_strategy": strategy,
         "resources_deployed": _split(resources, "--resources"),
-        "configuration_used": _config(config),
+        "configuration_used": parse_config(config),
     }
     for key, value in (
         ("gateway_host", gateway),
@@ -253,20 +253,6 @@ def _planned(
         if value:
             fields[key] = value
     return [fields]
-
-
-def _config(value: str | None) -> dict[str, Any]:
-    if not value:
-        return {}
-    path = Path(value)
-    text = path.read_bytes() if path.is_file() else value.encode()
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise InputFileError(f"--config: not a JSON object or file ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputFileError("--config: must be a JSON object")
-    return data
 
 
 def _print_predictions(answer: dict[str, Any]) -> None:
@@ -285,7 +271,7 @@ def _print_predictions(answer: dict[str, Any]) -> None:
             f"{low:.2f}–{high:.2f}",
             risk,
         )
-    out.print(table)
+    show(table)
     for i, p in enumerate(answer["predictions"], 1):
         if p["similar_past_failures"]:
             first = p["similar_past_failures"][0]
@@ -328,7 +314,7 @@ def adaptations(
         table.add_column("rule")
         for rule in a.get("adaptation_rules", []):
             table.add_row(str(rule))
-        out.print(table)
+        show(table)
         evidence = {
             k: a[k] for k in ("support", "confidence", "success_uplift") if a.get(k) is not None
         }
@@ -420,7 +406,7 @@ def analytics(
         if plot is not None:
             from deploylearn.serving.analytics_plot import analytics_plot
 
-            answer["plot"] = str(analytics_plot(answer, learner.store.executions_frame(), plot))
+            answer["plot"] = str(analytics_plot(answer, plot))
     if as_json:
         print_json(answer)
         return
@@ -471,7 +457,7 @@ def _print_analytics(answer: dict[str, Any]) -> None:
     restore = dora.get("time_to_restore_service") or {}
     if restore.get("p50_hours") is not None:
         table.add_row("time to restore p50", f"{restore['p50_hours']:.1f} h", "", "", "")
-    out.print(table)
+    show(table)
     for insight in answer.get("insights", []):
         out.print(f"- {insight}", highlight=False)
     if answer.get("plot"):

@@ -9,18 +9,13 @@ training run holds the lock; 2 on bad options or too little data; 4 when the sto
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_json
+from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_error, print_json, show
 from deploylearn.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -69,25 +64,6 @@ def _embeddings(mode: str) -> str:
     if mode not in EMBEDDING_MODES:
         raise InputFileError(f"--embeddings: {mode!r} is not one of {', '.join(EMBEDDING_MODES)}")
     return mode
-
-
-@contextmanager
-def _quiet_mlflow() -> Iterator[None]:
-    """MLflow's INFO lines and download bars would drown the summary a scheduler mails out.
-
-    Set before MLflow is imported (it configures its loggers from the environment then); an
-    explicit ``MLFLOW_LOGGING_LEVEL`` wins.
-    """
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    if "mlflow" in sys.modules:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _open_store(store: str | None):  # type: ignore[no-untyped-def]
@@ -165,12 +141,12 @@ def train(
         threads=threads or None,
     )
     try:
-        with _quiet_mlflow(), _open_store(store) as opened, err.status("training") as status:
+        with _open_store(store) as opened, err.status("training") as status:
             result = run_training(
                 opened, settings, progress=lambda step: status.update(f"train: {step}")
             )
     except TrainingLockedError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        print_error(str(exc), EXIT_LOCKED)
         raise typer.Exit(EXIT_LOCKED) from exc
     if as_json:
         print_json(result.as_dict())
@@ -203,7 +179,7 @@ def _print_training(result: Any) -> None:
                     )
                 ),
             )
-        out.print(table)
+        show(table)
         duration = {k: v for k, v in result.metrics.items() if k.startswith("duration_")}
         if duration:
             out.print(
@@ -275,7 +251,7 @@ def _print_backtest(summary: pd.DataFrame, folds: pd.DataFrame, verdict: list[st
         return
     first, last = folds["origin"].iloc[0], folds["origin"].iloc[-1]
     table = Table(
-        title=f"backtest: {folds['fold'].nunique()} folds, origins {first[:10]} … {last[:10]}"
+        title=f"backtest: {folds['fold'].nunique()} folds, origins {first[:10]} to {last[:10]}"
     )
     columns = [
         ("method", "method"),
@@ -301,7 +277,7 @@ def _print_backtest(summary: pd.DataFrame, folds: pd.DataFrame, verdict: list[st
             else:
                 cells.append(f"{row[key]:.4f}")
         table.add_row(*cells)
-    out.print(table)
+    show(table)
     out.print(
         "confidence: Brier/ECE of the reported probability; recommendation accuracy: context "
         "AUC (same environment and resources); velocity: Brier skill gained per doubling of "

@@ -18,11 +18,14 @@ and fitted estimators.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +102,27 @@ class GateResult:
             "candidate": self.candidate,
             "baseline": self.baseline,
         }
+
+
+@contextmanager
+def _registry_prints_follow_log_level() -> Iterator[None]:
+    """MLflow prints "Successfully registered model …" and "Created version …" to stderr
+    whatever its log level; hold stderr back while the ``mlflow`` logger is above INFO (as
+    ``ign`` sets it without ``--verbose``), and let it through if the call fails.
+
+    (``mlflow.utils.logging_utils.disable_logging`` does not hold: MLflow's own logging
+    context re-enables the stream inside the first ``log_model``.)
+    """
+    if logging.getLogger("mlflow").getEffectiveLevel() <= logging.INFO:
+        yield
+        return
+    held = io.StringIO()
+    try:
+        with redirect_stderr(held):
+            yield
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
 
 
 def _metric(name: str, fn: Any) -> Any:
@@ -229,6 +253,7 @@ class Registry:
         return dict(self.client.get_run(run_id).data.params)
 
     # -- models -----------------------------------------------------------------------------
+    @_registry_prints_follow_log_level()
     def log_model(
         self, kind: str, model: Any, example: pd.DataFrame, *, pip_requirements: list[str]
     ) -> ModelRef:
