@@ -40,6 +40,7 @@ SECRET_WORDS = frozenset(
         "password",
         "passwd",
         "pwd",
+        "pw",
         "pass",
         "passphrase",
         "passcode",
@@ -63,13 +64,13 @@ _NON_WORD = re.compile(r"[^a-z0-9]+")
 _TOKEN = re.compile(r"enc:v1:[A-Za-z0-9_\-]+=*")
 # Cheap test for text that may hold a secret; everything else is returned untouched.
 _SUSPECT = re.compile(
-    r"pass|pwd|secret|token|key|credential|auth|bearer|cookie|jwt|enc:v1:|://[^\s/]*@", re.I
+    r"pass|pw|secret|token|key|credential|auth|bearer|cookie|jwt|enc:v1:|://[^\s/]*@", re.I
 )
 # key=value, key: value, "key": "value", key => value; the key is checked by is_secret_key.
 _ASSIGNMENT = re.compile(
     r"""(?ix)
     (?<![a-z0-9_.\-])
-    (?P<key>[a-z0-9_.\-]*(?:pass|pwd|secret|token|key|credential|auth|bearer|cookie|jwt)
+    (?P<key>[a-z0-9_.\-]*(?:pass|pw|secret|token|key|credential|auth|bearer|cookie|jwt)
         [a-z0-9_.\-]*)
     ["']?\s*(?:=>|=|:)\s*
     (?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'

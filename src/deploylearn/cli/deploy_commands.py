@@ -259,7 +259,9 @@ def _config(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
     path = Path(value)
-    text = path.read_bytes() if path.is_file() else value.encode()
+    # JSON text is never taken for a path (a long one would not even be a valid file name)
+    is_text = value.lstrip().startswith("{")
+    text = path.read_bytes() if not is_text and path.is_file() else value.encode()
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
