@@ -92,7 +92,8 @@ class Cli:
         return result.stdout
 
 
-def _every_answer(cli: Cli, tmp: Path) -> None:
+def _every_answer(cli: Cli, tmp: Path, *, stored: bool = True) -> None:
+    """Every question in both renderings; with ``stored`` also each record, status, exports."""
     for fmt in ("--json", None):
         extra = [fmt] if fmt else []
         cli("deploy", "recommendations", "-e", "production", "-r", "project,database", *extra)
@@ -105,11 +106,13 @@ def _every_answer(cli: Cli, tmp: Path) -> None:
                 "deploy", "predict", "-e", "production", "-s", "blue_green",
                 "-r", "project,database", "-c", json.dumps(config), *extra,
             )  # fmt: skip
-        for i in range(len(SHAPES)):
-            cli("deploy", "show", f"secret-{i:03d}", *extra)
-        cli("db", "status", *extra)
-    cli("deploy", "export", str(tmp / "export.jsonl"))
-    cli("deploy", "export", str(tmp / "export.csv"))
+        if stored:
+            for i in range(len(SHAPES)):
+                cli("deploy", "show", f"secret-{i:03d}", *extra)
+            cli("db", "status", *extra)
+    if stored:
+        cli("deploy", "export", str(tmp / "export.jsonl"))
+        cli("deploy", "export", str(tmp / "export.csv"))
 
 
 def _planned_config() -> dict[str, Any]:
@@ -149,7 +152,7 @@ def test_no_secret_shape_leaves_in_clear(
     )  # fmt: skip
     _every_answer(cli, tmp_path)
     cli("train", "--tracking-uri", tracking, "--no-tune", "--force")
-    _every_answer(cli, tmp_path)  # now with a champion: risk factors, model-based ranking
+    _every_answer(cli, tmp_path, stored=False)  # with a champion: risk factors, model ranking
 
     files = _files(tmp_path)
     assert any(p.endswith(".duckdb") for p, _ in files)
@@ -295,11 +298,22 @@ def test_an_enc_prefix_is_a_secret_unless_it_decrypts_under_the_key() -> None:
 
 
 @pytest.mark.neo4j
-def test_no_secret_reaches_neo4j(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Every node and relationship on the real server: labels, properties, ids."""
+@pytest.mark.parametrize("secret_key", [None, KEY])
+def test_no_secret_reaches_neo4j(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    secret_key: str | None,
+) -> None:
+    """Every node and relationship on the real server: labels, properties, ids; with a key,
+    each secret comes back for its holder. (The store's key record outlives a wipe, so every
+    test that encrypts on the shared test server uses ``KEY``.)"""
     url = neo4j_url()
     if url is None:
         pytest.skip("no Neo4j server (set DEPLOYLEARN_TEST_NEO4J, see scripts/neo4j-server)")
+    if secret_key:
+        monkeypatch.setenv("DEPLOYLEARN_SECRET_KEY", secret_key)
+    else:
+        monkeypatch.delenv("DEPLOYLEARN_SECRET_KEY", raising=False)
     with DeploymentPatternLearner.open(url) as learner:
         learner.store.wipe()
         _demo(learner, 300)
@@ -312,9 +326,16 @@ def test_no_secret_reaches_neo4j(tmp_path_factory: pytest.TempPathFactory) -> No
         relationships, _, _ = driver.execute_query(
             "MATCH ()-[r]->() RETURN elementId(r) AS id, type(r) AS type, properties(r) AS props"
         )
-        settings = [n for n in nodes if "ConfigSetting" in n["labels"]]
+        revealed = [
+            learner.get_execution(f"secret-{i:03d}", decrypt=True) if secret_key else None
+            for i in range(len(SHAPES))
+        ]
         learner.store.wipe()
     dump = orjson.dumps([r.data() for r in [*nodes, *relationships]], default=str)
+    settings = [n for n in nodes if "ConfigSetting" in n["labels"]]
     assert settings and VISIBLE.encode() in dump.lower()  # control
     assert all_leaks([("neo4j", dump)]) == []
     assert not any(s.lower().encode() in dump.lower() for s in ("IssueS1secret", "IssueS2secret"))
+    if secret_key:
+        back = [canary(i) in orjson.dumps(r).decode() for i, r in enumerate(revealed)]
+        assert all(back), [s.name for s, ok in zip(SHAPES, back, strict=True) if not ok]
