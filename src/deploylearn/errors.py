@@ -64,3 +64,8 @@ class WorkerError(DeploylearnError):
 
 class InputFileError(DeploylearnError, ValueError):
     """An input file cannot be read at all (missing, unknown format, unreadable header)."""
+
+
+class SecretKeyError(DeploylearnError, ValueError):
+    """``DEPLOYLEARN_SECRET_KEY`` is missing where needed, or is not the key this store's
+    secrets are encrypted under (writes and decryption are refused)."""

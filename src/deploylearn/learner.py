@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,10 +20,16 @@ from deploylearn.errors import (
     ConflictError,
     FieldProblem,
     InvalidRecordError,
+    SecretKeyError,
     UnknownExecutionError,
 )
 from deploylearn.interchange import Format, read_rows, write_records
-from deploylearn.preparation import PreparedExecution, prepare
+from deploylearn.preparation import (
+    PreparedExecution,
+    prepare,
+    protect_adaptation,
+    protect_planned,
+)
 from deploylearn.prepare_pool import (
     Prepared,
     PreparedChunk,
@@ -31,9 +38,10 @@ from deploylearn.prepare_pool import (
     prepare_rows,
 )
 from deploylearn.records import parse_adaptation, parse_planned, slugify
-from deploylearn.redaction import SecretCipher
+from deploylearn.redaction import SecretCipher, reveal
 from deploylearn.screen import validate_execution
 from deploylearn.store import Store, open_store
+from deploylearn.store.base import KeyRecord
 from deploylearn.store.plan import WriteResult
 
 if TYPE_CHECKING:
@@ -100,7 +108,7 @@ class DeploymentPatternLearner:
     ) -> None:
         self.store = store
         self.settings = settings or Settings.from_env(store.url)
-        self._cipher = SecretCipher(self.settings.secret_key) if self.settings.secret_key else None
+        self._checked_cipher: SecretCipher | None = None
         self.use_model = use_model
         self._advisor: Advisor | None = None
 
@@ -129,6 +137,50 @@ class DeploymentPatternLearner:
 
     def close(self) -> None:
         self.store.close()
+
+    # -- secrets ---------------------------------------------------------------------------
+    @property
+    def _cipher(self) -> SecretCipher | None:
+        """The cipher for ``DEPLOYLEARN_SECRET_KEY`` under this store's salt, checked against
+        the store's key record (the first writer with a key sets it); None without a key.
+        Raises ``SecretKeyError`` when the key is not the store's."""
+        secret_key = self.settings.secret_key
+        if not secret_key:
+            return None
+        if self._checked_cipher is not None:
+            return self._checked_cipher
+        record = self.store.key_record()
+        if record is None:
+            salt = os.urandom(16)
+            proposed = SecretCipher(secret_key, salt).check_value()
+            record = self.store.claim_key_record(
+                KeyRecord(base64.b64encode(salt).decode(), proposed), actor=self.settings.actor
+            )
+        cipher = SecretCipher(secret_key, base64.b64decode(record.salt))
+        if not cipher.verifies(record.check):
+            raise SecretKeyError(
+                "DEPLOYLEARN_SECRET_KEY is not the key this store's secrets are encrypted "
+                "under: refused (unset it to write with secrets redacted)"
+            )
+        self._checked_cipher = cipher
+        return cipher
+
+    def get_execution(self, execution_id: str, *, decrypt: bool = False) -> dict[str, Any] | None:
+        """One execution in the import/export shape (with ``pattern_id``), None if absent.
+
+        ``decrypt=True`` returns its encrypted secrets in clear, for the holder of the store's
+        key (``SecretKeyError`` otherwise); each such read is audited (``decrypt_execution``).
+        Redacted secrets (written without a key) cannot be recovered by anyone.
+        """
+        record = self.store.get_execution(execution_id)
+        if record is None or not decrypt:
+            return record
+        cipher = self._cipher
+        if cipher is None:
+            raise SecretKeyError("decrypting needs DEPLOYLEARN_SECRET_KEY, the store's key")
+        self.store.record_audit("decrypt_execution", execution_id, actor=self.settings.actor)
+        revealed: dict[str, Any] = reveal(record, cipher)
+        return revealed
 
     # -- recording -------------------------------------------------------------------------
     def record_deployment_execution(self, **fields: Any) -> str:
@@ -220,7 +272,8 @@ class DeploymentPatternLearner:
     def record_environment_adaptation(self, **fields: Any) -> str:
         """Record an adaptation like the seed's example; returns its id (idempotent)."""
         self._advisor = None
-        return self.store.record_adaptation(parse_adaptation(fields), actor=self.settings.actor)
+        adaptation = protect_adaptation(parse_adaptation(fields), self._cipher)
+        return self.store.record_adaptation(adaptation, actor=self.settings.actor)
 
     # -- questions -------------------------------------------------------------------------
     def advisor(self, *, refresh: bool = False) -> Advisor:
@@ -269,7 +322,7 @@ class DeploymentPatternLearner:
         parsed = []
         for position, item in enumerate(items, 1):
             try:
-                parsed.append(parse_planned(item))
+                parsed.append(protect_planned(parse_planned(item)))
             except InvalidRecordError as exc:
                 raise exc.at_line(position) if len(items) > 1 else exc from None
         return self.advisor().predict(parsed)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from deploylearn.identity import canonical_template, issue_id_for, normalize_issue
-from deploylearn.records import DeploymentExecution, EnvironmentAdaptation
-from deploylearn.redaction import SecretCipher, mask, protect, scrub_text
+from deploylearn.records import DeploymentExecution, EnvironmentAdaptation, PlannedDeployment
+from deploylearn.redaction import SecretCipher, mask, protect, protect_text
 from deploylearn.screen import ScreenedExecution
 
 
@@ -116,6 +116,18 @@ class PreparedExecution:
         }
 
 
+class _Shown(NamedTuple):
+    """The protected fields that hashes, templates and issues are computed from."""
+
+    configuration: dict[str, Any]
+    performance: dict[str, Any]
+    reasons: list[str]
+    lessons: list[str]
+    log: str | None
+    name: str
+    user_id: str | None
+
+
 def prepare(
     record: DeploymentExecution | ScreenedExecution, cipher: SecretCipher | None = None
 ) -> PreparedExecution:
@@ -127,30 +139,35 @@ def prepare(
     same call is a no-op too.
     """
     configuration = protect(record.configuration_used, cipher)
-    performance = protect(record.performance_data, None)
-    reasons = [scrub_text(r) for r in record.failure_reasons]
-    lessons = [scrub_text(x) for x in record.lessons_learned]
-    log = scrub_text(record.execution_log) if record.execution_log else record.execution_log
+    performance = protect(record.performance_data, cipher)
+    reasons = [protect_text(r, cipher) for r in record.failure_reasons]
+    lessons = [protect_text(x, cipher) for x in record.lessons_learned]
+    log = protect_text(record.execution_log, cipher) if record.execution_log else None
+    name = protect_text(record.execution_name, cipher)
+    user_id = protect_text(record.user_id, cipher) if record.user_id else record.user_id
+    shown = _Shown(configuration, performance, reasons, lessons, log, name, user_id)
+    if cipher is not None:  # what identity sees must not depend on the key: tokens masked
+        shown = _Shown(*mask(list(shown)))
     fields: dict[str, Any] = {
-        "execution_name": record.execution_name,
+        "execution_name": shown.name,
         "deployment_type": record.deployment_type,
         "target_environment": record.target_environment,
         "source_environment": record.source_environment,
         "gateway_host": record.gateway_host,
         "deployment_strategy": record.deployment_strategy,
         "resources_deployed": record.resources_deployed,
-        "configuration_used": mask(configuration) if cipher else configuration,
+        "configuration_used": shown.configuration,
         "status": record.status,
         "started_at": record.started_at,
         "completed_at": record.completed_at,
-        "failure_reasons": reasons,
+        "failure_reasons": shown.reasons,
         "rollback_triggered": record.rollback_triggered,
         "rollback_successful": record.rollback_successful,
-        "user_id": record.user_id,
+        "user_id": shown.user_id,
         "automation_triggered": record.automation_triggered,
-        "execution_log": log,
-        "performance_data": performance,
-        "lessons_learned": lessons,
+        "execution_log": shown.log,
+        "performance_data": shown.performance,
+        "lessons_learned": shown.lessons,
     }
     digest = hashlib.blake2b(
         orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
@@ -158,7 +175,7 @@ def prepare(
     ).hexdigest()
     issues = []
     seen: set[str] = set()
-    for reason in reasons:
+    for reason in shown.reasons:
         normalized = normalize_issue(reason)
         if normalized and normalized not in seen:
             seen.add(normalized)
@@ -166,7 +183,7 @@ def prepare(
     return PreparedExecution(
         execution_id=record.execution_id or f"exe-{digest[:20]}",
         content_hash=digest,
-        execution_name=record.execution_name,
+        execution_name=name,
         deployment_type=record.deployment_type,
         target_environment=record.target_environment,
         source_environment=record.source_environment,
@@ -174,7 +191,7 @@ def prepare(
         deployment_strategy=record.deployment_strategy,
         resources_deployed=list(record.resources_deployed),
         configuration_used=configuration,
-        template=canonical_template(record.configuration_used),
+        template=canonical_template(shown.configuration),
         status=record.status,
         outcome=record.outcome,
         started_at=record.started_at,
@@ -184,7 +201,7 @@ def prepare(
         issues=issues,
         rollback_triggered=record.rollback_triggered,
         rollback_successful=record.rollback_successful,
-        user_id=record.user_id,
+        user_id=user_id,
         automation_triggered=record.automation_triggered,
         execution_log=log,
         performance_data=performance,
@@ -200,3 +217,31 @@ def adaptation_id_for(adaptation: EnvironmentAdaptation) -> str:
         adaptation.model_dump(exclude={"adaptation_id"}), option=orjson.OPT_SORT_KEYS
     )
     return "adp-" + hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
+def protect_adaptation(
+    adaptation: EnvironmentAdaptation, cipher: SecretCipher | None = None
+) -> EnvironmentAdaptation:
+    """The adaptation with its secrets hidden, as ``prepare`` hides an execution's, and its id
+    fixed (from the masked content, so it does not depend on the key)."""
+    protected = {
+        "adaptation_name": protect_text(adaptation.adaptation_name, cipher),
+        "adaptation_rules": [protect_text(r, cipher) for r in adaptation.adaptation_rules],
+        "original_configuration": protect(adaptation.original_configuration, cipher),
+        "adapted_configuration": protect(adaptation.adapted_configuration, cipher),
+    }
+    shown = adaptation.model_copy(update=mask(protected) if cipher else protected)
+    return adaptation.model_copy(update={**protected, "adaptation_id": adaptation_id_for(shown)})
+
+
+def protect_planned(planned: PlannedDeployment) -> PlannedDeployment:
+    """A planned deployment as serving may see and echo it: secrets redacted (never encrypted:
+    nothing of it is stored, and its template then matches the stored, masked ones)."""
+    return planned.model_copy(
+        update={
+            "configuration_used": protect(planned.configuration_used),
+            "execution_name": protect_text(planned.execution_name)
+            if planned.execution_name
+            else None,
+        }
+    )

@@ -8,7 +8,6 @@ import pytest
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.errors import ConflictError, InvalidStoreUrlError, StoreUnavailableError
-from deploylearn.redaction import SecretCipher
 from deploylearn.store import open_store
 from deploylearn.store.duckdb_sql import LEGACY_COUNT_COLUMNS
 from tests.conftest import failed_record, make_record
@@ -39,13 +38,15 @@ def test_secret_never_reaches_the_file(
     with DeploymentPatternLearner.open(url) as learner:
         execution_id = learner.record_deployment_execution(**record)
         stored = learner.store.get_execution(execution_id)
+        revealed = learner.get_execution(execution_id, decrypt=True) if secret_key else None
     raw = _bytes_of(tmp_path / "db")
     assert b"VISIBLE-CANARY" in raw  # control: the file is searchable as plain bytes
     assert SECRET.encode() not in raw
     assert stored is not None
     value = stored["configuration_used"]["db_password"]
     if secret_key:
-        assert SecretCipher(secret_key).decrypt(value) == SECRET
+        assert value.startswith("enc:v1:")
+        assert revealed is not None and revealed["configuration_used"]["db_password"] == SECRET
     else:
         assert value == "<redacted>"
 

@@ -43,11 +43,14 @@ def test_scrub_text_handles_quotes_and_bearer() -> None:
 
 
 def test_encryption_round_trip_and_wrong_key() -> None:
-    cipher = SecretCipher("correct horse battery staple")
+    salt = b"0123456789abcdef"
+    cipher = SecretCipher("correct horse battery staple", salt)
     protected = protect({"api_token": "tok-123"}, cipher)
     token = protected["api_token"]
     assert token.startswith("enc:v1:") and "tok-123" not in token
     assert cipher.decrypt(token) == "tok-123"
     with pytest.raises(ValueError, match="wrong"):
-        SecretCipher("another key").decrypt(token)
+        SecretCipher("another key", salt).decrypt(token)
+    with pytest.raises(ValueError, match="wrong"):  # same passphrase, another store's salt
+        SecretCipher("correct horse battery staple", b"fedcba9876543210").decrypt(token)
     assert protect(protected, cipher) == protected  # already encrypted: left alone

@@ -409,6 +409,37 @@ def amend(
         out.print(f"amended {execution_id}: {', '.join(sorted(fields))}")
 
 
+@deploy_app.command("show")
+def show(
+    execution_id: Annotated[str, typer.Argument(help="The execution's id.")],
+    decrypt: Annotated[
+        bool,
+        typer.Option(
+            "--decrypt",
+            help="Show encrypted secrets in clear (needs the store's DEPLOYLEARN_SECRET_KEY; "
+            "audited).",
+        ),
+    ] = False,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one execution as stored (secrets redacted or encrypted unless --decrypt)."""
+    with _learner(store) as learner:
+        record = learner.get_execution(execution_id, decrypt=decrypt)
+    if record is None:
+        raise InputFileError(f"execution {execution_id!r}: not in the store")
+    if as_json:
+        print_json(record)
+        return
+    table = Table(title=execution_id, show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for key, value in record.items():
+        shown = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+        table.add_row(key, shown)
+    out.print(table)
+
+
 # -- demo ------------------------------------------------------------------------------------
 @app.command("demo")
 def demo(

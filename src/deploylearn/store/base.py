@@ -90,6 +90,16 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class KeyRecord:
+    """What a store keeps of the key its secrets are encrypted under (never the key): the
+    salt its passphrase is stretched with, and a check value, a token of a constant that only
+    that key decrypts, so a writer holding another key is refused."""
+
+    salt: str  # base64
+    check: str
+
+
+@dataclass(frozen=True)
 class StoreStats:
     """Entity counts, for ``ign db status`` and for comparing stores."""
 
@@ -184,6 +194,19 @@ class Store(ABC):
     @abstractmethod
     def record_adaptation(self, adaptation: EnvironmentAdaptation, *, actor: str) -> str:
         """Store a recorded environment adaptation (idempotent on its id); returns the id."""
+
+    @abstractmethod
+    def key_record(self) -> KeyRecord | None:
+        """The store's ``KeyRecord``; None until a writer with a key claimed one."""
+
+    @abstractmethod
+    def claim_key_record(self, record: KeyRecord, *, actor: str) -> KeyRecord:
+        """Keep ``record`` unless the store has one already; returns the one kept. Keeping it
+        is audited (``set_secret_key``); a wipe keeps it."""
+
+    @abstractmethod
+    def record_audit(self, action: str, entity_id: str, *, actor: str, detail: str = "") -> None:
+        """Append an audit entry for something that is not a write (e.g. decrypting)."""
 
     @abstractmethod
     def get_execution(self, execution_id: str) -> dict[str, Any] | None:

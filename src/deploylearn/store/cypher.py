@@ -77,6 +77,15 @@ INDEXES = [
 ]
 SET_SCHEMA_VERSION = f"MERGE (m:{Label.META} {{key: 'schema_version'}}) SET m.value = $version"
 GET_SCHEMA_VERSION = f"MATCH (m:{Label.META} {{key: 'schema_version'}}) RETURN m.value AS value"
+# The KeyRecord (salt and check value of the secret key): the first writer's is kept.
+GET_KEY_RECORD = (
+    f"MATCH (m:{Label.META} {{key: 'secret_key'}}) RETURN m.salt AS salt, m.check AS check"
+)
+CLAIM_KEY_RECORD = f"""
+MERGE (m:{Label.META} {{key: 'secret_key'}})
+ON CREATE SET m.salt = $salt, m.check = $check
+RETURN m.salt AS salt, m.check AS check
+"""
 
 EXISTING_HASHES = f"""
 UNWIND $ids AS id

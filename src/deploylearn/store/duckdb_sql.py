@@ -127,6 +127,9 @@ SET_SCHEMA_VERSION = (
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 GET_SCHEMA_VERSION = "SELECT value FROM meta WHERE key = 'schema_version'"
+# The KeyRecord (salt and check value of the secret key) as two meta rows.
+GET_KEY_RECORD = "SELECT key, value FROM meta WHERE key IN ('secret_salt', 'secret_check')"
+INSERT_KEY_RECORD = "INSERT INTO meta VALUES ('secret_salt', ?), ('secret_check', ?)"
 
 EXISTING_HASHES = """
     SELECT e.execution_id, e.content_hash

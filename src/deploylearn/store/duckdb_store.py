@@ -35,6 +35,7 @@ from deploylearn.store.base import (
     METRIC_FRAME_DTYPES,
     SCHEMA_VERSION,
     AuditEntry,
+    KeyRecord,
     Store,
     StoreStats,
     removal_detail,
@@ -367,6 +368,36 @@ class DuckDBStore(Store):
             self._index = None
             self._known = None
         return detail is not None
+
+    def key_record(self) -> KeyRecord | None:
+        values = dict(self._read(sql.GET_KEY_RECORD))
+        if "secret_salt" not in values:
+            return None
+        return KeyRecord(values["secret_salt"], values["secret_check"])
+
+    def claim_key_record(self, record: KeyRecord, *, actor: str) -> KeyRecord:
+        try:
+            with self._transaction() as con:
+                values = dict(con.execute(sql.GET_KEY_RECORD).fetchall())
+                if "secret_salt" in values:
+                    return KeyRecord(values["secret_salt"], values["secret_check"])
+                con.execute(sql.INSERT_KEY_RECORD, [record.salt, record.check])
+                con.execute(
+                    sql.INSERT_AUDIT_EVENT,
+                    [datetime.now(UTC), actor, "set_secret_key", "store", "salt and check value"],
+                )
+        except duckdb.Error as exc:
+            raise StoreError(f"write to {self.path} failed: {exc}") from exc
+        return record
+
+    def record_audit(self, action: str, entity_id: str, *, actor: str, detail: str = "") -> None:
+        try:
+            with self._connection() as con:
+                con.execute(
+                    sql.INSERT_AUDIT_EVENT, [datetime.now(UTC), actor, action, entity_id, detail]
+                )
+        except duckdb.Error as exc:
+            raise StoreError(f"write to {self.path} failed: {exc}") from exc
 
     def wipe(self) -> None:
         with self._transaction() as con:

@@ -33,6 +33,7 @@ from deploylearn.store.base import (
     METRIC_FRAME_DTYPES,
     SCHEMA_VERSION,
     AuditEntry,
+    KeyRecord,
     Store,
     StoreStats,
     removal_detail,
@@ -243,6 +244,43 @@ class Neo4jStore(Store):
             return bool(self._write(work))
         finally:
             self._index = None
+
+    def key_record(self) -> KeyRecord | None:
+        rows = self._run(cypher.GET_KEY_RECORD)
+        return KeyRecord(rows[0]["salt"], rows[0]["check"]) if rows else None
+
+    def claim_key_record(self, record: KeyRecord, *, actor: str) -> KeyRecord:
+        def work(tx: ManagedTransaction) -> KeyRecord:
+            row = tx.run(cypher.CLAIM_KEY_RECORD, salt=record.salt, check=record.check).single(
+                strict=True
+            )
+            kept = KeyRecord(row["salt"], row["check"])
+            if kept == record:
+                tx.run(
+                    cypher.CREATE_AUDIT,
+                    logged_at=datetime.now(UTC),
+                    actor=actor,
+                    action="set_secret_key",
+                    entity_id="store",
+                    detail="salt and check value",
+                ).consume()
+            return kept
+
+        kept: KeyRecord = self._write(work)
+        return kept
+
+    def record_audit(self, action: str, entity_id: str, *, actor: str, detail: str = "") -> None:
+        def work(tx: ManagedTransaction) -> None:
+            tx.run(
+                cypher.CREATE_AUDIT,
+                logged_at=datetime.now(UTC),
+                actor=actor,
+                action=action,
+                entity_id=entity_id,
+                detail=detail,
+            ).consume()
+
+        self._write(work)
 
     def wipe(self) -> None:
         try:
