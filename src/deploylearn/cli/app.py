@@ -396,7 +396,7 @@ def amend(
         "rollback_triggered": rollback_triggered,
         "rollback_successful": rollback_successful,
         "deployment_strategy": deployment_strategy,
-        "configuration_used": _config(config) if config is not None else None,
+        "configuration_used": parse_config(config) if config is not None else None,
     }
     fields = {k: v for k, v in fields.items() if v is not None}
     if not fields:
@@ -410,7 +410,7 @@ def amend(
 
 
 @deploy_app.command("show")
-def show(
+def show_execution(
     execution_id: Annotated[str, typer.Argument(help="The execution's id.")],
     decrypt: Annotated[
         bool,
