@@ -18,6 +18,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploylearn import strict_json
 from deploylearn.cli.common import JsonOption, StoreOption, err, out, print_json
 from deploylearn.cli.deploy_commands import print_recommendations
 from deploylearn.cli.deploy_commands import register as register_deploy_commands
@@ -114,7 +115,10 @@ def record(
 ) -> None:
     """Record one deployment execution (successes and failures alike)."""
     if from_file is not None:
-        fields = orjson.loads(from_file.read_bytes())
+        try:
+            fields = strict_json.loads(from_file.read_bytes())
+        except strict_json.JsonTextError as exc:
+            raise InputFileError(f"{from_file}: {exc.path or 'record'}: {exc}") from None
         if not isinstance(fields, dict):
             raise InputFileError(f"{from_file}: must hold one JSON object")
     else:
@@ -153,9 +157,10 @@ def _config(text: str | None) -> dict[str, Any]:
     source = Path(text)
     raw = source.read_bytes() if not text.lstrip().startswith("{") and source.is_file() else text
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InputFileError(f"--config: not valid JSON ({exc})") from exc
+        value = strict_json.loads(raw)
+    except strict_json.JsonTextError as exc:
+        where = f" {exc.path}:" if exc.path else ""
+        raise InputFileError(f"--config:{where} {exc}") from None
     if not isinstance(value, dict):
         raise InputFileError("--config: must be a JSON object")
     return value
