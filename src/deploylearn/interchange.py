@@ -160,6 +160,8 @@ def _read_json_array_slowly(path: Path, data: bytes) -> Iterator[Row]:
         except strict_json.JsonTextError as exc:
             yield _bad(line, exc.path or "record", str(exc))
             resume = _next_element(text, position)
+            if resume == len(text):  # the array ends inside the broken element
+                return
             line += text.count("\n", position, resume)
             position = resume
             continue

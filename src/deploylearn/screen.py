@@ -175,8 +175,8 @@ def screen_json(raw: bytes | str) -> ScreenedExecution | None:
         record = _decoder.decode(raw)
     except (msgspec.DecodeError, RecursionError):
         return None
-    if not duplicate_free(raw, record):  # a duplicate key: let the full path name it
-        return None
+    if not duplicate_free(raw, msgspec.json.encode(record)):
+        return None  # a duplicate key: let the full path name it
     return _finish(record)
 
 

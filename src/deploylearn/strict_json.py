@@ -16,6 +16,7 @@ that ``msgspec`` rejects, is parsed again by Python's ``json`` to name the probl
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ import msgspec
 from deploylearn.records import MAX_JSON_DEPTH
 
 _decoder = msgspec.json.Decoder()
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:]')
 _encode = msgspec.json.encode
 
 
@@ -74,31 +76,33 @@ def raw_decode(text: str, position: int) -> tuple[Any, int]:
 
 
 def _too_deep(text: str) -> str:
-    """The top-level key whose value nests too deeply for a recursive parser to read ('' when
-    it cannot be told); ``msgspec.Raw`` values are not parsed, only skipped."""
-    try:
-        fields = msgspec.json.decode(text.encode(errors="replace"), type=dict[str, msgspec.Raw])
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return ""
-    for key, raw in fields.items():
-        try:
-            _decoder.decode(raw)
-        except RecursionError:
-            return key
-        except msgspec.DecodeError:
-            continue
+    """The top-level key whose value nests too deeply for a recursive parser ('' when it
+    cannot be told): a scan of strings and brackets, on this rare path only."""
+    depth, key, last = 0, "", ""
+    for token in _TOKENS.finditer(text):
+        value = token.group()
+        if value in "{[":
+            depth += 1
+            if depth > MAX_JSON_DEPTH + 1:
+                return key
+        elif value in "}]":
+            depth -= 1
+            if depth <= 0:
+                return ""
+        elif value == ":":
+            if depth == 1:
+                key = last
+        else:
+            last = value[1:-1]
     return ""
 
 
-def duplicate_free(text: bytes | str, value: Any) -> bool:
-    """True when ``value``, decoded from ``text``, provably kept every key of it."""
-    try:
-        colons = _encode(value).count(b":")
-    except (TypeError, OverflowError, msgspec.EncodeError):
-        return False
+def duplicate_free(text: bytes | str, encoded: bytes) -> bool:
+    """True when ``encoded`` (the compact encoding of what was decoded from ``text``) provably
+    kept every key of ``text``."""
     if isinstance(text, str):
-        return "\\u003" not in text and text.count(":") == colons
-    return b"\\u003" not in text and text.count(b":") == colons
+        return "\\u003" not in text and text.count(":") == encoded.count(b":")
+    return b"\\u003" not in text and text.count(b":") == encoded.count(b":")
 
 
 def loads(text: bytes | str) -> Any:
@@ -109,7 +113,7 @@ def loads(text: bytes | str) -> Any:
     except (msgspec.DecodeError, RecursionError):
         pass
     else:
-        if duplicate_free(text, value):
+        if duplicate_free(text, _encode(value)):
             return value
     return python_loads(text)
 
