@@ -47,17 +47,9 @@ STRATEGY_FIT = np.array(
 )
 DTYPE_EFFECT = np.array([0.3, 0.0, -0.4, 0.4, -0.5, -0.8])  # per DEPLOYMENT_TYPES
 RESOURCE_RISK: dict[str, float] = {
-    "project": 0.0,
-    "tag_provider": -0.1,
-    "database": 0.0,
-    "perspective": -0.1,
-    "vision": -0.15,
-    "alarm_pipeline": -0.15,
-    "gateway_script": -0.2,
-    "opc_ua_connection": -0.45,
-    "historian": -0.4,
-    "report": -0.05,
-    "named_query": -0.1,
+    "project": 0.0, "tag_provider": -0.1, "database": 0.0, "perspective": -0.1, "vision": -0.15,
+    "alarm_pipeline": -0.15, "gateway_script": -0.2, "opc_ua_connection": -0.45,
+    "historian": -0.4, "report": -0.05, "named_query": -0.1,
 }
 DATABASE_RISK_START, DATABASE_RISK_END = -0.7, -0.2  # drifts linearly over the world's span
 PER_EXTRA_RESOURCE = -0.1
@@ -67,9 +59,7 @@ HISTORIAN_NO_BACKUP = -0.8
 VALIDATION_WEIGHT, VALIDATION_SCALE = -0.6, 90.0
 VALIDATION_NEED_PER_RESOURCE = 30.0
 VALIDATION_NEED_EXTRA: dict[str, float] = {
-    "database": 120.0,
-    "historian": 90.0,
-    "opc_ua_connection": 60.0,
+    "database": 120.0, "historian": 90.0, "opc_ua_connection": 60.0,
 }
 PROD_NO_SSL, STAGING_NO_SSL, OPC_NO_SSL = -0.6, -0.2, -0.4
 PROD_NO_AUDIT = -0.35
@@ -90,29 +80,11 @@ GENERIC_CAUSE_WEIGHT = 0.5
 # Additive terms, in order; the ones that can be a failure cause carry its key.
 NON_CAUSES = ("base", "backup_bonus")
 CAUSES: tuple[str, ...] = (
-    "strategy_fit",
-    "deployment_type",
-    "res_database",
-    "res_historian",
-    "res_opc",
-    "res_other",
-    "db_no_backup",
-    "historian_no_backup",
-    "validation_timeout",
-    "ssl",
-    "audit",
-    "security_policy",
-    "connection_timeout",
-    "canary",
-    "batch_size",
-    "switch_delay",
-    "health_check",
-    "rollback_threshold",
-    "skipped_promotion",
-    "shift_hours",
-    "gateway",
-    "upgrade_drift",
-    "generic",
+    "strategy_fit", "deployment_type", "res_database", "res_historian", "res_opc",
+    "res_other", "db_no_backup", "historian_no_backup", "validation_timeout", "ssl",
+    "audit", "security_policy", "connection_timeout", "canary", "batch_size", "switch_delay",
+    "health_check", "rollback_threshold", "skipped_promotion", "shift_hours", "gateway",
+    "upgrade_drift", "generic",
 )
 CAUSE_INDEX: dict[str, int] = {c: i for i, c in enumerate(CAUSES)}
 
@@ -139,19 +111,11 @@ MASK_RESOURCES: tuple[tuple[str, ...], ...] = tuple(
 )
 
 _K = KNOB_INDEX
-_BACKUP, _VT, _RT, _HCI = (
-    _K["backup_enabled"],
-    _K["validation_timeout"],
-    _K["rollback_threshold"],
-    _K["health_check_interval"],
-)
+_BACKUP, _VT, _RT, _HCI = _K["backup_enabled"], _K["validation_timeout"], _K[
+    "rollback_threshold"], _K["health_check_interval"]
 _STD, _CP, _BS = _K["switch_traffic_delay"], _K["canary_percent"], _K["batch_size"]
-_SSL, _TIMEOUT, _AUDIT, _POLICY = (
-    _K["ssl_validation"],
-    _K["timeout"],
-    _K["audit_enabled"],
-    _K["security_policy"],
-)
+_SSL, _TIMEOUT, _AUDIT, _POLICY = _K["ssl_validation"], _K["timeout"], _K["audit_enabled"], _K[
+    "security_policy"]
 
 
 @dataclass(frozen=True)
@@ -334,3 +298,4 @@ def lookup(mapping: Mapping[str, int], value: str, field: str, allowed: tuple[st
         if norm in mapping:
             return mapping[norm]
         raise ValueError(f"{field}: unknown value {value!r}; expected one of {allowed}") from None
+

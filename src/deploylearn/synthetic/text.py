@@ -11,40 +11,19 @@ from collections.abc import Callable, Sequence
 
 from deploylearn.synthetic.catalogue import KNOB_INDEX
 
-TABLES = (
-    "batch_records",
-    "recipe_steps",
-    "oee_events",
-    "downtime_log",
-    "quality_samples",
-    "work_orders",
-    "shift_reports",
-)
-MODULES = (
-    "Perspective",
-    "Vision",
-    "Tag Historian",
-    "Alarm Notification",
-    "Reporting",
-    "OPC UA",
-    "SQL Bridge",
-    "WebDev",
-)
-ERRORS = (
-    "java.lang.NullPointerException",
-    "java.util.concurrent.TimeoutException",
-    "com.inductiveautomation.ignition.common.GenericTransferrableException",
-    "java.io.IOException: Broken pipe",
-)
+TABLES = ("batch_records", "recipe_steps", "oee_events", "downtime_log", "quality_samples",
+          "work_orders", "shift_reports")
+MODULES = ("Perspective", "Vision", "Tag Historian", "Alarm Notification", "Reporting",
+           "OPC UA", "SQL Bridge", "WebDev")
+ERRORS = ("java.lang.NullPointerException", "java.util.concurrent.TimeoutException",
+          "com.inductiveautomation.ignition.common.GenericTransferrableException",
+          "java.io.IOException: Broken pipe")
 PROVIDERS = ("default", "edge", "plc_line1", "plc_line2", "mes_tags")
 
 # A context row: (host, strategy, deployment_type, resources, knob row, random int, predecessor)
 Ctx = tuple[str, str, str, tuple[str, ...], Sequence[float], int, str]
-_VT, _CP, _BS = (
-    KNOB_INDEX["validation_timeout"],
-    KNOB_INDEX["canary_percent"],
-    KNOB_INDEX["batch_size"],
-)
+_VT, _CP, _BS = KNOB_INDEX["validation_timeout"], KNOB_INDEX["canary_percent"], KNOB_INDEX[
+    "batch_size"]
 _STD, _HCI = KNOB_INDEX["switch_traffic_delay"], KNOB_INDEX["health_check_interval"]
 _RT, _TO = KNOB_INDEX["rollback_threshold"], KNOB_INDEX["timeout"]
 
@@ -63,10 +42,8 @@ def _strategy(c: Ctx) -> str:
 def _dtype(c: Ctx) -> str:
     host, _, dtype, _, _, r, _ = c
     if dtype == "upgrade":
-        return (
-            f"Module upgrade failed on {host}: {MODULES[r % len(MODULES)]} "
-            f"8.1.{30 + r % 18} signature mismatch"
-        )
+        return (f"Module upgrade failed on {host}: {MODULES[r % len(MODULES)]} "
+                f"8.1.{30 + r % 18} signature mismatch")
     if dtype == "hotfix":
         return f"Hotfix verification failed: {1 + r % 9} regression checks failing on {host}"
     if dtype == "migration":
@@ -77,10 +54,8 @@ def _dtype(c: Ctx) -> str:
 def _ssl(c: Ctx) -> str:
     host, _, _, res, _, r, _ = c
     if "opc_ua_connection" in res and r % 2:
-        return (
-            f"OPC UA secure channel rejected: Bad_CertificateUntrusted on "
-            f"opc.tcp://plc-{r % 40:02d}.{_plant(host)}.local:4840"
-        )
+        return (f"OPC UA secure channel rejected: Bad_CertificateUntrusted on "
+                f"opc.tcp://plc-{r % 40:02d}.{_plant(host)}.local:4840")
     return f"SSL handshake failed with {host}:8060: PKIX path building failed"
 
 
@@ -92,10 +67,8 @@ def _other_resource(c: Ctx) -> str:
 def _upgrade(c: Ctx) -> str:
     host, _, _, res, _, r, _ = c
     if "perspective" in res:
-        return (
-            f"Perspective session migration failed after Ignition 8.3 upgrade: "
-            f"{3 + r % 80} sessions dropped on {host}"
-        )
+        return (f"Perspective session migration failed after Ignition 8.3 upgrade: "
+                f"{3 + r % 80} sessions dropped on {host}")
     if "vision" in res:
         return f"Vision client launch failed after Ignition 8.3 upgrade on {host}: {r % 30} clients"
     return f"Module compatibility check failed after Ignition 8.3 upgrade on {host}"
@@ -108,10 +81,8 @@ def _generic(c: Ctx) -> str:
         return f"Unexpected error: {ERRORS[r % len(ERRORS)]} in {MODULES[r % len(MODULES)]} module"
     if kind == 1:
         return f"Gateway {host} restart took {120 + r % 480}s, longer than allowed"
-    return (
-        f"Tag provider {PROVIDERS[r % len(PROVIDERS)]} failed to restart: "
-        f"{10 + r % 990} tags in error state"
-    )
+    return (f"Tag provider {PROVIDERS[r % len(PROVIDERS)]} failed to restart: "
+            f"{10 + r % 990} tags in error state")
 
 
 REASONS: dict[str, Callable[[Ctx], str]] = {
@@ -146,7 +117,8 @@ REASONS: dict[str, Callable[[Ctx], str]] = {
         f"Audit policy check failed: audit logging disabled on production gateway {c[0]}"
     ),
     "security_policy": lambda c: (
-        f"Security policy check failed on {c[0]}: policy 'standard' not allowed (strict required)"
+        f"Security policy check failed on {c[0]}: policy 'standard' not allowed "
+        f"(strict required)"
     ),
     "connection_timeout": lambda c: f"Connection to {c[0]}:8060 timed out after {int(c[4][_TO])}s",
     "canary": lambda c: (

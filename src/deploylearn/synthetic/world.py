@@ -308,10 +308,8 @@ class SyntheticWorld:
         self._automation = np.array([t.automation_rate for t in cat.TEAMS])
         self._skip = np.array(cat.SKIP_PROMOTION)
         self._names = [
-            [
-                [f"{cat.ENV_TITLE[e]} {b.title} {cat.DTYPE_TITLE[d]}" for d in range(6)]
-                for b in cat.BUNDLES
-            ]
+            [[f"{cat.ENV_TITLE[e]} {b.title} {cat.DTYPE_TITLE[d]}" for d in range(6)]
+             for b in cat.BUNDLES]
             for e in range(n_env)
         ]
 
@@ -342,15 +340,13 @@ class SyntheticWorld:
                 causes.extend(part.cause[offset : offset + take])
                 offset += take
                 if len(buf) == batch_size:
-                    yield WorldBatch(
-                        buf, np.concatenate(p_parts), np.concatenate(tpl_parts), causes, batch_start
-                    )
+                    yield WorldBatch(buf, np.concatenate(p_parts), np.concatenate(tpl_parts),
+                                     causes, batch_start)
                     batch_start += len(buf)
                     buf, p_parts, tpl_parts, causes = [], [], [], []
         if buf:
-            yield WorldBatch(
-                buf, np.concatenate(p_parts), np.concatenate(tpl_parts), causes, batch_start
-            )
+            yield WorldBatch(buf, np.concatenate(p_parts), np.concatenate(tpl_parts), causes,
+                             batch_start)
 
     def _chunk(self, j: int, a: int, b: int, n: int) -> _Part:
         """Executions ``a..b-1`` of ``n``: all randomness from the chunk's own generator."""
@@ -386,10 +382,8 @@ class SyntheticWorld:
         noise = u[:, 12]
         edit = (noise < EDIT_RATE) & (tb["n_edit"][tpl] > 0)
         drop = (noise >= EDIT_RATE) & (noise < EDIT_RATE + DROP_RATE) & (tb["n_drop"][tpl] > 0)
-        add = (
-            (noise >= EDIT_RATE + DROP_RATE)
-            & (noise < EDIT_RATE + DROP_RATE + ADD_RATE)
-            & (tb["n_add"][tpl] > 0)
+        add = (noise >= EDIT_RATE + DROP_RATE) & (noise < EDIT_RATE + DROP_RATE + ADD_RATE) & (
+            tb["n_add"][tpl] > 0
         )
         edit_rows = np.flatnonzero(edit)
         edit_col = tb["edit_cols"][tpl[edit_rows], r[edit_rows, 0] % tb["n_edit"][tpl[edit_rows]]]
@@ -407,14 +401,8 @@ class SyntheticWorld:
         ]
         # the oracle
         feats = mdl.Features(
-            env=env,
-            gateway=gateway,
-            strategy=tb["strategy"][tpl],
-            dtype=dtype,
-            resources=mask,
-            skipped=skip & (env != cat.DEV),
-            knobs=knobs,
-            t=t_abs,
+            env=env, gateway=gateway, strategy=tb["strategy"][tpl], dtype=dtype, resources=mask,
+            skipped=skip & (env != cat.DEV), knobs=knobs, t=t_abs,
         )
         comps = mdl.logit_components(feats, self._hidden)
         p = mdl.probability(comps)
@@ -431,12 +419,8 @@ class SyntheticWorld:
             ROLLBACK_BASE + ROLLBACK_STRATEGY[strat] + ROLLBACK_THRESHOLD_SLOPE * (rt - 0.9)
         )
         rollback = ~success & (v[:, 1] < rb_p)
-        ok_p = _sigmoid(
-            ROLLBACK_OK_BASE
-            + ROLLBACK_OK_BACKUP * backup
-            + ROLLBACK_OK_STRATEGY[strat]
-            + ROLLBACK_OK_DB * has_db
-        )
+        ok_p = _sigmoid(ROLLBACK_OK_BASE + ROLLBACK_OK_BACKUP * backup + ROLLBACK_OK_STRATEGY[strat]
+                        + ROLLBACK_OK_DB * has_db)
         rollback_ok = rollback & (v[:, 2] < ok_p)
         # how long, how heavy
         n_res = mdl.POPCOUNT[mask]
@@ -461,40 +445,12 @@ class SyntheticWorld:
         commits = rng.bytes(20 * m).hex()
         tokens = rng.bytes(8 * m).hex()
         records = self._records(
-            a=a,
-            m=m,
-            t_rel=t_rel,
-            requested=requested,
-            dur_s=dur_s,
-            env=env,
-            user=user,
-            automated=automated,
-            gateway=gateway,
-            dtype=dtype,
-            skip=skip,
-            via_qa=via_qa,
-            bundle=bundle,
-            mask=mask,
-            tpl=tpl,
-            knobs=knobs,
-            edit_rows=edit_rows,
-            edit_col=edit_col,
-            drop=drop,
-            add=add,
-            r=r,
-            success=success,
-            cause=cause,
-            rollback=rollback,
-            rollback_ok=rollback_ok,
-            rb_dur=rb_dur,
-            cpu=cpu,
-            mem=mem,
-            net=net,
-            secret=secret,
-            leak=leak,
-            extra_u=extra_u,
-            commits=commits,
-            tokens=tokens,
+            a=a, m=m, t_rel=t_rel, requested=requested, dur_s=dur_s, env=env, user=user,
+            automated=automated, gateway=gateway, dtype=dtype, skip=skip, via_qa=via_qa,
+            bundle=bundle, mask=mask, tpl=tpl, knobs=knobs, edit_rows=edit_rows,
+            edit_col=edit_col, drop=drop, add=add, r=r, success=success, cause=cause,
+            rollback=rollback, rollback_ok=rollback_ok, rb_dur=rb_dur, cpu=cpu, mem=mem, net=net,
+            secret=secret, leak=leak, extra_u=extra_u, commits=commits, tokens=tokens,
         )
         cause_names = _CAUSE_NAMES[np.where(success, len(mdl.CAUSES), cause)].tolist()
         return _Part(records, p, tpl, cause_names)
@@ -513,44 +469,17 @@ class SyntheticWorld:
             if was_enabled:
                 gc.enable()
 
-    def _build_records(
-        self,
-        *,
-        a: int,
-        m: int,
-        t_rel: np.ndarray,
-        requested: np.ndarray,
-        dur_s: np.ndarray,
-        env: np.ndarray,
-        user: np.ndarray,
-        automated: np.ndarray,
-        gateway: np.ndarray,
-        dtype: np.ndarray,
-        skip: np.ndarray,
-        via_qa: np.ndarray,
-        bundle: np.ndarray,
-        mask: np.ndarray,
-        tpl: np.ndarray,
-        knobs: np.ndarray,
-        edit_rows: np.ndarray,
-        edit_col: np.ndarray,
-        drop: np.ndarray,
-        add: np.ndarray,
-        r: np.ndarray,
-        success: np.ndarray,
-        cause: np.ndarray,
-        rollback: np.ndarray,
-        rollback_ok: np.ndarray,
-        rb_dur: np.ndarray,
-        cpu: np.ndarray,
-        mem: np.ndarray,
-        net: np.ndarray,
-        secret: np.ndarray,
-        leak: np.ndarray,
-        extra_u: np.ndarray,
-        commits: str,
-        tokens: str,
-    ) -> list[dict[str, Any]]:
+    def _build_records(self, *, a: int, m: int, t_rel: np.ndarray, requested: np.ndarray,
+                       dur_s: np.ndarray, env: np.ndarray, user: np.ndarray,
+                       automated: np.ndarray, gateway: np.ndarray, dtype: np.ndarray,
+                       skip: np.ndarray, via_qa: np.ndarray, bundle: np.ndarray,
+                       mask: np.ndarray, tpl: np.ndarray, knobs: np.ndarray,
+                       edit_rows: np.ndarray, edit_col: np.ndarray, drop: np.ndarray,
+                       add: np.ndarray, r: np.ndarray, success: np.ndarray, cause: np.ndarray,
+                       rollback: np.ndarray, rollback_ok: np.ndarray, rb_dur: np.ndarray,
+                       cpu: np.ndarray, mem: np.ndarray, net: np.ndarray, secret: np.ndarray,
+                       leak: np.ndarray, extra_u: np.ndarray, commits: str,
+                       tokens: str) -> list[dict[str, Any]]:
         """Turn the chunk's arrays into seed-keyword dicts (the Python-speed part).
 
         Everything that can be decided per array is decided before the loop, so the loop only
@@ -603,66 +532,16 @@ class SyntheticWorld:
         records: list[dict[str, Any]] = []
         append = records.append
         cols = zip(
-            t_rel.tolist(),
-            dur_s.tolist(),
-            env.tolist(),
-            user.tolist(),
-            automated.tolist(),
-            gateway.tolist(),
-            dtype.tolist(),
-            source_idx.tolist(),
-            bundle.tolist(),
-            mask.tolist(),
-            tpl.tolist(),
-            r[:, 1].tolist(),
-            r[:, 2].tolist(),
-            success.tolist(),
-            cause.tolist(),
-            rollback.tolist(),
-            rollback_ok.tolist(),
-            rb_dur.tolist(),
-            cpu.tolist(),
-            mem.tolist(),
-            net.tolist(),
-            secret.tolist(),
-            leak.tolist(),
-            noise_kind.tolist(),
-            form,
-            start_iso,
-            end_iso,
-            req_iso,
+            t_rel.tolist(), dur_s.tolist(), env.tolist(), user.tolist(), automated.tolist(),
+            gateway.tolist(), dtype.tolist(), source_idx.tolist(), bundle.tolist(),
+            mask.tolist(), tpl.tolist(), r[:, 1].tolist(), r[:, 2].tolist(), success.tolist(),
+            cause.tolist(), rollback.tolist(), rollback_ok.tolist(), rb_dur.tolist(),
+            cpu.tolist(), mem.tolist(), net.tolist(), secret.tolist(), leak.tolist(),
+            noise_kind.tolist(), form, start_iso, end_iso, req_iso,
             strict=True,
         )
-        for i, (
-            t0,
-            d,
-            e,
-            us,
-            auto,
-            g,
-            dt,
-            src,
-            bu,
-            mk,
-            tp,
-            r1,
-            r2,
-            ok,
-            ca,
-            rb,
-            rbok,
-            rbd,
-            c,
-            mm,
-            nw,
-            sec,
-            lk,
-            nk,
-            fm,
-            s_iso,
-            e_iso,
-            q_iso,
-        ) in enumerate(cols):
+        for i, (t0, d, e, us, auto, g, dt, src, bu, mk, tp, r1, r2, ok, ca, rb, rbok, rbd, c,
+                mm, nw, sec, lk, nk, fm, s_iso, e_iso, q_iso) in enumerate(cols):
             host = hosts[g]
             strategy = strategies[tp]
             resources = mask_res[mk]
@@ -690,17 +569,13 @@ class SyntheticWorld:
             else:
                 name = f"{bundles[bu]} {cat.DTYPE_TITLE[dt]} ({cat.PLANTS[r1 % 3]})"
             eid = f"{prefix}{a + i:08d}"
-            log = (
-                f"{s_iso}Z INFO deployment {eid} started by {user_id}"
-                f" ({'ci' if auto else 'manual'})\n{s_iso}Z INFO strategy={strategy}"
-                f" gateway={host} resources={','.join(resources)}\n"
-            )
+            log = (f"{s_iso}Z INFO deployment {eid} started by {user_id}"
+                   f" ({'ci' if auto else 'manual'})\n{s_iso}Z INFO strategy={strategy}"
+                   f" gateway={host} resources={','.join(resources)}\n")
             if lk:
-                log += (
-                    f"{s_iso}Z DEBUG connecting jdbc:postgresql://db-{host.split('.')[1]}"
-                    f".local:5432/ignition user=ignition"
-                    f" password={tokens[16 * i : 16 * i + 12]}\n"
-                )
+                log += (f"{s_iso}Z DEBUG connecting jdbc:postgresql://db-{host.split('.')[1]}"
+                        f".local:5432/ignition user=ignition"
+                        f" password={tokens[16 * i : 16 * i + 12]}\n")
             perf: dict[str, Any] = {"cpu_percent": c, "memory_mb": mm, "network_mb": nw}
             if ok:
                 reasons: list[str] = []
@@ -709,15 +584,8 @@ class SyntheticWorld:
                 status = "completed"
             else:
                 cause_name = causes[ca]
-                ctx = (
-                    host,
-                    strategy,
-                    dtype_name,
-                    resources,
-                    knobs[i].tolist(),
-                    r1,
-                    cat.PREDECESSOR[e] or "development",
-                )
+                ctx = (host, strategy, dtype_name, resources, knobs[i].tolist(), r1,
+                       cat.PREDECESSOR[e] or "development")
                 reasons = [reasons_by_cause[cause_name](ctx)]
                 if health[i]:
                     reasons.append(txt.health_reason(host, r2))
@@ -727,45 +595,40 @@ class SyntheticWorld:
                     if not rbok:
                         reasons.append(txt.rollback_reason(host, resources, r1))
                     perf["rollback_duration_s"] = int(rbd)
-                    log += (
-                        f"\n{e_iso}Z WARN rollback {'succeeded' if rbok else 'failed'}"
-                        f" after {int(rbd)}s"
-                    )
+                    log += (f"\n{e_iso}Z WARN rollback {'succeeded' if rbok else 'failed'}"
+                            f" after {int(rbd)}s")
                     status = "rolled_back"
                 else:
                     status = "failed"
-            append(
-                {
-                    "execution_id": eid,
-                    "execution_name": name,
-                    "deployment_type": dtype_name,
-                    "target_environment": envs[e],
-                    "source_environment": source_names[src],
-                    "gateway_host": host,
-                    "deployment_strategy": strategy,
-                    "resources_deployed": list(resources),
-                    "configuration_used": cfg,
-                    "status": status,
-                    "started_at": fromts(start_s + t0, utc),
-                    "completed_at": fromts(start_s + t0 + d, utc),
-                    "failure_reasons": reasons,
-                    "rollback_triggered": rb,
-                    "rollback_successful": rbok if rb else None,
-                    "user_id": user_id,
-                    "automation_triggered": auto,
-                    "execution_log": log,
-                    "performance_data": perf,
-                    "lessons_learned": lessons,
-                }
-            )
+            append({
+                "execution_id": eid,
+                "execution_name": name,
+                "deployment_type": dtype_name,
+                "target_environment": envs[e],
+                "source_environment": source_names[src],
+                "gateway_host": host,
+                "deployment_strategy": strategy,
+                "resources_deployed": list(resources),
+                "configuration_used": cfg,
+                "status": status,
+                "started_at": fromts(start_s + t0, utc),
+                "completed_at": fromts(start_s + t0 + d, utc),
+                "failure_reasons": reasons,
+                "rollback_triggered": rb,
+                "rollback_successful": rbok if rb else None,
+                "user_id": user_id,
+                "automation_triggered": auto,
+                "execution_log": log,
+                "performance_data": perf,
+                "lessons_learned": lessons,
+            })
         return records
 
     # ------------------------------------------------------------------ the oracle
     def _features(
         self,
-        rows: Sequence[
-            tuple[str, str, str, Iterable[str], Mapping[str, Any], datetime, str | None, str]
-        ],
+        rows: Sequence[tuple[str, str, str, Iterable[str], Mapping[str, Any], datetime,
+                             str | None, str]],
     ) -> mdl.Features:
         n = len(rows)
         env = np.empty(n, dtype=np.int64)
@@ -817,20 +680,9 @@ class SyntheticWorld:
         Unknown gateways get no hidden offset; unknown knobs, volatile and secret keys are
         ignored; absent knobs take their defaults (``catalogue.KNOB_DEFAULTS``).
         """
-        f = self._features(
-            [
-                (
-                    target_environment,
-                    gateway_host,
-                    deployment_strategy,
-                    resources_deployed,
-                    configuration_used,
-                    at,
-                    source_environment,
-                    deployment_type,
-                )
-            ]
-        )
+        f = self._features([(target_environment, gateway_host, deployment_strategy,
+                              resources_deployed, configuration_used, at, source_environment,
+                              deployment_type)])
         return float(mdl.probability(mdl.logit_components(f, self._hidden))[0])
 
     def success_probabilities(self, records: Iterable[Mapping[str, Any]]) -> np.ndarray:
@@ -840,18 +692,10 @@ class SyntheticWorld:
             at = rec["started_at"]
             if isinstance(at, str):
                 at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-            rows.append(
-                (
-                    rec["target_environment"],
-                    rec["gateway_host"],
-                    rec["deployment_strategy"],
-                    rec["resources_deployed"],
-                    rec.get("configuration_used") or {},
-                    at,
-                    rec.get("source_environment"),
-                    rec.get("deployment_type", "update"),
-                )
-            )
+            rows.append((rec["target_environment"], rec["gateway_host"],
+                         rec["deployment_strategy"], rec["resources_deployed"],
+                         rec.get("configuration_used") or {}, at,
+                         rec.get("source_environment"), rec.get("deployment_type", "update")))
         if not rows:
             return np.empty(0)
         return mdl.probability(mdl.logit_components(self._features(rows), self._hidden))
@@ -867,19 +711,8 @@ class SyntheticWorld:
     ) -> np.ndarray:
         """True P(success) of every template (aligned with ``templates``) in one context."""
         resources = list(resources_deployed)
-        rows = [
-            (
-                target_environment,
-                gateway_host,
-                t.strategy,
-                resources,
-                t.configuration,
-                at,
-                source_environment,
-                deployment_type,
-            )
-            for t in cat.TEMPLATES
-        ]
+        rows = [(target_environment, gateway_host, t.strategy, resources, t.configuration, at,
+                 source_environment, deployment_type) for t in cat.TEMPLATES]
         return mdl.probability(mdl.logit_components(self._features(rows), self._hidden))
 
     def best_pattern(
@@ -892,14 +725,8 @@ class SyntheticWorld:
         deployment_type: str = "update",
     ) -> tuple[str, dict[str, Any], float]:
         """``(strategy, configuration, p)`` of the best catalogue template in this context."""
-        p = self.template_probabilities(
-            target_environment,
-            gateway_host,
-            resources_deployed,
-            at,
-            source_environment,
-            deployment_type,
-        )
+        p = self.template_probabilities(target_environment, gateway_host, resources_deployed, at,
+                                        source_environment, deployment_type)
         best = int(np.argmax(p))
         t = cat.TEMPLATES[best]
         return t.strategy, t.configuration, float(p[best])
