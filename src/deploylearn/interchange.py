@@ -54,9 +54,6 @@ _BOOL_COLUMNS = ("rollback_triggered", "rollback_successful", "automation_trigge
 
 Row = tuple[int, dict[str, Any] | bytes | InvalidRecordError]
 BOM = b"\xef\xbb\xbf"
-# A JSON array element starts a line in every usual layout (one per line, or indented); after
-# a broken element, reading resumes at the next such line (see _read_json_array_slowly).
-_ELEMENT_START = re.compile(r"\n([ \t]*)\{")
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
@@ -134,8 +131,8 @@ def _read_json_array(path: Path) -> Iterator[Row]:
 
 def _read_json_array_slowly(path: Path, data: bytes) -> Iterator[Row]:
     """Element by element with Python's ``json``: a broken element is reported at its line
-    and reading resumes at the next line that starts an object at the same indentation (or
-    less), so the valid elements before and after it are kept."""
+    and reading resumes on a later line (``_next_element``), so the valid elements before and
+    after it are kept."""
     text = data.decode("utf-8", errors="surrogateescape")
     start = len(text) - len(text.lstrip())
     if not text.startswith("[", start):
@@ -151,10 +148,13 @@ def _read_json_array_slowly(path: Path, data: bytes) -> Iterator[Row]:
             yield _bad(line, "record", "the JSON array is not closed (a truncated file?)")
             return
         if text[position] == "]":
-            rest = text[position + 1 :].strip()
-            if rest:
-                yield _bad(line, "record", "text after the end of the JSON array")
-            return
+            if not text[position + 1 :].strip():
+                return
+            yield _bad(line, "record", "not valid JSON (a ']' before the end of the array)")
+            resume = _next_element(text, position)
+            line += text.count("\n", position, resume)
+            position = resume
+            continue
         try:
             value, end = strict_json.raw_decode(text, position)
         except strict_json.JsonTextError as exc:
@@ -183,12 +183,22 @@ def _skip_separators(text: str, position: int) -> int:
 
 
 def _next_element(text: str, position: int) -> int:
-    """Where the element after the broken one at ``position`` starts (or the end)."""
+    """Where reading resumes after the broken element at ``position``: the next line that is
+    not blank, and, when elements are indented (pretty-printed, several lines each), that is
+    indented no deeper than the broken one and is not its lone closing brace."""
     line_start = text.rfind("\n", 0, position) + 1
-    indent = len(text[line_start:position]) - len(text[line_start:position].lstrip(" \t"))
-    for match in _ELEMENT_START.finditer(text, position):
-        if len(match.group(1)) <= indent:
-            return match.start(1)
+    indent = position - line_start
+    start = text.find("\n", position)
+    while start != -1:
+        start += 1
+        end = text.find("\n", start)
+        line = text[start:] if end == -1 else text[start:end]
+        content = line.lstrip(" \t")
+        if content.strip() and (
+            indent == 0 or (len(line) - len(content) <= indent and content.rstrip(" \t\r,") != "}")
+        ):
+            return start + len(line) - len(content)
+        start = end
     return len(text)
 
 
