@@ -102,7 +102,11 @@ def _canonical_value(value: Any) -> Any:
     if isinstance(value, int | float):
         if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
             return None
-        return int(value) if float(value).is_integer() else float(value)
+        if isinstance(value, int):
+            return int(value)
+        # integral floats become ints only within 64 bits: 1e20 stays a float (no store, nor
+        # orjson, takes a larger int)
+        return int(value) if value.is_integer() and abs(value) < 2**63 else float(value)
     if isinstance(value, str):
         text = value.strip()
         lowered = text.lower()

@@ -2,23 +2,27 @@
 
 Every format carries the seed's ``record_deployment_execution`` keywords plus ``execution_id``.
 Readers yield ``(line_number, raw_record)`` or ``(line_number, error)`` so one bad line never
-costs the good ones. JSON Lines rows stay undecoded bytes: the fast screen decodes and
-validates them in one step (see ``screen``). CSV keeps ``resources_deployed`` ``;``-separated
-and JSON in the ``configuration_used`` / ``performance_data`` columns, lists of text as JSON
-arrays.
+costs the good ones: bytes that are not UTF-8, a broken JSON array element or a truncated file
+cost only the records they touch (docs/design.md, "Interchange"). JSON Lines rows and JSON
+array elements stay undecoded bytes: the fast screen decodes and validates them in one step
+(see ``screen``). CSV keeps ``resources_deployed`` ``;``-separated and JSON in the
+``configuration_used`` / ``performance_data`` columns, lists of text as JSON arrays. All JSON
+is read by ``strict_json`` (duplicate keys are errors), and a leading UTF-8 BOM is ignored.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 import orjson
 
+from deploylearn import strict_json
 from deploylearn.errors import FieldProblem, InputFileError, InvalidRecordError
 from deploylearn.records import DeploymentExecution
 
@@ -54,6 +58,8 @@ REQUIRED_COLUMNS = tuple(
 )
 
 Row = tuple[int, dict[str, Any] | bytes | InvalidRecordError]
+BOM = b"\xef\xbb\xbf"
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 def detect_format(path: Path) -> Format:
@@ -65,7 +71,7 @@ def detect_format(path: Path) -> Format:
         return "csv"
     if suffix == ".json":
         with path.open("rb") as handle:
-            head = handle.read(4096).lstrip()
+            head = handle.read(4096).removeprefix(BOM).lstrip()
         return "json" if head.startswith(b"[") else "jsonl"
     raise InputFileError(f"{path}: unknown file type {suffix!r} (use .jsonl, .json or .csv)")
 
@@ -89,9 +95,9 @@ def _bad(line: int, field: str, message: str) -> Row:
 def load_json_object(raw: bytes) -> dict[str, Any]:
     """One JSON Lines line as a mapping, or ``InvalidRecordError`` saying why it is not one."""
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecordError([FieldProblem("record", f"not valid JSON ({exc})")]) from None
+        value = strict_json.loads(raw)
+    except strict_json.JsonTextError as exc:
+        raise InvalidRecordError([FieldProblem(exc.path or "record", str(exc))]) from None
     if not isinstance(value, dict):
         raise InvalidRecordError([FieldProblem("record", "must be a JSON object")])
     return value
@@ -100,66 +106,166 @@ def load_json_object(raw: bytes) -> dict[str, Any]:
 def _read_jsonl(path: Path) -> Iterator[Row]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(BOM)
             if raw.strip():
                 yield number, raw
 
 
 def _read_json_array(path: Path) -> Iterator[Row]:
-    text = path.read_text(encoding="utf-8")
-    decoder = json.JSONDecoder()
-    position = text.index("[") + 1
+    """Each element as bytes with its line. A valid array is split by ``msgspec`` in one
+    pass; anything else (invalid JSON or UTF-8 anywhere) is read element by element."""
+    data = path.read_bytes().removeprefix(BOM)
+    try:
+        elements = msgspec.json.decode(data, type=list[msgspec.Raw])
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        yield from _read_json_array_slowly(path, data)
+        return
+    position, line = 0, 1
+    for element in elements:
+        raw = bytes(element)
+        start = data.find(raw, position)
+        line += data.count(b"\n", position, start)
+        if raw.startswith(b"{"):
+            yield line, raw
+        else:
+            yield _bad(line, "record", "must be a JSON object")
+        line += raw.count(b"\n")
+        position = start + len(raw)
+
+
+def _read_json_array_slowly(path: Path, data: bytes) -> Iterator[Row]:
+    """Element by element with Python's ``json``: a broken element is reported at its line
+    and reading resumes on a later line (``_next_element``), so the valid elements before and
+    after it are kept."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("[", start):
+        yield _bad(1, "record", "not a JSON array (expected '[')")
+        return
+    position = start + 1
     line = 1 + text.count("\n", 0, position)
     while True:
-        while position < len(text) and text[position] in " \t\r\n,":
-            if text[position] == "\n":
-                line += 1
-            position += 1
+        skipped = _skip_separators(text, position)
+        line += text.count("\n", position, skipped)
+        position = skipped
         if position >= len(text):
-            raise InputFileError(f"{path}: JSON array is not closed")
-        if text[position] == "]":
+            yield _bad(line, "record", "the JSON array is not closed (a truncated file?)")
             return
+        if text[position] == "]":
+            if not text[position + 1 :].strip():
+                return
+            yield _bad(line, "record", "not valid JSON (a ']' before the end of the array)")
+            resume = _next_element(text, position)
+            line += text.count("\n", position, resume)
+            position = resume
+            continue
         try:
-            value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(
-                f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); nothing after it read"
-            ) from exc
-        yield (
-            (line, value) if isinstance(value, dict) else _bad(line, "record", "must be an object")
-        )
-        line += text.count("\n", position, end)
+            value, end = strict_json.raw_decode(text, position)
+        except strict_json.JsonTextError as exc:
+            yield _bad(line, exc.path or "record", str(exc))
+            resume = _next_element(text, position)
+            if resume == len(text):  # the array ends inside the broken element
+                return
+            line += text.count("\n", position, resume)
+            position = resume
+            continue
+        element = text[position:end]
+        if not isinstance(value, dict):
+            yield _bad(line, "record", "must be a JSON object")
+        elif _NOT_UTF8.search(element):
+            yield _bad(line, "record", "not UTF-8 text")
+        else:
+            yield line, value
+        line += element.count("\n")
         position = end
 
 
+def _skip_separators(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n,":
+        position += 1
+    return position
+
+
+def _next_element(text: str, position: int) -> int:
+    """Where reading resumes after the broken element at ``position``: the next line that is
+    not blank, and, when elements are indented (pretty-printed, several lines each), that is
+    indented no deeper than the broken one and is not its lone closing brace."""
+    line_start = text.rfind("\n", 0, position) + 1
+    indent = position - line_start
+    start = text.find("\n", position)
+    while start != -1:
+        start += 1
+        end = text.find("\n", start)
+        line = text[start:] if end == -1 else text[start:end]
+        content = line.lstrip(" \t")
+        if content.strip() and (
+            indent == 0 or (len(line) - len(content) <= indent and content.rstrip(" \t\r,") != "}")
+        ):
+            return start + len(line) - len(content)
+        start = end
+    return len(text)
+
+
 def _read_csv(path: Path) -> Iterator[Row]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        unknown = [c for c in reader.fieldnames or [] if c not in FIELD_ORDER]
-        if unknown:
-            raise InputFileError(
-                f"{path}: line 1: unknown column(s) {', '.join(unknown)}; "
-                f"known: {', '.join(FIELD_ORDER)}"
-            )
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing and reader.fieldnames:
-            raise InputFileError(f"{path}: line 1: missing required column(s) {', '.join(missing)}")
+    # surrogateescape: bytes that are not UTF-8 cost their row, not the file (see _row)
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, [])
+        except csv.Error as exc:
+            raise InputFileError(f"{path}: line 1: not a CSV header ({exc})") from None
+        _check_header(path, header)
         start = 2
-        for row in reader:
+        while True:
             number = start
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                start = reader.line_num + 1
+                yield _bad(number, "record", f"not a readable CSV row ({exc})")
+                continue
             start = reader.line_num + 1
-            record: dict[str, Any] = {}
-            problems: list[FieldProblem] = []
-            for key, cell in row.items():
-                if key is None:
-                    problems.append(FieldProblem("record", "more cells than columns", number))
-                    continue
-                if cell is None or cell == "":
-                    continue
-                try:
-                    record[key] = _cell(key, cell)
-                except ValueError as exc:
-                    problems.append(FieldProblem(key, str(exc), number))
-            yield (number, InvalidRecordError(problems)) if problems else (number, record)
+            if cells:
+                yield _row(number, header, cells)
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    if _NOT_UTF8.search(",".join(header)):
+        raise InputFileError(f"{path}: line 1: the header is not UTF-8 text")
+    unknown = [c for c in header if c not in FIELD_ORDER]
+    if unknown:
+        raise InputFileError(
+            f"{path}: line 1: unknown column(s) {', '.join(unknown)}; "
+            f"known: {', '.join(FIELD_ORDER)}"
+        )
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise InputFileError(f"{path}: line 1: column(s) {', '.join(repeated)} appear twice")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing and header:
+        raise InputFileError(f"{path}: line 1: missing required column(s) {', '.join(missing)}")
+
+
+def _row(number: int, header: list[str], cells: list[str]) -> Row:
+    record: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    if len(cells) > len(header):
+        problems.append(FieldProblem("record", "more cells than columns", number))
+    for key, cell in zip(header, cells, strict=False):
+        if cell == "":
+            continue
+        if not cell.isascii() and _NOT_UTF8.search(cell):
+            problems.append(FieldProblem(key, "not UTF-8 text", number))
+            continue
+        try:
+            record[key] = _cell(key, cell)
+        except strict_json.JsonTextError as exc:
+            field = f"{key}.{exc.path}" if exc.path else key
+            problems.append(FieldProblem(field, str(exc), number))
+    return (number, InvalidRecordError(problems)) if problems else (number, record)
 
 
 def _cell(key: str, cell: str) -> Any:
@@ -170,16 +276,10 @@ def _cell(key: str, cell: str) -> Any:
     if key == "resources_deployed":
         return [part.strip() for part in cell.split(";") if part.strip()]
     if key in _JSON_COLUMNS:
-        try:
-            return orjson.loads(cell)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON ({exc})") from None
+        return strict_json.loads(cell)
     if key in _TEXT_LIST_COLUMNS:
         if cell.lstrip().startswith("["):
-            try:
-                return orjson.loads(cell)
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"not a valid JSON array ({exc})") from None
+            return strict_json.loads(cell)
         return [part.strip() for part in cell.split(";") if part.strip()]
     return cell
 

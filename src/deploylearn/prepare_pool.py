@@ -54,6 +54,11 @@ def prepare_rows(rows: Iterable[Row], cipher: SecretCipher | None) -> Iterator[P
             yield line, prepare(validate_execution(raw), cipher)
         except InvalidRecordError as exc:
             yield line, exc.at_line(line)
+        except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+            # validation should have named the field; still, one odd record costs its line,
+            # never the ingest (nor, with workers, the pool)
+            problem = f"cannot be stored ({type(exc).__name__}: {str(exc)[:200]})"
+            yield line, InvalidRecordError([FieldProblem("record", problem, line)])
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -116,14 +117,102 @@ def as_utc(value: datetime) -> datetime:
     )
 
 
-def json_size_problem(value: dict[str, Any]) -> str | None:
+MAX_JSON_DEPTH = 32
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+# Any integer beyond 64 bits has 19 digits or more; orjson writes NaN and Infinity as null.
+# One translation maps every digit to 0 and every bracket to {, so that a run of 19 digits
+# and the number of brackets are each one C search (a regex takes ~40x as long).
+_PLAIN_TABLE = bytes.maketrans(b"123456789[", b"000000000{")
+_LONG_DIGITS = b"0" * 19
+
+
+def json_problem(value: dict[str, Any]) -> tuple[str, str] | None:
+    """The first rule a free-form JSON object (``configuration_used``, ``performance_data``,
+    …) breaks, as (dotted path inside it, message); None when both stores can hold it.
+
+    Integers must fit in 64 bits (Neo4j's and DuckDB's integers, ``orjson``), numbers must be
+    finite, objects and arrays nest at most ``MAX_JSON_DEPTH`` levels (deeper values overflow
+    recursive encoders), and the whole is at most ``MAX_JSON_BYTES`` of JSON. The JSON text
+    shows cheaply that most values break none of these; the rest are walked.
+    """
     try:
-        size = len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
-    except TypeError as exc:
-        return f"must be JSON (objects, arrays, strings, numbers, booleans, null): {exc}"
-    if size > MAX_JSON_BYTES:
-        return f"is {size} bytes of JSON, more than the limit of {MAX_JSON_BYTES}"
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # beyond 64 bits, too deep for orjson, or not JSON at all
+        text = None
+    if text is not None and plain_json(text) and b"null" not in text:
+        return None
+    problem = _shape_problem(value)
+    if problem:
+        return problem
+    if text is None:
+        try:
+            orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:
+            return "", f"must be JSON (objects, arrays, strings, numbers, booleans, null): {exc}"
+    elif len(text) > MAX_JSON_BYTES:
+        return "", f"is {len(text)} bytes of JSON, more than the limit of {MAX_JSON_BYTES}"
     return None
+
+
+def plain_json(text: bytes) -> bool:
+    """True when compact JSON ``text`` (no NaN) certainly holds no integer beyond 64 bits, no
+    nesting deeper than ``MAX_JSON_DEPTH`` and at most ``MAX_JSON_BYTES``: False means "look
+    closer", not "bad" (digits or brackets inside strings count too)."""
+    if len(text) > MAX_JSON_BYTES:
+        return False
+    mapped = text.translate(_PLAIN_TABLE)
+    return mapped.count(b"{") <= MAX_JSON_DEPTH and _LONG_DIGITS not in mapped
+
+
+def _shape_problem(value: dict[str, Any]) -> tuple[str, str] | None:
+    """The walk behind ``json_problem``: iterative, so any depth is safe to check."""
+    pending: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while pending:
+        node, depth, path = pending.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, item in items:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int or (isinstance(item, int) and not isinstance(item, bool)):
+                if INT64_MIN <= item <= INT64_MAX:
+                    continue
+                digits = str(item)
+                shown = digits if len(digits) <= 24 else digits[:24] + "…"
+                return _at(path, key), (
+                    f"integer {shown} does not fit in 64 bits; write it as a string "
+                    "(or a float) to keep it"
+                )
+            if kind is float or isinstance(item, float):
+                if item - item == 0:  # finite
+                    continue
+                name = "NaN" if item != item else "Infinity" if item > 0 else "-Infinity"
+                return _at(path, key), f"{name} is not a JSON number (numbers must be finite)"
+            if isinstance(item, dict | list):
+                if depth >= MAX_JSON_DEPTH:
+                    where = _at(path, key)
+                    if len(where) > 60:
+                        where = where[:60] + "…"
+                    return where, f"nested more than {MAX_JSON_DEPTH} levels deep"
+                pending.append((item, depth + 1, _at(path, key)))
+    return None
+
+
+def _at(path: str, key: object) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def _check_json(field: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic validator's body: ``value`` unchanged, or an error at the exact path."""
+    problem = json_problem(value)
+    if problem:
+        path, message = problem
+        raise _field_error(f"{field}.{path}" if path else field, message)
+    return value
 
 
 class ExecutionOutcome:
@@ -199,11 +288,8 @@ class DeploymentExecution(ExecutionOutcome, BaseModel):
 
     @field_validator("configuration_used", "performance_data")
     @classmethod
-    def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = json_size_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    def _json_object(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        return _check_json(str(info.field_name), value)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DeploymentExecution:
@@ -334,11 +420,8 @@ class EnvironmentAdaptation(BaseModel):
 
     @field_validator("original_configuration", "adapted_configuration")
     @classmethod
-    def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = json_size_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    def _json_object(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        return _check_json(str(info.field_name), value)
 
 
 class RollbackScenario(BaseModel):
@@ -411,11 +494,8 @@ class PlannedDeployment(BaseModel):
 
     @field_validator("configuration_used")
     @classmethod
-    def _json_object(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = json_size_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    def _json_object(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        return _check_json(str(info.field_name), value)
 
 
 def parse_planned(data: Any) -> PlannedDeployment:

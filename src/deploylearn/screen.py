@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta
 
 from deploylearn.interchange import load_json_object
 from deploylearn.records import (
@@ -27,9 +27,10 @@ from deploylearn.records import (
     Status,
     as_utc,
     consistency_problem,
-    json_size_problem,
+    json_problem,
     parse_execution,
 )
+from deploylearn.strict_json import duplicate_free
 
 _Name = Annotated[str, Meta(min_length=1, max_length=300)]
 _Text = Annotated[str, Meta(max_length=4000)]
@@ -51,6 +52,8 @@ class ScreenedExecution(msgspec.Struct, ExecutionOutcome, forbid_unknown_fields=
 
     Times arrive as ``Any`` (RFC 3339 text from JSON, aware datetimes from Python) and leave
     as UTC datetimes; ``screen_*`` returns the struct only after every rule has passed.
+    Optional fields decode as ``UNSET`` when absent, so that the screen knows how many keys
+    the input had (``strict_json.duplicate_free``); ``_finish`` puts the defaults in.
     """
 
     execution_name: _Name
@@ -61,18 +64,36 @@ class ScreenedExecution(msgspec.Struct, ExecutionOutcome, forbid_unknown_fields=
     resources_deployed: Annotated[list[str], Meta(min_length=1, max_length=64)]
     status: Status
     started_at: Any
-    configuration_used: dict[str, Any] = {}
-    completed_at: Any = None
-    source_environment: str | None = None
-    failure_reasons: _Texts = []
-    rollback_triggered: bool = False
-    rollback_successful: bool | None = None
-    user_id: Annotated[str, Meta(max_length=200)] | None = None
-    automation_triggered: bool = False
-    execution_log: Annotated[str, Meta(max_length=MAX_LOG_CHARS)] | None = None
-    performance_data: dict[str, Any] = {}
-    lessons_learned: _Texts = []
-    execution_id: str | None = None
+    configuration_used: dict[str, Any] = UNSET  # type: ignore[assignment]
+    completed_at: Any = UNSET
+    source_environment: str | None = UNSET  # type: ignore[assignment]
+    failure_reasons: _Texts = UNSET  # type: ignore[assignment]
+    rollback_triggered: bool = UNSET  # type: ignore[assignment]
+    rollback_successful: bool | None = UNSET  # type: ignore[assignment]
+    user_id: Annotated[str, Meta(max_length=200)] | None = UNSET  # type: ignore[assignment]
+    automation_triggered: bool = UNSET  # type: ignore[assignment]
+    execution_log: Annotated[str, Meta(max_length=MAX_LOG_CHARS)] | None = UNSET  # type: ignore[assignment]
+    performance_data: dict[str, Any] = UNSET  # type: ignore[assignment]
+    lessons_learned: _Texts = UNSET  # type: ignore[assignment]
+    execution_id: str | None = UNSET  # type: ignore[assignment]
+
+
+# The defaults of ScreenedExecution's optional fields (those of DeploymentExecution); a
+# factory where the default is mutable.
+_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("configuration_used", dict),
+    ("completed_at", None),
+    ("source_environment", None),
+    ("failure_reasons", list),
+    ("rollback_triggered", False),
+    ("rollback_successful", None),
+    ("user_id", None),
+    ("automation_triggered", False),
+    ("execution_log", None),
+    ("performance_data", dict),
+    ("lessons_learned", list),
+    ("execution_id", None),
+)
 
 
 _decoder = msgspec.json.Decoder(ScreenedExecution)
@@ -105,8 +126,15 @@ def _utc(value: Any) -> datetime | None:
     return as_utc(value)
 
 
+def _fill_defaults(record: ScreenedExecution) -> None:
+    for name, default in _DEFAULTS:
+        if getattr(record, name) is UNSET:
+            setattr(record, name, default() if callable(default) else default)
+
+
 def _finish(record: ScreenedExecution) -> ScreenedExecution | None:
     """Apply the rules msgspec's types cannot express; None declines the record."""
+    _fill_defaults(record)
     if record.execution_name != record.execution_name.strip():
         return None
     for value in (record.deployment_type, record.target_environment, record.deployment_strategy):
@@ -133,7 +161,7 @@ def _finish(record: ScreenedExecution) -> ScreenedExecution | None:
         started, completed, record.rollback_triggered, record.rollback_successful
     ):
         return None
-    if json_size_problem(record.configuration_used) or json_size_problem(record.performance_data):
+    if json_problem(record.configuration_used) or json_problem(record.performance_data):
         return None
     record.started_at = started
     record.completed_at = completed
@@ -145,8 +173,10 @@ def screen_json(raw: bytes | str) -> ScreenedExecution | None:
     """One JSON object (a JSON Lines line) as a clean execution, or None to decline it."""
     try:
         record = _decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
+    if not duplicate_free(raw, msgspec.json.encode(record)):
+        return None  # a duplicate key: let the full path name it
     return _finish(record)
 
 
@@ -154,7 +184,7 @@ def screen_mapping(data: dict[str, Any]) -> ScreenedExecution | None:
     """A mapping of the seed's keywords as a clean execution, or None to decline it."""
     try:
         record = msgspec.convert(data, ScreenedExecution)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, RecursionError):
         return None
     return _finish(record)
 

@@ -24,6 +24,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploylearn import strict_json
 from deploylearn.cli.common import (
     JsonOption,
     StoreOption,
@@ -211,9 +212,9 @@ _FIELD_OF_OPTION = {
 def _record_file(path: Path) -> dict[str, Any]:
     _require_file(path)
     try:
-        fields = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise InputFileError(f"{path}: not valid JSON ({exc})") from None
+        fields = strict_json.loads(path.read_bytes())
+    except strict_json.JsonTextError as exc:
+        raise InputFileError(f"{path}: {exc.path or 'record'}: {exc}") from None
     if not isinstance(fields, dict):
         raise InputFileError(f"{path}: must hold one JSON object")
     return fields

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 
+from deploylearn import strict_json
 from deploylearn.errors import InputFileError
 
 out = Console()
@@ -104,9 +105,10 @@ def parse_config(text: str | None, option: str = "--config") -> dict[str, Any]:
             )
         raw, where = path.read_bytes(), f"{option} {text}"
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InputFileError(f"{where}: not valid JSON ({exc})") from None
+        value = strict_json.loads(raw)
+    except strict_json.JsonTextError as exc:
+        inside = f" {exc.path}:" if exc.path else ""
+        raise InputFileError(f"{where}:{inside} {exc}") from None
     if not isinstance(value, dict):
         raise InputFileError(f"{where}: must be a JSON object")
     return value
