@@ -189,7 +189,7 @@ def test_backtest_is_readable_at_80_and_120_columns(
     console = Console(width=width, record=True, file=io.StringIO())
     monkeypatch.setattr(common, "out", console)
     monkeypatch.setattr(train_commands, "out", console)
-    train_commands._print_backtest(*_backtest_frames())
+    train_commands._print_backtest(*_backtest_frames(), verdict=[])
     text = console.export_text()
     assert "…" not in text, text
     assert max(len(line) for line in text.splitlines()) <= width

@@ -281,8 +281,7 @@ def _print_backtest(summary: pd.DataFrame, folds: pd.DataFrame, verdict: list[st
     out.print(
         "confidence: Brier/ECE of the reported probability; recommendation accuracy: context "
         "AUC (same environment and resources); velocity: Brier skill gained per doubling of "
-        "history. Reference baselines (gateway running rate, parrot, plain boosting on raw "
-        "fields) are what this store's own history gives without deploylearn.",
+        "history; reference baselines: this store's history without deploylearn.",
         highlight=False,
     )
     for line in verdict:
