@@ -281,7 +281,7 @@ def _print_backtest(summary: pd.DataFrame, folds: pd.DataFrame, verdict: list[st
     out.print(
         "confidence: Brier/ECE of the reported probability; recommendation accuracy: context "
         "AUC (same environment and resources); velocity: Brier skill gained per doubling of "
-        "history; reference baselines: this store's history without deploylearn.",
+        "history; references: without deploylearn.",
         highlight=False,
     )
     for line in verdict:
