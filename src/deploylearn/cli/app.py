@@ -8,6 +8,7 @@ or ``--json``). Errors become one line on stderr and an exit code in ``main``:
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,26 @@ db_app = typer.Typer(help="Create and inspect the store.", no_args_is_help=True)
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(db_app, name="db")
 register_deploy_commands(deploy_app)
+
+
+@app.callback()
+def _global_options(
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            envvar="MLFLOW_TRACKING_URI",
+            help="MLflow tracking URI for every command that trains or reads models "
+            "(default: sqlite:///<repo or cwd>/mlruns/mlflow.db).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Options for every command (given before it: ``ign --tracking-uri URI deploy …``)."""
+    if tracking_uri:  # read by Settings.from_env and models.tracking.default_tracking_uri
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+
+
 app.command("train")(train)
 app.add_typer(evaluate_app, name="evaluate")
 

@@ -77,6 +77,8 @@ INDEXES = [
 ]
 SET_SCHEMA_VERSION = f"MERGE (m:{Label.META} {{key: 'schema_version'}}) SET m.value = $version"
 GET_SCHEMA_VERSION = f"MATCH (m:{Label.META} {{key: 'schema_version'}}) RETURN m.value AS value"
+SET_STORE_ID = f"MERGE (m:{Label.META} {{key: 'store_id'}}) ON CREATE SET m.value = $store_id"
+GET_STORE_ID = f"MATCH (m:{Label.META} {{key: 'store_id'}}) RETURN m.value AS value"
 
 EXISTING_HASHES = f"""
 UNWIND $ids AS id

@@ -127,6 +127,8 @@ SET_SCHEMA_VERSION = (
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 GET_SCHEMA_VERSION = "SELECT value FROM meta WHERE key = 'schema_version'"
+SET_STORE_ID = "INSERT INTO meta VALUES ('store_id', ?) ON CONFLICT (key) DO NOTHING"
+GET_STORE_ID = "SELECT value FROM meta WHERE key = 'store_id'"
 
 EXISTING_HASHES = """
     SELECT e.execution_id, e.content_hash
