@@ -150,9 +150,7 @@ def test_risk_gate_counts_unknown_configuration_keys_as_warnings_only() -> None:
 
 
 # ------------------------------------------------------------------ store provenance (item 2)
-def test_a_champion_serves_only_the_store_it_learned_from(
-    trained: Trained, tmp_path: Path
-) -> None:
+def test_a_champion_serves_only_the_store_it_learned_from(trained: Trained, tmp_path: Path) -> None:
     with DeploymentPatternLearner.open(trained.url, tracking_uri=trained.tracking_uri) as learner:
         own = learner.get_deployment_recommendations("production", ["project"])
         store_id = learner.store.store_id()
