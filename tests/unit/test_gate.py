@@ -205,7 +205,7 @@ def test_runs_and_versions_carry_provenance_names_and_descriptions(trained: Trai
     with open_store(trained.url) as store:
         store_id = store.store_id()
     assert data.tags["deploylearn.store_id"] == store_id
-    assert data.tags["deploylearn.version"] == deploylearn.__version__
+    assert data.tags["deploylearn.package_version"] == deploylearn.__version__
     package = Path(deploylearn.__file__).parent
     if shutil.which("git"):
         head = subprocess.run(

@@ -18,7 +18,7 @@ import deploylearn
 from deploylearn.features._columns import column_name
 from deploylearn.serving.models import STORE_ID_TAG
 
-VERSION_TAG = "deploylearn.version"
+VERSION_TAG = "deploylearn.package_version"  # not .version: Registry.versions has one
 GIT_COMMIT_TAG = "deploylearn.git_commit"
 GIT_DIRTY_TAG = "deploylearn.git_dirty"
 STORE_URL_TAG = "deploylearn.store_url"  # store URLs carry no password (stores redact them)
