@@ -183,7 +183,10 @@ def test_a_champion_serves_only_the_store_it_learned_from(trained: Trained, tmp_
 
 def test_tracking_uri_is_a_global_option_for_commands_that_read_models(trained: Trained) -> None:
     question = ["deploy", "recommendations", "--store", trained.url, "-e", "production"]
-    with_option = ign("--tracking-uri", trained.tracking_uri, *question, "-r", "project", "--json")
+    with_option = ign(
+        *("--tracking-uri", trained.tracking_uri, "--store", trained.url),  # both global
+        *("deploy", "recommendations", "-e", "production", "-r", "project", "--json"),
+    )
     assert with_option.returncode == 0, with_option.stderr
     assert json.loads(with_option.stdout)["model"]["version"] == "1"
     # the test environment's MLFLOW_TRACKING_URI is an empty registry: no champion there

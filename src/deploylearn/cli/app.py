@@ -61,10 +61,20 @@ def _global_options(
             show_default=False,
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store URL for every command (a command's own --store wins).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Options for every command (given before it: ``ign --tracking-uri URI deploy …``)."""
     if tracking_uri:  # read by Settings.from_env and models.tracking.default_tracking_uri
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    if store:  # the envvar of every command's --store
+        os.environ["DEPLOYLEARN_STORE"] = store
 
 
 app.command("train")(train)

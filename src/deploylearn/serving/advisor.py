@@ -9,6 +9,10 @@ on deployments that included every requested resource; failing that, patterns ru
 environment at all; failing that, every known pattern (cold start). Each answer says which tier
 it came from. Without a gateway, a candidate's probability is the run-weighted mean over the
 environment's gateways, so an unknown target is not scored as one lucky or flaky host.
+
+Every answer also names what the store has never seen (``serving.unknowns``: ``unknown``,
+``did_you_mean``, ``warnings``) and whether the champion learned from this store
+(``model_provenance``; a refused champion is not passed in, see ``serving.models``).
 """
 
 from __future__ import annotations
