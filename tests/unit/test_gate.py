@@ -1,15 +1,15 @@
 """The CI gate cannot be fooled: unknown contexts are named and fail ``--fail-below``, a champion
 serves only the store it learned from, and training runs say where they came from.
 
-Real DuckDB stores, a real SQLite MLflow registry in a temporary folder, the real ``ign``.
+Real DuckDB stores, a real SQLite MLflow registry in a temporary folder, the real ``ign`` app.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner, Result
 
 import deploylearn
+from deploylearn.cli.app import app
 from deploylearn.learner import DeploymentPatternLearner
 from deploylearn.models.registry import MODEL_NAMES
 from deploylearn.pipeline import TrainingRun, TrainingSettings, run_training
@@ -62,9 +64,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     return Trained(url, tracking_uri, run)
 
 
-def ign(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "deploylearn", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180)
+def ign(*args: str) -> Result:
+    """``ign`` in this process (a subprocess pays ~10 s of imports per call); the global
+    options write the environment, which is restored afterwards."""
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "DEPLOYLEARN_STORE")}
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # ------------------------------------------------------------------ unknown contexts (item 1)
@@ -122,18 +133,18 @@ def test_vocabulary_of_an_empty_store_says_the_store_is_empty() -> None:
 def test_fail_below_fails_an_unknown_context_unless_allowed(trained: Trained) -> None:
     common = ["--tracking-uri", trained.tracking_uri, "deploy", "predict", "--store", trained.url]
     typo = ign(*common, "-e", "prod", *PLAN, "--fail-below", "0.01")
-    assert typo.returncode == 7, typo.stderr
+    assert typo.exit_code == 7, typo.stderr
     assert "prod" in typo.stderr and "did you mean 'production'?" in typo.stderr
     assert "--allow-unknown" in typo.stderr
     assert "warning: unknown environment 'prod' (did you mean 'production'?)" in " ".join(
         typo.stdout.split()
     )
     allowed = ign(*common, "-e", "prod", *PLAN, "--fail-below", "0.01", "--allow-unknown", "--json")
-    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.exit_code == 0, allowed.stderr
     gate = json.loads(allowed.stdout)["gate"]
     assert gate["passed"] and gate["unknown"] == 1
     right = ign(*common, "-e", "production", *PLAN, "--fail-below", "0.01")
-    assert right.returncode == 0, right.stderr
+    assert right.exit_code == 0, right.stderr
 
 
 def test_risk_gate_counts_unknown_configuration_keys_as_warnings_only() -> None:
@@ -176,7 +187,7 @@ def test_a_champion_serves_only_the_store_it_learned_from(trained: Trained, tmp_
         *("--tracking-uri", trained.tracking_uri, "deploy", "predict", "--store", other),
         *("-e", "production", *PLAN, "--fail-below", "0.01"),
     )
-    assert result.returncode == 7
+    assert result.exit_code == 7
     assert "learned from another store" in result.stderr
     assert "not applied" in " ".join(result.stdout.split())
 
@@ -187,7 +198,7 @@ def test_tracking_uri_is_a_global_option_for_commands_that_read_models(trained: 
         *("--tracking-uri", trained.tracking_uri, "--store", trained.url),  # both global
         *("deploy", "recommendations", "-e", "production", "-r", "project", "--json"),
     )
-    assert with_option.returncode == 0, with_option.stderr
+    assert with_option.exit_code == 0, with_option.stderr
     assert json.loads(with_option.stdout)["model"]["version"] == "1"
     # the test environment's MLFLOW_TRACKING_URI is an empty registry: no champion there
     without = ign(*question, "-r", "project", "--json")
