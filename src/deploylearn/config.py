@@ -11,11 +11,14 @@ from deploylearn.store import default_store_url
 
 @dataclass(frozen=True)
 class Settings:
-    """``DEPLOYLEARN_STORE``, ``DEPLOYLEARN_SECRET_KEY`` and ``DEPLOYLEARN_ACTOR`` (for audit)."""
+    """``DEPLOYLEARN_STORE``, ``DEPLOYLEARN_SECRET_KEY``, ``DEPLOYLEARN_ACTOR`` (for audit)
+    and ``MLFLOW_TRACKING_URI`` (where serving finds the champion; None: the default
+    ``models.tracking.default_tracking_uri``)."""
 
     store_url: str
     secret_key: str | None = None
     actor: str = "unknown"
+    tracking_uri: str | None = None
 
     @classmethod
     def from_env(cls, store_url: str | None = None) -> Settings:
@@ -27,4 +30,5 @@ class Settings:
             store_url=store_url or default_store_url(),
             secret_key=os.environ.get("DEPLOYLEARN_SECRET_KEY") or None,
             actor=os.environ.get("DEPLOYLEARN_ACTOR") or user,
+            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
         )

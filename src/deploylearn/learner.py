@@ -7,7 +7,7 @@ import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -119,9 +119,13 @@ class DeploymentPatternLearner:
         *,
         settings: Settings | None = None,
         use_model: bool = True,
+        tracking_uri: str | None = None,
     ) -> Self:
-        """``use_model=False`` answers from the empirical prior even if a champion exists."""
+        """``use_model=False`` answers from the empirical prior even if a champion exists;
+        ``tracking_uri`` is the MLflow registry holding it (default: ``Settings``)."""
         settings = settings or Settings.from_env(store_url)
+        if tracking_uri:
+            settings = replace(settings, tracking_uri=tracking_uri)
         return cls(open_store(store_url or settings.store_url), settings, use_model=use_model)
 
     def __enter__(self) -> Self:
@@ -284,14 +288,16 @@ class DeploymentPatternLearner:
         """
         if self._advisor is None or refresh:
             from deploylearn.serving.advisor import Advisor
-            from deploylearn.serving.models import load_serving_models
+            from deploylearn.serving.models import check_provenance, load_serving_models
 
-            models = load_serving_models() if self.use_model else None
+            models = load_serving_models(self.settings.tracking_uri) if self.use_model else None
+            provenance = check_provenance(models, self.store.store_id())
             self._advisor = Advisor.build(
                 self.store.executions_frame(),
                 self.store.patterns(),
-                models=models,
+                models=None if provenance.status == "refused" else models,
                 issues=self.store.issues(),
+                provenance=provenance,
             )
         return self._advisor
 

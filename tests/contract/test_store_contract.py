@@ -40,6 +40,21 @@ def test_record_and_read_back(store_url: str) -> None:
     assert stored["pattern_id"].startswith("pat-")
 
 
+def test_store_id_is_stable_and_survives_a_wipe(store_url: str, tmp_path: Path) -> None:
+    from deploylearn.store import open_store
+
+    with open_store(store_url) as store:
+        first = store.store_id()
+        store.init_schema()
+        store.wipe()
+        assert store.store_id() == first
+    with open_store(store_url) as store:
+        assert store.store_id() == first
+    assert first and len(first) == 32
+    with open_store(f"duckdb://{tmp_path / 'other.duckdb'}") as other:
+        assert other.store_id() not in (None, first)
+
+
 def test_failures_count_against_patterns(store_url: str) -> None:
     with DeploymentPatternLearner.open(store_url) as learner:
         for i in range(6):

@@ -9,6 +9,7 @@ or ``--json``). Errors become one line on stderr (under ``--json`` the JSON obje
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -64,6 +65,8 @@ db_app = typer.Typer(help="Create and inspect the store.", no_args_is_help=True)
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(db_app, name="db")
 register_deploy_commands(deploy_app)
+
+
 app.command("train")(train)
 app.add_typer(evaluate_app, name="evaluate")
 
@@ -90,8 +93,31 @@ def _global_options(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            envvar="MLFLOW_TRACKING_URI",
+            help="MLflow tracking URI for every command that trains or reads models "
+            "(default: sqlite:///<repo or cwd>/mlruns/mlflow.db).",
+            show_default=False,
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store URL for every command (a command's own --store wins).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
+    """Options for every command (given before it: ``ign --tracking-uri URI deploy …``)."""
     configure_output(verbose)
+    if tracking_uri:  # read by Settings.from_env and models.tracking.default_tracking_uri
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    if store:  # the envvar of every command's --store
+        os.environ["DEPLOYLEARN_STORE"] = store
 
 
 def _learner(store: str | None):  # type: ignore[no-untyped-def]

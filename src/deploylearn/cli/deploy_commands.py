@@ -2,7 +2,9 @@
 
 Each command calls one ``DeploymentPatternLearner`` method and renders its dict: rich tables,
 or with ``--json`` the same dict the Python method returns. ``predict --fail-below P`` exits
-``EXIT_RISK_GATE`` when a planned deployment's success probability is below P, for CI.
+``EXIT_RISK_GATE`` when a planned deployment's success probability is below P, or when it
+names a context the store never saw, or the champion learned from another store (unless
+``--allow-unknown``), for CI (``serving.risk_gate``). Unknown values are warned about in tables.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def print_recommendations(answer: dict[str, Any]) -> None:
     where = f"{context['target_environment']}: {', '.join(context['resource_types'])}"
     if not answer["recommendations"]:
         out.print(f"no recommendation for {where}: {'; '.join(answer.get('notes', []))}")
+        _print_warnings(answer.get("warnings", []))
         return
     table = Table(title=f"recommendations for {where}")
     table.add_column("#", justify="right")
@@ -115,6 +118,7 @@ def print_recommendations(answer: dict[str, Any]) -> None:
     model = answer.get("model")
     source = f"champion v{model['version']}" if model else "no trained model (empirical prior)"
     out.print(f"candidates: {answer['candidate_tier']}; probabilities from {source}")
+    _print_warnings(answer.get("warnings", []))
     best = answer["recommendations"][0]
     out.print("why #1:", highlight=False)
     for reason in best["applicability_reasons"]:
@@ -159,9 +163,19 @@ def predict(
             "--fail-below",
             min=0.0,
             max=1.0,
-            help=f"Exit {EXIT_RISK_GATE} if any success probability is below this (CI gate).",
+            help=f"Exit {EXIT_RISK_GATE} if any success probability is below this, or a planned "
+            "deployment names an environment, strategy, gateway or resource type never seen, or "
+            "the champion learned from another store (CI gate).",
         ),
     ] = None,
+    allow_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unknown",
+            help="With --fail-below: gate on the probability alone, even for unknown contexts "
+            "or a champion refused for this store.",
+        ),
+    ] = False,
     no_model: NoModelOption = False,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -185,17 +199,25 @@ def predict(
         answer = learner.predict_success(planned)
     gate = None
     if fail_below is not None:
-        low = [p for p in answer["predictions"] if p["success_probability"] < fail_below]
-        gate = {"fail_below": fail_below, "passed": not low, "below": len(low)}
+        from deploylearn.serving.risk_gate import risk_gate
+
+        gate = risk_gate(answer, fail_below, allow_unknown=allow_unknown)
         answer["gate"] = gate
     if as_json:
         print_json(answer)
     else:
         _print_predictions(answer)
     if gate is not None and not gate["passed"]:
+        hint = (
+            ""
+            if allow_unknown or not (gate["unknown"] or gate["model_refused"])
+            else (" (--allow-unknown gates on the probability alone)")
+        )
         err.print(
-            f"risk gate: {gate['below']} planned deployment(s) below P(success) {fail_below}",
+            f"risk gate failed: {'; '.join(gate['reasons'])}{hint}",
             highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
         raise typer.Exit(EXIT_RISK_GATE)
 
@@ -272,7 +294,9 @@ def _print_predictions(answer: dict[str, Any]) -> None:
             risk,
         )
     show(table)
+    _print_warnings(answer.get("warnings", []))
     for i, p in enumerate(answer["predictions"], 1):
+        _print_warnings(p.get("warnings", []), prefix=f"#{i} ")
         if p["similar_past_failures"]:
             first = p["similar_past_failures"][0]
             issues = "; ".join(first["issues"]) or first["status"]
@@ -281,6 +305,11 @@ def _print_predictions(answer: dict[str, Any]) -> None:
                 f"({first['started_at'][:10]}, {first['gateway_host']}): {issues}",
                 highlight=False,
             )
+
+
+def _print_warnings(warnings: list[str], prefix: str = "") -> None:
+    for warning in warnings:
+        out.print(f"{prefix}warning: {warning}", style="yellow", highlight=False, markup=False)
 
 
 # -- adaptations -----------------------------------------------------------------------------

@@ -59,6 +59,18 @@ TRUSTED_TYPES: list[str] = [
     "sklearn.metrics._dist_metrics.EuclideanDistance64",
     "sklearn.neighbors._kd_tree.KDTree",
 ]
+# What each registered model is, for people browsing the registry (set on every log_model).
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    "success": "deploylearn: probability that a deployment succeeds in its context "
+    "(environment, gateway, strategy, resources, configuration knobs, history counts). "
+    "Calibrated gradient boosting; predict_proba[:, 1] is P(success). Serving blends it with "
+    "each pattern's time-decayed Beta posterior. Tagged with the store it learned from "
+    "(deploylearn.store_id); serving refuses it for any other store.",
+    "duration": "deploylearn: p50 and p90 of a deployment's duration in seconds "
+    "(quantile gradient boosting on the success model's features).",
+    "similarity": "deploylearn: nearest deployment patterns by configuration knobs and graph "
+    "embeddings, with their smoothed success rates; the cold-start prior for unseen patterns.",
+}
 _PREDICT_FN = {"success": "predict_proba", "similarity": "predict", "duration": "predict"}
 
 
@@ -273,6 +285,7 @@ class Registry:
             pip_requirements=pip_requirements,
         )
         version = str(info.registered_model_version)
+        self.client.update_registered_model(name, description=MODEL_DESCRIPTIONS[kind])
         return ModelRef(kind, name, version, mlflow.active_run().info.run_id)  # type: ignore[union-attr]
 
     def champion(self, kind: str = "success") -> ModelRef | None:
@@ -290,6 +303,10 @@ class Registry:
     def load_champion(self, kind: str = "success") -> Any | None:
         ref = self.champion(kind)
         return None if ref is None else self.load(ref)
+
+    def describe_version(self, ref: ModelRef, description: str) -> None:
+        """The version's description in the registry (what it learned from, how it scored)."""
+        self.client.update_model_version(ref.name, ref.version, description=description)
 
     def tag_version(self, ref: ModelRef, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():

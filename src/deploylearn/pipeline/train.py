@@ -39,7 +39,7 @@ from deploylearn.models.success import (
     select_success_params,
 )
 from deploylearn.models.tracking import default_tracking_uri, mlruns_dir
-from deploylearn.pipeline import steps
+from deploylearn.pipeline import provenance, steps
 from deploylearn.pipeline.gate import (
     FALLBACK_LABEL,
     GateRules,
@@ -109,6 +109,7 @@ class TrainingRun:
     fingerprint: str
     run_id: str | None = None
     tracking_uri: str | None = None
+    store_id: str | None = None  # the store it learned from (Store.store_id)
     training_rows: int = 0
     holdout_rows: int = 0
     holdout_start: str | None = None
@@ -154,8 +155,12 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
 
     step("extract")
     history = steps.extract(store)
+    store_id = store.store_id()
     mode = steps.resolve_embeddings(history.store_url, settings.embeddings)
-    fp = steps.fingerprint(history, {**settings.fingerprint_fields(), "embeddings": mode})
+    # the store id is part of it: the same rows in another store still need their own model
+    fp = steps.fingerprint(
+        history, {**settings.fingerprint_fields(), "embeddings": mode, "store_id": store_id}
+    )
     tracking_uri = settings.tracking_uri or default_tracking_uri()
     registry: Registry | None = None
     if not settings.dry_run:
@@ -245,6 +250,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         message="",
         fingerprint=fp,
         tracking_uri=None if settings.dry_run else tracking_uri,
+        store_id=store_id,
         training_rows=len(train),
         holdout_rows=len(holdout),
         holdout_start=cut.isoformat(),
@@ -275,7 +281,11 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
     step("register")
     with registry.start_run(
         f"train-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
-        tags={"deploylearn.fingerprint": fp, "deploylearn.outcome": "running"},
+        tags={
+            "deploylearn.fingerprint": fp,
+            "deploylearn.outcome": "running",
+            **provenance.run_tags(store_id, store.url),
+        },
     ) as run_id:
         run.run_id = run_id
         _log_run(
@@ -303,8 +313,14 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
                 "similarity", similarity, vectors.head(50), pip_requirements=_requirements()
             ),
         ]
+        version_tags = {
+            CUTOFF_TAG: cut.isoformat(),
+            "deploylearn.fingerprint": fp,
+            **provenance.run_tags(store_id, store.url),
+        }
         for ref in refs:
-            registry.tag_version(ref, {CUTOFF_TAG: cut.isoformat(), "deploylearn.fingerprint": fp})
+            registry.tag_version(ref, version_tags)
+            registry.describe_version(ref, _version_description(ref.kind, run, store_id, store.url))
         run.versions = {ref.kind: ref.version for ref in refs}
 
         step("gate")
@@ -398,8 +414,13 @@ def _log_run(
     registry.log_metrics(run.metrics)
     comparison = run.comparison if run.comparison is not None else pd.DataFrame()
     for _, row in comparison.iloc[1:].iterrows():
-        prefix = "baseline." + "".join(c if c.isalnum() else "_" for c in str(row["method"]))
-        registry.log_metrics({f"{prefix}.{k}": row[k] for k in comparison.columns if k != "method"})
+        registry.log_metrics(
+            {
+                provenance.baseline_metric_name(str(row["method"]), k): row[k]
+                for k in comparison.columns
+                if k != "method"
+            }
+        )
     registry.log_table(comparison, "evaluation/holdout_comparison.csv")
     registry.log_figure(
         steps.calibration_figure(holdout.y.to_numpy(), predictions), "evaluation/calibration.png"
@@ -417,6 +438,23 @@ def _log_run(
     if tf.node_embeddings is not None:
         registry.log_embeddings(tf.node_embeddings, EMBEDDINGS_ARTIFACT)
     registry.log_dict(json.loads(json.dumps(tf.timings)), "features/timings.json")
+
+
+def _version_description(kind: str, run: TrainingRun, store_id: str | None, url: str) -> str:
+    """A registered version in one paragraph: what it learned from and how it scored."""
+    m = run.metrics
+    scores = {
+        "success": f"holdout Brier {m.get('brier_score', float('nan')):.4f}, ROC AUC "
+        f"{m.get('roc_auc', float('nan')):.3f}, ECE {m.get('ece', float('nan')):.4f}",
+        "duration": ", ".join(f"{k} {v:.3g}" for k, v in sorted(m.items()) if "duration" in k),
+        "similarity": ", ".join(f"{k} {v:.3g}" for k, v in sorted(m.items()) if "cold" in k),
+    }
+    return (
+        f"Trained by run {run.run_id} on {run.training_rows} executions of store "
+        f"{store_id or '(no store id)'} ({url}) started before {run.holdout_start}; "
+        f"{scores.get(kind) or 'see the run metrics'} on the {run.holdout_rows} executions after. "
+        "Serves only that store."
+    )
 
 
 def _described(frame: TrainingFrame) -> pd.DataFrame:

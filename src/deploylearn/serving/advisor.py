@@ -9,6 +9,10 @@ on deployments that included every requested resource; failing that, patterns ru
 environment at all; failing that, every known pattern (cold start). Each answer says which tier
 it came from. Without a gateway, a candidate's probability is the run-weighted mean over the
 environment's gateways, so an unknown target is not scored as one lucky or flaky host.
+
+Every answer also names what the store has never seen (``serving.unknowns``: ``unknown``,
+``did_you_mean``, ``warnings``) and whether the champion learned from this store
+(``model_provenance``; a refused champion is not passed in, see ``serving.models``).
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from deploylearn.serving.blend import (
     posterior,
 )
 from deploylearn.serving.failures import FailureIndex
-from deploylearn.serving.models import ServingModels
+from deploylearn.serving.models import ModelProvenance, ServingModels
 from deploylearn.serving.snapshot import HistorySnapshot
+from deploylearn.serving.unknowns import Vocabulary
 
 MAX_CANDIDATES = 200
 MAX_GATEWAYS = 6
@@ -72,6 +77,8 @@ class Advisor:
     issue_text: dict[str, str] = field(default_factory=dict)
     blend: BlendParams = field(default_factory=BlendParams)
     boolean_knobs: frozenset[str] = frozenset()  # knob keys whose templates hold booleans
+    vocabulary: Vocabulary | None = None  # what the history has seen (None: not checked)
+    provenance: ModelProvenance | None = None  # whether the champion learned from this store
     _similar_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
     _positions: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = field(
         default=None, repr=False
@@ -87,6 +94,7 @@ class Advisor:
         models: ServingModels | None = None,
         at: datetime | None = None,
         issues: pd.DataFrame | None = None,
+        provenance: ModelProvenance | None = None,
     ) -> Advisor:
         """Fold ``frame`` (``Store.executions_frame()``) as of ``at``.
 
@@ -122,6 +130,8 @@ class Advisor:
                 for key, value in p.configuration_template.items()
                 if isinstance(value, bool)
             ),
+            vocabulary=Vocabulary.build(frame, patterns),
+            provenance=provenance,
         )
 
     # -- recommendations --------------------------------------------------------------------
@@ -160,6 +170,15 @@ class Advisor:
             "candidate_tier": TIERS[tier].format(env=env) if ids else None,
             "recommendations": [],
         }
+        unknown = self._unknowns(
+            target_environment=env,
+            deployment_strategy=deployment_strategy,
+            gateway_host=gateway_host,
+            resources_deployed=resources,
+            source_environment=source_environment,
+        )
+        answer["warnings"] = answer["warnings"] + unknown.pop("warnings", [])
+        answer.update(unknown)
         if not ids:
             known = ", ".join(self.snapshot.environments()) or "none"
             answer["notes"] = [
@@ -473,9 +492,23 @@ class Advisor:
                     "evidence_weight": round(float(decayed[i].sum()), 2),
                     "risk_factors": factors.get(i, []),
                     "similar_past_failures": self._similar_failures(rows.iloc[i]),
+                    **self._unknowns(
+                        target_environment=item.target_environment,
+                        source_environment=item.source_environment,
+                        deployment_strategy=item.deployment_strategy,
+                        gateway_host=item.gateway_host,
+                        resources_deployed=item.resources_deployed,
+                        configuration=item.configuration_used,
+                    ),
                 }
             )
         return answer
+
+    def _unknowns(self, **context: Any) -> dict[str, Any]:
+        """``unknown``, ``did_you_mean`` and ``warnings`` for a request (``serving.unknowns``)."""
+        if self.vocabulary is None:
+            return {}
+        return self.vocabulary.check(**context).as_answer()
 
     def _planned_rows(
         self, items: list[PlannedDeployment]
@@ -684,7 +717,10 @@ class Advisor:
 
     def _meta(self) -> dict[str, Any]:
         models = self.models
+        provenance = self.provenance
         return {
+            "model_provenance": None if provenance is None else provenance.as_dict(),
+            "warnings": [provenance.warning] if provenance and provenance.warning else [],
             "as_of": self.snapshot.at.isoformat(),
             "model": None
             if models is None

@@ -3,13 +3,18 @@
 ``load_serving_models`` returns None when nothing was ever promoted (and, with the default
 SQLite tracking store, without creating ``mlruns/`` or importing MLflow), so every answer can
 fall back to the hierarchical empirical prior and say so.
+
+A champion is tied to the store it learned from (``deploylearn.store_id`` on its registered
+version, from ``Store.store_id``): ``check_provenance`` refuses one learned from another store
+(serving then falls back to the empirical prior and the answer says why), and warns about one
+registered before versions carried the tag.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -17,6 +22,7 @@ from deploylearn.models.tracking import default_tracking_uri
 from deploylearn.serving.blend import DEFAULT_HALF_LIFE_DAYS, DEFAULT_PRIOR_STRENGTH, BlendParams
 
 EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"  # as logged by pipeline.train
+STORE_ID_TAG = "deploylearn.store_id"  # on registered versions and runs, set by pipeline.train
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,55 @@ class ServingModels:
     similarity: Any | None = None  # models.similarity.PatternSimilarity
     duration: Any | None = None  # models.duration.DurationModel
     trained_until: str | None = None
+    store_id: str | None = None  # the store it learned from (None: registered without it)
 
     def describe(self) -> str:
         return f"champion success model v{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelProvenance:
+    """Whether the champion may serve this store: ``verified`` (it learned from it),
+    ``refused`` (from another store: not applied), ``unverified`` (registered without a store
+    id: applied, with a warning) or ``none`` (no champion, or the model was switched off)."""
+
+    status: Literal["verified", "refused", "unverified", "none"]
+    store_id: str | None = None
+    model_store_id: str | None = None
+    version: str | None = None
+    warning: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "store_id": self.store_id,
+            "model_store_id": self.model_store_id,
+            "model_version": self.version,
+        }
+
+
+def check_provenance(models: ServingModels | None, store_id: str | None) -> ModelProvenance:
+    """May ``models`` (the champion) serve the store whose ``Store.store_id`` is ``store_id``?"""
+    if models is None:
+        return ModelProvenance("none", store_id)
+    common = {"store_id": store_id, "model_store_id": models.store_id, "version": models.version}
+    if models.store_id is None:
+        return ModelProvenance(
+            "unverified",
+            **common,
+            warning=f"champion v{models.version} does not record which store it learned from "
+            "(registered before store ids): applied unverified; retrain (ign train --force) "
+            "to tie it to this store",
+        )
+    if models.store_id != store_id:
+        return ModelProvenance(
+            "refused",
+            **common,
+            warning=f"champion v{models.version} learned from store {models.store_id}, not from "
+            f"this one ({store_id or 'no store id'}): not applied, probabilities are the "
+            "empirical prior (check --store and --tracking-uri)",
+        )
+    return ModelProvenance("verified", **common)
 
 
 def load_serving_models(tracking_uri: str | None = None) -> ServingModels | None:
@@ -68,4 +120,5 @@ def load_serving_models(tracking_uri: str | None = None) -> ServingModels | None
         similarity=extra["similarity"],
         duration=extra["duration"],
         trained_until=ref.tags.get("deploylearn.training_cutoff"),
+        store_id=ref.tags.get(STORE_ID_TAG),
     )

@@ -140,6 +140,12 @@ class Store(ABC):
         """Create tables / constraints / indexes; safe to run any number of times."""
 
     @abstractmethod
+    def store_id(self) -> str | None:
+        """This store's identity: a random id written once, when its schema is first created
+        (``wipe`` keeps it). Models record it so serving can refuse one learned elsewhere.
+        None for a store whose schema was never created."""
+
+    @abstractmethod
     def write_executions(self, batch: Sequence[PreparedExecution], *, actor: str) -> WriteResult:
         """Write a batch: executions, their links, count deltas, audit.
 

@@ -86,6 +86,8 @@ MERGE (m:{Label.META} {{key: 'secret_key'}})
 ON CREATE SET m.salt = $salt, m.check = $check
 RETURN m.salt AS salt, m.check AS check
 """
+SET_STORE_ID = f"MERGE (m:{Label.META} {{key: 'store_id'}}) ON CREATE SET m.value = $store_id"
+GET_STORE_ID = f"MATCH (m:{Label.META} {{key: 'store_id'}}) RETURN m.value AS value"
 
 EXISTING_HASHES = f"""
 UNWIND $ids AS id

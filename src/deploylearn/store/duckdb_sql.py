@@ -130,6 +130,8 @@ GET_SCHEMA_VERSION = "SELECT value FROM meta WHERE key = 'schema_version'"
 # The KeyRecord (salt and check value of the secret key) as two meta rows.
 GET_KEY_RECORD = "SELECT key, value FROM meta WHERE key IN ('secret_salt', 'secret_check')"
 INSERT_KEY_RECORD = "INSERT INTO meta VALUES ('secret_salt', ?), ('secret_check', ?)"
+SET_STORE_ID = "INSERT INTO meta VALUES ('store_id', ?) ON CONFLICT (key) DO NOTHING"
+GET_STORE_ID = "SELECT value FROM meta WHERE key = 'store_id'"
 
 EXISTING_HASHES = """
     SELECT e.execution_id, e.content_hash

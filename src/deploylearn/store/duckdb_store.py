@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -169,6 +170,7 @@ class DuckDBStore(Store):
                         for column in columns:  # names from a fixed list
                             con.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
                 con.execute(sql.SET_SCHEMA_VERSION, [str(SCHEMA_VERSION)])
+                con.execute(sql.SET_STORE_ID, [uuid.uuid4().hex])
         except duckdb.Error as exc:
             raise StoreError(f"cannot create schema in {self.path}: {exc}") from exc
 
@@ -413,6 +415,10 @@ class DuckDBStore(Store):
                 return con.execute(query, params or []).fetchall()
         except duckdb.Error as exc:
             raise StoreError(f"read from {self.path} failed: {exc}") from exc
+
+    def store_id(self) -> str | None:
+        rows = self._read(sql.GET_STORE_ID)
+        return str(rows[0][0]) if rows else None
 
     def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         rows = self._read(sql.SELECT_EXECUTION, [execution_id])

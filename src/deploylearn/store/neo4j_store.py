@@ -9,6 +9,7 @@ large records. All Cypher is in ``cypher.py``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import chain
@@ -143,6 +144,7 @@ class Neo4jStore(Store):
                 for statement in [*cypher.CONSTRAINTS, *cypher.INDEXES]:
                     session.run(statement).consume()
                 session.run(cypher.SET_SCHEMA_VERSION, version=SCHEMA_VERSION).consume()
+                session.run(cypher.SET_STORE_ID, store_id=uuid.uuid4().hex).consume()
         except Neo4jError as exc:
             raise StoreError(f"cannot create schema in {self.url}: {exc}") from exc
 
@@ -292,6 +294,10 @@ class Neo4jStore(Store):
         self._index = None
 
     # -- reads -----------------------------------------------------------------------------
+    def store_id(self) -> str | None:
+        rows = self._run(cypher.GET_STORE_ID)
+        return str(rows[0]["value"]) if rows else None
+
     def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         rows = self._run(cypher.GET_EXECUTION, id=execution_id)
         if not rows:
