@@ -106,10 +106,13 @@ class DeploymentPatternLearner:
         *,
         settings: Settings | None = None,
         use_model: bool = True,
+        create: bool = True,
     ) -> Self:
-        """``use_model=False`` answers from the empirical prior even if a champion exists."""
+        """``use_model=False`` answers from the empirical prior even if a champion exists;
+        ``create=False`` refuses a missing store instead of creating it (see ``open_store``)."""
         settings = settings or Settings.from_env(store_url)
-        return cls(open_store(store_url or settings.store_url), settings, use_model=use_model)
+        store = open_store(store_url or settings.store_url, create=create)
+        return cls(store, settings, use_model=use_model)
 
     def __enter__(self) -> Self:
         return self

@@ -50,10 +50,11 @@ app.command("train")(train)
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def _learner(store: str | None):  # type: ignore[no-untyped-def]
+def _learner(store: str | None, *, create: bool):  # type: ignore[no-untyped-def]
+    """Writes create a missing store; reads refuse it (a mistyped path is not empty)."""
     from deploylearn.learner import DeploymentPatternLearner
 
-    return DeploymentPatternLearner.open(store)
+    return DeploymentPatternLearner.open(store, create=create)
 
 
 def _progress() -> Progress:
@@ -138,7 +139,7 @@ def record(
             "execution_id": execution_id,
         }
         fields = {k: v for k, v in fields.items() if v is not None}
-    with _learner(store) as learner:
+    with _learner(store, create=True) as learner:
         new_id = learner.record_deployment_execution(**fields)
     if as_json:
         print_json({"execution_id": new_id})
@@ -186,7 +187,7 @@ def ingest(
     if fmt is not None and fmt not in ("jsonl", "json", "csv"):
         raise InputFileError(f"--format: {fmt!r} is not one of jsonl, json, csv")
     total = _count_lines(path)
-    with _learner(store) as learner, _progress() as progress:
+    with _learner(store, create=True) as learner, _progress() as progress:
         task = progress.add_task(f"ingest {path.name}", total=total)
         report = learner.ingest(
             path,
@@ -230,7 +231,7 @@ def export(
     """Write every execution in the import format (secrets stay redacted or encrypted)."""
     if fmt is not None and fmt not in ("jsonl", "json", "csv"):
         raise InputFileError(f"--format: {fmt!r} is not one of jsonl, json, csv")
-    with _learner(store) as learner:
+    with _learner(store, create=False) as learner:
         count = learner.export(path, fmt=fmt)  # type: ignore[arg-type]
     if as_json:
         print_json({"path": str(path), "exported": count})
@@ -256,7 +257,7 @@ def demo(
     """Generate a synthetic Ignition deployment history, record it and show what it teaches."""
     from deploylearn.demo import run_demo
 
-    with _learner(store) as learner, _progress() as progress:
+    with _learner(store, create=True) as learner, _progress() as progress:
         task = progress.add_task("demo history", total=executions)
         summary = run_demo(
             learner,
@@ -290,7 +291,7 @@ def db_init(store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Create the schema (tables, constraints, indexes); safe to run again."""
     from deploylearn.store import open_store
 
-    with open_store(store) as opened:
+    with open_store(store, create=True) as opened:
         opened.init_schema()
         stats = opened.stats()
     if as_json:
@@ -304,7 +305,7 @@ def db_status(store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Show what the store holds."""
     from deploylearn.store import open_store
 
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         stats = opened.stats().as_dict()
     if as_json:
         print_json(stats)

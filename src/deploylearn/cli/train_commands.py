@@ -93,7 +93,7 @@ def _quiet_mlflow() -> Iterator[None]:
 def _open_store(store: str | None):  # type: ignore[no-untyped-def]
     from deploylearn.store import open_store
 
-    return open_store(store)
+    return open_store(store, create=False)
 
 
 def train(
