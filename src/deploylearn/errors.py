@@ -60,3 +60,8 @@ class WorkerError(DeploylearnError):
 
 class InputFileError(DeploylearnError, ValueError):
     """An input file cannot be read at all (missing, unknown format, unreadable header)."""
+
+
+class OutputFileError(DeploylearnError, ValueError):
+    """An output file cannot be written (exists without ``--force``, unknown extension,
+    unwritable directory)."""

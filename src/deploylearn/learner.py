@@ -10,13 +10,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 import pandas as pd
 
 from deploylearn.config import Settings
 from deploylearn.errors import ConflictError, FieldProblem, InvalidRecordError
-from deploylearn.interchange import Format, read_rows, write_records
+from deploylearn.interchange import (
+    Format,
+    export_format,
+    read_rows,
+    write_records,
+    write_records_to,
+)
 from deploylearn.preparation import PreparedExecution, prepare
 from deploylearn.prepare_pool import (
     Prepared,
@@ -40,7 +46,6 @@ MAX_KEPT_ERRORS = 1000
 PARALLEL_MIN_BYTES = 20 * 2**20
 # The writer takes ~23 µs per execution, a worker ~50 µs: past 3–4 workers the writer bounds.
 MAX_WORKERS = 4
-_FORMAT_BY_SUFFIX: dict[str, Format] = {".csv": "csv", ".json": "json"}
 
 
 @dataclass
@@ -345,11 +350,24 @@ class DeploymentPatternLearner:
             return 1
         return min(os.cpu_count() or 1, MAX_WORKERS)
 
-    def export(self, path: str | Path, *, fmt: Format | None = None) -> int:
-        """Write every execution in the import shape; returns how many were written."""
+    def export(
+        self,
+        path: str | Path | BinaryIO,
+        *,
+        fmt: Format | None = None,
+        overwrite: bool = False,
+    ) -> int:
+        """Write every execution in the import shape; returns how many were written.
+
+        ``path`` is a file (written atomically: a temporary file renamed into place) or an
+        open binary stream (``fmt`` default ``jsonl``). The format comes from ``fmt`` or the
+        extension (``interchange.EXPORT_SUFFIXES``); an unknown extension, or an existing
+        file without ``overwrite``, is ``OutputFileError``."""
+        if not isinstance(path, str | Path):
+            return write_records_to(path, self.store.iter_executions(), fmt or "jsonl")
         path = Path(path)
-        fmt = fmt or _FORMAT_BY_SUFFIX.get(path.suffix.lower(), "jsonl")
-        return write_records(path, self.store.iter_executions(), fmt)
+        fmt = export_format(path, fmt)
+        return write_records(path, self.store.iter_executions(), fmt, overwrite=overwrite)
 
     def _write_prepared(
         self,

@@ -27,6 +27,7 @@ from deploylearn.errors import (
     InputFileError,
     InvalidRecordError,
     InvalidStoreUrlError,
+    OutputFileError,
     StoreUnavailableError,
 )
 
@@ -223,18 +224,37 @@ def _count_lines(path: Path) -> int | None:
 
 @deploy_app.command("export")
 def export(
-    path: Annotated[Path, typer.Argument(help="Output .jsonl (default), .json or .csv file.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, json or csv.")] = None,
+    path: Annotated[
+        Path,
+        typer.Argument(help="Output .jsonl, .ndjson, .json or .csv file; - for standard output."),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="jsonl, json or csv (default: by extension; - is jsonl)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write every execution in the import format (secrets stay redacted or encrypted)."""
+    """Write every execution in the import format (secrets stay redacted or encrypted).
+
+    The file appears complete or not at all (written to a temporary file, then renamed); an
+    existing file is kept unless --force.
+    """
     if fmt is not None and fmt not in ("jsonl", "json", "csv"):
         raise InputFileError(f"--format: {fmt!r} is not one of jsonl, json, csv")
+    to_stdout = str(path) == "-"
     with _learner(store, create=False) as learner:
-        count = learner.export(path, fmt=fmt)  # type: ignore[arg-type]
-    if as_json:
-        print_json({"path": str(path), "exported": count})
+        if to_stdout:
+            count = learner.export(sys.stdout.buffer, fmt=fmt)  # type: ignore[arg-type]
+            sys.stdout.flush()
+        else:
+            count = learner.export(path, fmt=fmt, overwrite=force)  # type: ignore[arg-type]
+    summary = {"path": "-" if to_stdout else str(path), "exported": count}
+    if to_stdout:  # the records are stdout: the summary goes to stderr
+        err.print(f"exported {count} executions to standard output")
+    elif as_json:
+        print_json(summary)
     else:
         out.print(f"exported {count} executions to {path}")
 
@@ -334,7 +354,7 @@ def main() -> None:
         sys.exit(130)
     except StoreUnavailableError as exc:
         _fail(str(exc), EXIT_STORE_UNAVAILABLE)
-    except (InvalidRecordError, InputFileError, InvalidStoreUrlError) as exc:
+    except (InvalidRecordError, InputFileError, OutputFileError, InvalidStoreUrlError) as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     except DeploylearnError as exc:
         _fail(str(exc), EXIT_BAD_INPUT if isinstance(exc, ValueError) else 1)
@@ -342,6 +362,9 @@ def main() -> None:
         _fail(f"not valid JSON: {exc}", EXIT_BAD_INPUT)
     except ValueError as exc:  # an API argument out of range (limit, days_back, metric …)
         _fail(str(exc), EXIT_BAD_INPUT)
+    except OSError as exc:  # a file named on the command line: missing, unreadable, a folder
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", EXIT_BAD_INPUT)
     except typer.TyperException as exc:  # usage errors: missing or bad options
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _fail(message, getattr(exc, "exit_code", EXIT_BAD_INPUT))
