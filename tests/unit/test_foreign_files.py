@@ -88,9 +88,7 @@ def test_foreign_table_keeps_its_columns_and_newer_version_stays(tmp_path: Path)
     assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["patterns"]
     con.close()
     con = duckdb.connect(str(newer), read_only=True)
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-        "99",
-    )
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("99",)
     con.close()
 
 
