@@ -8,6 +8,7 @@ or ``--json``). Errors become one line on stderr and an exit code in ``main``:
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,8 +345,15 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: open transactions roll back, worker pools shut down,
+    stores close; then the exit code is 128 + 15, as if the signal had killed us."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point: run the app and map errors to one line on stderr and an exit code."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:
