@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self
 import pandas as pd
 
 from deploylearn.config import Settings
-from deploylearn.errors import ConflictError, FieldProblem, InvalidRecordError
+from deploylearn.errors import (
+    ConflictError,
+    FieldProblem,
+    InvalidRecordError,
+    StoreError,
+    WorkerError,
+)
 from deploylearn.interchange import (
     Format,
     export_format,
@@ -394,7 +400,7 @@ class DeploymentPatternLearner:
             batch.clear()
             lines.clear()
 
-        with _cyclic_gc_paused(), self.store.bulk_load():
+        with _cyclic_gc_paused(), _says_what_was_committed(report), self.store.bulk_load():
             for line, item in prepared:
                 if isinstance(item, InvalidRecordError):
                     report._reject(item.problems)
@@ -418,7 +424,7 @@ class DeploymentPatternLearner:
     ) -> IngestReport:
         """Write chunks prepared in worker processes, in order, one transaction each."""
         report = IngestReport(source)
-        with _cyclic_gc_paused(), self.store.bulk_load():
+        with _cyclic_gc_paused(), _says_what_was_committed(report), self.store.bulk_load():
             for chunk in chunks:
                 for problems in chunk.rejected:
                     report._reject(problems)
@@ -431,6 +437,21 @@ class DeploymentPatternLearner:
                 if progress:
                     progress(report.read)
         return report
+
+
+@contextmanager
+def _says_what_was_committed(report: IngestReport) -> Iterator[None]:
+    """A store or worker failure mid-ingest re-raised (same type) with what was committed
+    before it: batches are transactions, so those stay, and ingesting again adds the rest."""
+    try:
+        yield
+    except (StoreError, WorkerError) as exc:
+        done = report.accepted + report.duplicates
+        raise type(exc)(
+            f"{exc}; {report.accepted} executions of {report.source} were committed before "
+            f"this ({done} lines stored or already present), ingesting it again adds only "
+            "the rest"
+        ) from exc
 
 
 @contextmanager

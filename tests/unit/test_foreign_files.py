@@ -99,7 +99,20 @@ def test_cli_refuses_a_foreign_file_with_one_line_and_rc_4(tmp_path: Path, kind:
     before = _sha(path)
     for args in (
         ("db", "status"),
-        ("deploy", "record", "-e", "production", "-g", "gw", "-s", "canary", "-r", "project"),
+        (
+            "deploy",
+            "record",
+            "-e",
+            "production",
+            "-g",
+            "gw",
+            "-s",
+            "canary",
+            "-r",
+            "project",
+            "--started-at",
+            "2025-01-01T10:00:00Z",
+        ),
     ):
         result = ign(*args, store=f"duckdb://{path}")
         assert result.returncode == 4, result.stderr

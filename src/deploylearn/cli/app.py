@@ -92,7 +92,11 @@ def record(
     ] = None,
     status: Annotated[str, typer.Option(help="completed, failed, rolled_back, …")] = "completed",
     started_at: Annotated[
-        str | None, typer.Option(help="ISO time with offset; default now.")
+        str | None,
+        typer.Option(
+            help="ISO time with offset. This or --execution-id is required: either makes a "
+            "retry of the command record nothing new."
+        ),
     ] = None,
     completed_at: Annotated[str | None, typer.Option(help="ISO time with offset.")] = None,
     failure_reason: Annotated[
@@ -120,7 +124,12 @@ def record(
         if not isinstance(fields, dict):
             raise InputFileError(f"{from_file}: must hold one JSON object")
     else:
-        now = datetime.now(UTC).isoformat()
+        if started_at is None and execution_id is None:
+            # A start of "now" would differ on every retry, so a retry would record twice.
+            raise InputFileError(
+                "--started-at or --execution-id is required (without either, a retried "
+                "command could not be told from a second deployment)"
+            )
         fields = {
             "execution_name": execution_name,
             "deployment_type": deployment_type,
@@ -131,7 +140,7 @@ def record(
             "resources_deployed": [r for r in (resources or "").split(",") if r.strip()],
             "configuration_used": _config(config),
             "status": status,
-            "started_at": started_at or now,
+            "started_at": started_at or datetime.now(UTC).isoformat(),
             "completed_at": completed_at,
             "failure_reasons": failure_reason or [],
             "rollback_triggered": rollback_triggered,

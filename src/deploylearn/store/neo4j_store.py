@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 from neo4j import Driver, GraphDatabase, ManagedTransaction
-from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+from neo4j.exceptions import AuthError, ConstraintError, Neo4jError, ServiceUnavailable
 from neo4j.time import DateTime
 
 from deploylearn.errors import InvalidStoreUrlError, StoreError, StoreUnavailableError
@@ -108,6 +108,9 @@ def parse_neo4j_url(url: str) -> Neo4jAddress:
 # garbage): ~130-150 µs at 1,000-2,000 rows, ~180-240 µs at 5,000-10,000; end to end 1,000
 # was as fast as 2,000 or faster in every run (docs/performance.md).
 TRANSACTION_ROWS = 1_000
+# Re-runs of a write transaction that met a row another writer committed meanwhile (each
+# re-run sees that row and counts it as a duplicate, so more than one is rare).
+CONSTRAINT_RETRIES = 5
 # Rows per record of the chunked bulk reads (cypher.FRAME): big enough that per-record costs
 # vanish, small enough that no single Bolt message gets large.
 READ_CHUNK = 10_000
@@ -188,13 +191,22 @@ class Neo4jStore(Store):
         return [record.data() for record in records]
 
     def _write(self, work: Any, *args: Any) -> Any:
-        try:
-            with self._driver.session(database=self._database) as session:
-                return session.execute_write(work, *args)
-        except ServiceUnavailable as exc:
-            raise StoreUnavailableError(f"Neo4j at {self.url} went away: {exc}") from exc
-        except Neo4jError as exc:
-            raise StoreError(f"Neo4j write failed: {exc}") from exc
+        """Run ``work`` in a managed write transaction. A uniqueness violation means another
+        writer committed the same execution or pattern first: the transaction is run again
+        (``work`` plans afresh, so those become duplicates), up to ``CONSTRAINT_RETRIES``."""
+        for attempt in range(CONSTRAINT_RETRIES + 1):
+            try:
+                with self._driver.session(database=self._database) as session:
+                    return session.execute_write(work, *args)
+            except ConstraintError as exc:
+                self._index = None  # it may hold the pattern the other writer made
+                if attempt == CONSTRAINT_RETRIES:
+                    raise StoreError(f"Neo4j write failed: {exc}") from exc
+            except ServiceUnavailable as exc:
+                raise StoreUnavailableError(f"Neo4j at {self.url} went away: {exc}") from exc
+            except Neo4jError as exc:
+                raise StoreError(f"Neo4j write failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     # -- writes ----------------------------------------------------------------------------
     def init_schema(self) -> None:
