@@ -7,6 +7,7 @@ fall back to the hierarchical empirical prior and say so.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from deploylearn.models.tracking import default_tracking_uri
 from deploylearn.serving.blend import DEFAULT_HALF_LIFE_DAYS, DEFAULT_PRIOR_STRENGTH, BlendParams
 
 EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"  # as logged by pipeline.train
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,22 +40,39 @@ class ServingModels:
 
 
 def load_serving_models(tracking_uri: str | None = None) -> ServingModels | None:
-    """The champion success model (with its similarity and duration models), or None."""
+    """The champion success model (with its similarity and duration models), or None: when
+    nothing was promoted, or (with a logged warning) when the champions are not one run's
+    set, as a promotion interrupted between its alias moves leaves them."""
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         return None
     from deploylearn.models.registry import Registry
 
     registry = Registry(uri)
-    ref = registry.champion("success")
+    champions = registry.champions()
+    ref = champions["success"]
     if ref is None:
+        return None
+    mixed = {
+        kind: f"v{other.version} of run {other.run_id}"
+        for kind, other in champions.items()
+        if other is not None and other.run_id != ref.run_id
+    }
+    if mixed:  # a promotion was interrupted between alias moves: never serve a mix
+        _log.warning(
+            "champion models come from different training runs (success v%s of run %s; %s): "
+            "answering from the empirical prior until `ign train` completes the promotion",
+            ref.version,
+            ref.run_id,
+            ", ".join(f"{kind} {where}" for kind, where in mixed.items()),
+        )
         return None
     success = registry.load(ref)
     params = registry.run_params(ref.run_id) if ref.run_id else {}
     embeddings = registry.load_embeddings(ref.run_id, EMBEDDINGS_ARTIFACT) if ref.run_id else None
     extra: dict[str, Any] = {}
     for kind in ("similarity", "duration"):
-        other = registry.champion(kind)
+        other = champions[kind]
         extra[kind] = registry.load(other) if other is not None else None
     return ServingModels(
         success=success,
