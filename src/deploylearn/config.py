@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass
 
 from deploylearn.store import default_store_url
+from deploylearn.store.base import process_actor
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, store_url: str | None = None) -> Settings:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
         return cls(
             store_url=store_url or default_store_url(),
             secret_key=os.environ.get("DEPLOYLEARN_SECRET_KEY") or None,
-            actor=os.environ.get("DEPLOYLEARN_ACTOR") or user,
+            actor=process_actor(),
             tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
         )

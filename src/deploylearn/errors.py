@@ -69,3 +69,8 @@ class InputFileError(DeploylearnError, ValueError):
 class SecretKeyError(DeploylearnError, ValueError):
     """``DEPLOYLEARN_SECRET_KEY`` is missing where needed, or is not the key this store's
     secrets are encrypted under (writes and decryption are refused)."""
+
+
+class OutputFileError(DeploylearnError, ValueError):
+    """An output file cannot be written (exists without ``--force``, unknown extension,
+    unwritable directory)."""

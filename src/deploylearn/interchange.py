@@ -13,17 +13,20 @@ is read by ``strict_json`` (duplicate keys are errors), and a leading UTF-8 BOM 
 from __future__ import annotations
 
 import csv
+import io
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import msgspec
 import orjson
 
 from deploylearn import strict_json
-from deploylearn.errors import FieldProblem, InputFileError, InvalidRecordError
+from deploylearn.errors import FieldProblem, InputFileError, InvalidRecordError, OutputFileError
 from deploylearn.records import DeploymentExecution
 
 Format = Literal["jsonl", "json", "csv"]
@@ -290,35 +293,108 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def write_records(path: Path, batches: Iterable[list[dict[str, Any]]], fmt: Format) -> int:
-    """Write records in the import shape; returns how many were written."""
+# What ``export`` writes, by file extension (``-`` is standard output, JSON Lines).
+EXPORT_SUFFIXES: dict[str, Format] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+}
+
+
+def export_format(path: Path, fmt: Format | None) -> Format:
+    """The format to write ``path`` in: ``fmt``, or its extension's; an unknown extension
+    without ``fmt``, or one that names another format, is ``OutputFileError``."""
+    known = EXPORT_SUFFIXES.get(path.suffix.lower())
+    if fmt is not None and known is not None and known != fmt:
+        raise OutputFileError(f"{path}: the extension says {known}, --format says {fmt}")
+    if fmt is None and known is None:
+        raise OutputFileError(
+            f"{path}: unknown extension {path.suffix or '(none)'!r}; write "
+            f"{', '.join(EXPORT_SUFFIXES)} (or name one with --format)"
+        )
+    return fmt or known  # type: ignore[return-value]
+
+
+def write_records(
+    path: Path,
+    batches: Iterable[list[dict[str, Any]]],
+    fmt: Format,
+    *,
+    overwrite: bool = True,
+) -> int:
+    """Write records in the import shape; returns how many were written.
+
+    Atomic: the records go to a temporary file in the same directory, synced, then renamed
+    over ``path``, so an interrupted write leaves no partial file under that name. With
+    ``overwrite=False`` an existing ``path`` is ``OutputFileError`` (checked again at the
+    rename, so a file created meanwhile is not replaced either).
+    """
+    if not overwrite and path.exists():
+        raise OutputFileError(f"{path} exists; use --force to replace it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, renamed)
+            dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False
+        )
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    temporary = Path(handle.name)
+    try:
+        with handle:
+            count = write_records_to(handle, batches, fmt)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)  # fails if path appeared meanwhile
+    except FileExistsError:
+        raise OutputFileError(f"{path} exists; use --force to replace it") from None
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+    return count
+
+
+def write_records_to(handle: BinaryIO, batches: Iterable[list[dict[str, Any]]], fmt: Format) -> int:
+    """Write records to an open binary stream (a file, or standard output)."""
     count = 0
-    path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(FIELD_ORDER))
-            writer.writeheader()
-            for batch in batches:
-                for record in batch:
-                    writer.writerow(_csv_row(record))
-                    count += 1
-        return count
-    with path.open("wb") as handle:
-        if fmt == "json":
-            handle.write(b"[\n")
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
+        writer = csv.DictWriter(text, fieldnames=list(FIELD_ORDER))
+        writer.writeheader()
         for batch in batches:
             for record in batch:
-                ordered = {k: record.get(k) for k in FIELD_ORDER}
-                data = orjson.dumps(ordered, default=_default)
-                if fmt == "json":
-                    handle.write(b",\n" if count else b"")
-                handle.write(data)
-                if fmt == "jsonl":
-                    handle.write(b"\n")
+                writer.writerow(_csv_row(record))
                 count += 1
-        if fmt == "json":
-            handle.write(b"\n]\n")
+        text.flush()
+        text.detach()  # leave ``handle`` open for the caller
+        return count
+    if fmt == "json":
+        handle.write(b"[\n")
+    for batch in batches:
+        for record in batch:
+            ordered = {k: record.get(k) for k in FIELD_ORDER}
+            data = orjson.dumps(ordered, default=_default)
+            if fmt == "json":
+                handle.write(b",\n" if count else b"")
+            handle.write(data)
+            if fmt == "jsonl":
+                handle.write(b"\n")
+            count += 1
+    if fmt == "json":
+        handle.write(b"\n]\n")
     return count
+
+
+def _umask() -> int:
+    """The process umask (temporary files are created 0600; an export should not be)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _csv_row(record: dict[str, Any]) -> dict[str, str]:
@@ -341,10 +417,13 @@ def _csv_row(record: dict[str, Any]) -> dict[str, str]:
 
 
 __all__ = [
+    "EXPORT_SUFFIXES",
     "FIELD_ORDER",
     "Format",
     "detect_format",
+    "export_format",
     "load_json_object",
     "read_rows",
     "write_records",
+    "write_records_to",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 import pandas as pd
 
@@ -21,9 +21,17 @@ from deploylearn.errors import (
     FieldProblem,
     InvalidRecordError,
     SecretKeyError,
+    StoreError,
     UnknownExecutionError,
+    WorkerError,
 )
-from deploylearn.interchange import Format, read_rows, write_records
+from deploylearn.interchange import (
+    Format,
+    export_format,
+    read_rows,
+    write_records,
+    write_records_to,
+)
 from deploylearn.preparation import (
     PreparedExecution,
     prepare,
@@ -53,7 +61,6 @@ MAX_KEPT_ERRORS = 1000
 PARALLEL_MIN_BYTES = 20 * 2**20
 # The writer takes ~23 µs per execution, a worker ~50 µs: past 3–4 workers the writer bounds.
 MAX_WORKERS = 4
-_FORMAT_BY_SUFFIX: dict[str, Format] = {".csv": "csv", ".json": "json"}
 
 
 @dataclass
@@ -120,13 +127,16 @@ class DeploymentPatternLearner:
         settings: Settings | None = None,
         use_model: bool = True,
         tracking_uri: str | None = None,
+        create: bool = True,
     ) -> Self:
         """``use_model=False`` answers from the empirical prior even if a champion exists;
-        ``tracking_uri`` is the MLflow registry holding it (default: ``Settings``)."""
+        ``tracking_uri`` is the MLflow registry holding it (default: ``Settings``);
+        ``create=False`` refuses a missing store instead of creating it (see ``open_store``)."""
         settings = settings or Settings.from_env(store_url)
         if tracking_uri:
             settings = replace(settings, tracking_uri=tracking_uri)
-        return cls(open_store(store_url or settings.store_url), settings, use_model=use_model)
+        store = open_store(store_url or settings.store_url, create=create)
+        return cls(store, settings, use_model=use_model)
 
     def __enter__(self) -> Self:
         return self
@@ -471,11 +481,24 @@ class DeploymentPatternLearner:
             return 1
         return min(os.cpu_count() or 1, MAX_WORKERS)
 
-    def export(self, path: str | Path, *, fmt: Format | None = None) -> int:
-        """Write every execution in the import shape; returns how many were written."""
+    def export(
+        self,
+        path: str | Path | BinaryIO,
+        *,
+        fmt: Format | None = None,
+        overwrite: bool = False,
+    ) -> int:
+        """Write every execution in the import shape; returns how many were written.
+
+        ``path`` is a file (written atomically: a temporary file renamed into place) or an
+        open binary stream (``fmt`` default ``jsonl``). The format comes from ``fmt`` or the
+        extension (``interchange.EXPORT_SUFFIXES``); an unknown extension, or an existing
+        file without ``overwrite``, is ``OutputFileError``."""
+        if not isinstance(path, str | Path):
+            return write_records_to(path, self.store.iter_executions(), fmt or "jsonl")
         path = Path(path)
-        fmt = fmt or _FORMAT_BY_SUFFIX.get(path.suffix.lower(), "jsonl")
-        return write_records(path, self.store.iter_executions(), fmt)
+        fmt = export_format(path, fmt)
+        return write_records(path, self.store.iter_executions(), fmt, overwrite=overwrite)
 
     def _write_prepared(
         self,
@@ -502,7 +525,7 @@ class DeploymentPatternLearner:
             batch.clear()
             lines.clear()
 
-        with _cyclic_gc_paused(), self.store.bulk_load():
+        with _cyclic_gc_paused(), _says_what_was_committed(report), self.store.bulk_load():
             for line, item in prepared:
                 if isinstance(item, InvalidRecordError):
                     report._reject(item.problems)
@@ -526,7 +549,7 @@ class DeploymentPatternLearner:
     ) -> IngestReport:
         """Write chunks prepared in worker processes, in order, one transaction each."""
         report = IngestReport(source)
-        with _cyclic_gc_paused(), self.store.bulk_load():
+        with _cyclic_gc_paused(), _says_what_was_committed(report), self.store.bulk_load():
             for chunk in chunks:
                 for problems in chunk.rejected:
                     report._reject(problems)
@@ -539,6 +562,21 @@ class DeploymentPatternLearner:
                 if progress:
                     progress(report.read)
         return report
+
+
+@contextmanager
+def _says_what_was_committed(report: IngestReport) -> Iterator[None]:
+    """A store or worker failure mid-ingest re-raised (same type) with what was committed
+    before it: batches are transactions, so those stay, and ingesting again adds the rest."""
+    try:
+        yield
+    except (StoreError, WorkerError) as exc:
+        done = report.accepted + report.duplicates
+        raise type(exc)(
+            f"{exc}; {report.accepted} executions of {report.source} were committed before "
+            f"this ({done} lines stored or already present), ingesting it again adds only "
+            "the rest"
+        ) from exc
 
 
 @contextmanager

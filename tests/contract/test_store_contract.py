@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -142,6 +142,7 @@ def test_secrets_are_not_stored_in_clear(store_url: str) -> None:
 
 def test_every_write_is_audited(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPLOYLEARN_ACTOR", "ci-bot")
+    start = datetime.now(UTC)  # the trail of earlier tests survived their wipes
     with DeploymentPatternLearner.open(store_url) as learner:
         ids = [learner.record_deployment_execution(**make_record(i)) for i in range(3)]
         learner.record_deployment_execution(**make_record(0))  # a retry writes nothing
@@ -153,12 +154,37 @@ def test_every_write_is_audited(store_url: str, monkeypatch: pytest.MonkeyPatch)
             original_configuration={"ssl_validation": False},
             adapted_configuration={"ssl_validation": True},
         )
-        log = learner.store.audit_log(limit=10)
+        entries = learner.store.audit_log(limit=20)
+        log = [e for e in entries if e.at >= start and e.entity_id != "schema"]
         adaptations = learner.store.adaptations()
     assert sorted(e.entity_id for e in log) == sorted([*ids, adaptation])
     assert {e.actor for e in log} == {"ci-bot"}
     assert {e.action for e in log} == {"record_execution", "record_adaptation"}
     assert [a.adaptation_name for a in adaptations] == ["Production Security Hardening"]
+
+
+def test_wipe_keeps_the_audit_trail_and_records_what_it_erased(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPLOYLEARN_ACTOR", "ci-bot")
+    with DeploymentPatternLearner.open(store_url) as learner:
+        for i in range(3):
+            learner.record_deployment_execution(**make_record(i))
+        adaptation = learner.record_environment_adaptation(
+            adaptation_name="Hardening",
+            source_environment="staging",
+            target_environment="production",
+            adaptation_rules=["Enable SSL"],
+            original_configuration={"ssl": False},
+            adapted_configuration={"ssl": True},
+        )
+        learner.store.wipe(actor="cleaner")
+        log = learner.store.audit_log(limit=5)
+        assert learner.store.stats().executions == 0
+    assert (log[0].action, log[0].actor) == ("wipe", "cleaner")
+    assert log[0].detail.startswith("erased 3 executions, 1 patterns, 1 adaptations")
+    assert "by ci-bot" in log[0].detail
+    assert (log[1].action, log[1].entity_id) == ("record_adaptation", adaptation)
 
 
 def _store_answer(learner: DeploymentPatternLearner) -> tuple:

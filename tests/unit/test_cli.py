@@ -75,6 +75,8 @@ def test_bad_record_exits_2_naming_the_field(duckdb_url: str) -> None:
         "project",
         "--status",
         "exploded",
+        "--execution-id",
+        "ci-1",
         store=duckdb_url,
     )
     assert result.returncode == 2
@@ -97,6 +99,8 @@ def test_bad_config_json_exits_2(duckdb_url: str) -> None:
         "project",
         "--config",
         "{oops",
+        "--execution-id",
+        "ci-1",
         store=duckdb_url,
     )
     assert result.returncode == 2

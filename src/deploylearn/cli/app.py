@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ from deploylearn.errors import (
     InputFileError,
     InvalidRecordError,
     InvalidStoreUrlError,
+    OutputFileError,
     StoreUnavailableError,
 )
 
@@ -120,10 +122,11 @@ def _global_options(
         os.environ["DEPLOYLEARN_STORE"] = store
 
 
-def _learner(store: str | None):  # type: ignore[no-untyped-def]
+def _learner(store: str | None, *, create: bool):  # type: ignore[no-untyped-def]
+    """Writes create a missing store; reads refuse it (a mistyped path is not empty)."""
     from deploylearn.learner import DeploymentPatternLearner
 
-    return DeploymentPatternLearner.open(store)
+    return DeploymentPatternLearner.open(store, create=create)
 
 
 def _progress() -> Progress:
@@ -160,7 +163,11 @@ def record(
     ] = None,
     status: Annotated[str, typer.Option(help="completed, failed, rolled_back, …")] = "completed",
     started_at: Annotated[
-        str | None, typer.Option(help="ISO time with offset; default now.")
+        str | None,
+        typer.Option(
+            help="ISO time with offset. This or --execution-id is required: either makes a "
+            "retry of the command record nothing new."
+        ),
     ] = None,
     completed_at: Annotated[str | None, typer.Option(help="ISO time with offset.")] = None,
     failure_reason: Annotated[
@@ -219,7 +226,7 @@ def record(
             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
         }
         fields = {**_record_file(from_file), **{k: v for k, v in fields.items() if k in given}}
-    with _learner(store) as learner:
+    with _learner(store, create=True) as learner:
         new_id = learner.record_deployment_execution(**fields)
     if as_json:
         print_json({"execution_id": new_id})
@@ -286,7 +293,7 @@ def ingest(
         raise InputFileError(f"--format: {fmt!r} is not one of jsonl, json, csv")
     with _ingest_source(path, fmt) as (source, fmt):
         total = _count_lines(source)
-        with _learner(store) as learner, _progress() as progress:
+        with _learner(store, create=True) as learner, _progress() as progress:
             task = progress.add_task(f"ingest {path.name}", total=total)
             report = learner.ingest(
                 source,
@@ -339,18 +346,37 @@ def _count_lines(path: Path) -> int | None:
 
 @deploy_app.command("export")
 def export(
-    path: Annotated[Path, typer.Argument(help="Output .jsonl (default), .json or .csv file.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, json or csv.")] = None,
+    path: Annotated[
+        Path,
+        typer.Argument(help="Output .jsonl, .ndjson, .json or .csv file; - for standard output."),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="jsonl, json or csv (default: by extension; - is jsonl)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write every execution in the import format (secrets stay redacted or encrypted)."""
+    """Write every execution in the import format (secrets stay redacted or encrypted).
+
+    The file appears complete or not at all (written to a temporary file, then renamed); an
+    existing file is kept unless --force.
+    """
     if fmt is not None and fmt not in ("jsonl", "json", "csv"):
         raise InputFileError(f"--format: {fmt!r} is not one of jsonl, json, csv")
-    with _learner(store) as learner:
-        count = learner.export(path, fmt=fmt)  # type: ignore[arg-type]
-    if as_json:
-        print_json({"path": str(path), "exported": count})
+    to_stdout = str(path) == "-"
+    with _learner(store, create=False) as learner:
+        if to_stdout:
+            count = learner.export(sys.stdout.buffer, fmt=fmt)  # type: ignore[arg-type]
+            sys.stdout.flush()
+        else:
+            count = learner.export(path, fmt=fmt, overwrite=force)  # type: ignore[arg-type]
+    summary = {"path": "-" if to_stdout else str(path), "exported": count}
+    if to_stdout:  # the records are stdout: the summary goes to stderr
+        err.print(f"exported {count} executions to standard output")
+    elif as_json:
+        print_json(summary)
     else:
         out.print(f"exported {count} executions to {path}")
 
@@ -372,7 +398,7 @@ def delete(
 
     The deleted record is printed with --json, so it can be recorded again.
     """
-    with _learner(store) as learner:
+    with _learner(store, create=False) as learner:
         deleted = learner.delete_execution(execution_id, reason=reason)
     if as_json:
         print_json({"deleted": deleted})
@@ -428,7 +454,7 @@ def amend(
     fields = {k: v for k, v in fields.items() if v is not None}
     if not fields:
         raise InvalidRecordError([FieldProblem("amend", "give at least one field to change")])
-    with _learner(store) as learner:
+    with _learner(store, create=False) as learner:
         amended = learner.amend_execution(execution_id, reason=reason, **fields)
     if as_json:
         print_json({"amended": amended})
@@ -451,7 +477,7 @@ def show_execution(
     as_json: JsonOption = False,
 ) -> None:
     """Show one execution as stored (secrets redacted or encrypted unless --decrypt)."""
-    with _learner(store) as learner:
+    with _learner(store, create=False) as learner:
         record = learner.get_execution(execution_id, decrypt=decrypt)
     if record is None:
         raise InputFileError(f"execution {execution_id!r}: not in the store")
@@ -485,7 +511,7 @@ def demo(
     """Generate a synthetic Ignition deployment history, record it and show what it teaches."""
     from deploylearn.demo import run_demo
 
-    with _learner(store) as learner, _progress() as progress:
+    with _learner(store, create=True) as learner, _progress() as progress:
         task = progress.add_task("demo history", total=executions)
         summary = run_demo(
             learner,
@@ -519,7 +545,7 @@ def db_init(store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Create the schema (tables, constraints, indexes); safe to run again."""
     from deploylearn.store import open_store
 
-    with open_store(store) as opened:
+    with open_store(store, create=True) as opened:
         opened.init_schema()
         stats = opened.stats()
     if as_json:
@@ -533,7 +559,7 @@ def db_status(store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Show what the store holds."""
     from deploylearn.store import open_store
 
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         stats = opened.stats().as_dict()
     if as_json:
         print_json(stats)
@@ -552,8 +578,15 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: open transactions roll back, worker pools shut down,
+    stores close; then the exit code is 128 + 15, as if the signal had killed us."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point: run the app and map errors to one line on stderr and an exit code."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:
@@ -562,7 +595,7 @@ def main() -> None:
         sys.exit(130)
     except StoreUnavailableError as exc:
         _fail(str(exc), EXIT_STORE_UNAVAILABLE)
-    except (InvalidRecordError, InputFileError, InvalidStoreUrlError) as exc:
+    except (InvalidRecordError, InputFileError, OutputFileError, InvalidStoreUrlError) as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     except DeploylearnError as exc:
         _fail(str(exc), EXIT_BAD_INPUT if isinstance(exc, ValueError) else 1)
@@ -570,6 +603,9 @@ def main() -> None:
         _fail(f"not valid JSON: {exc}", EXIT_BAD_INPUT)
     except ValueError as exc:  # an API argument out of range (limit, days_back, metric …)
         _fail(str(exc), EXIT_BAD_INPUT)
+    except OSError as exc:  # a file named on the command line: missing, unreadable, a folder
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", EXIT_BAD_INPUT)
     except typer.TyperException as exc:  # usage errors: missing or bad options
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _fail(message, getattr(exc, "exit_code", EXIT_BAD_INPUT))

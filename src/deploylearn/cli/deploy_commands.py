@@ -33,7 +33,7 @@ NoModelOption = Annotated[
 def _learner(store: str | None, use_model: bool = True):  # type: ignore[no-untyped-def]
     from deploylearn.learner import DeploymentPatternLearner
 
-    return DeploymentPatternLearner.open(store, use_model=use_model)
+    return DeploymentPatternLearner.open(store, use_model=use_model, create=False)
 
 
 def _split(value: str | None, option: str, *, required: bool = True) -> list[str]:

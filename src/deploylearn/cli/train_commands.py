@@ -69,7 +69,7 @@ def _embeddings(mode: str) -> str:
 def _open_store(store: str | None):  # type: ignore[no-untyped-def]
     from deploylearn.store import open_store
 
-    return open_store(store)
+    return open_store(store, create=False)
 
 
 def train(

@@ -39,6 +39,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import MetricThreshold, infer_signature, make_metric
 from mlflow.models.evaluation.validation import ModelValidationFailedException
 
+from deploylearn.errors import DeploylearnError
 from deploylearn.models import metrics as m
 from deploylearn.models.tracking import default_tracking_uri
 
@@ -71,7 +72,12 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "similarity": "deploylearn: nearest deployment patterns by configuration knobs and graph "
     "embeddings, with their smoothed success rates; the cold-start prior for unseen patterns.",
 }
+_DECIDED = ("promoted", "refused")
 _PREDICT_FN = {"success": "predict_proba", "similarity": "predict", "duration": "predict"}
+
+
+class RegistryInconsistentError(DeploylearnError):
+    """The champion versions come from different runs and cannot be repaired automatically."""
 
 
 @dataclass(frozen=True)
@@ -248,15 +254,17 @@ class Registry:
         return pd.read_parquet(local)
 
     def find_finished_run(self, fingerprint: str) -> str | None:
-        """The newest finished run trained on exactly this data and these settings."""
+        """The newest finished run trained on exactly this data and these settings that
+        reached a decision (promoted or refused: a run ended mid-way does not count)."""
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{TAG}fingerprint` = '{fingerprint}' "
             "and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"],
-            max_results=1,
+            max_results=20,
         )
-        return runs[0].info.run_id if runs else None
+        decided = [r for r in runs if r.data.tags.get(f"{TAG}outcome") in _DECIDED]
+        return decided[0].info.run_id if decided else None
 
     def run_tags(self, run_id: str) -> dict[str, str]:
         return dict(self.client.get_run(run_id).data.tags)
@@ -391,6 +399,53 @@ class Registry:
             run_id=run_id,
         )
         return previous
+
+    def champions(self) -> dict[str, ModelRef | None]:
+        """The ``champion`` of every model kind (None: never promoted)."""
+        return {kind: self.champion(kind) for kind in MODEL_NAMES}
+
+    def run_versions(self, run_id: str) -> dict[str, ModelRef]:
+        """The versions one training run registered, by kind."""
+        names = {name: kind for kind, name in MODEL_NAMES.items()}
+        found: dict[str, ModelRef] = {}
+        for version in self.client.search_model_versions(f"run_id = '{run_id}'"):
+            kind = names.get(version.name)
+            if kind is not None:
+                found[kind] = ModelRef(
+                    kind, version.name, str(version.version), run_id, dict(version.tags)
+                )
+        return found
+
+    def repair_promotion(self) -> str | None:
+        """Finish a promotion that was interrupted between its alias moves; returns the run
+        whose set now holds ``champion`` (None: nothing to repair).
+
+        MLflow moves one alias per call, so a crash in ``promote`` can leave the success
+        champion from the new run and the others from an older one (serving refuses such a
+        mix, see ``serving.models``). ``promote`` moves the success model first, so the set
+        to complete is the success champion's run: every kind it registered, if its gate
+        passed. A run left RUNNING by the crash is ended as FINISHED, tagged ``repaired``.
+        """
+        champions = self.champions()
+        success = champions["success"]
+        if success is None or success.run_id is None:
+            return None
+        if all(ref is not None and ref.run_id == success.run_id for ref in champions.values()):
+            return None
+        run_id = success.run_id
+        run = self.client.get_run(run_id)
+        versions = self.run_versions(run_id)
+        if run.data.tags.get(f"{TAG}gate") != "passed" or set(versions) != set(MODEL_NAMES):
+            raise RegistryInconsistentError(
+                f"the champion models come from different runs and run {run_id} (the success "
+                "champion's) cannot complete the set: move the aliases by hand"
+            )
+        ordered = [versions[kind] for kind in MODEL_NAMES]
+        self.promote(ordered, run_id=run_id, reason="completed an interrupted promotion")
+        self.set_tags({f"{TAG}repaired": datetime.now(UTC).isoformat()}, run_id=run_id)
+        if run.info.status == "RUNNING":
+            self.client.set_terminated(run_id, "FINISHED")
+        return run_id
 
     def record_refusal(self, refs: list[ModelRef], *, run_id: str, failures: str) -> None:
         for ref in refs:

@@ -163,15 +163,18 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
     )
     tracking_uri = settings.tracking_uri or default_tracking_uri()
     registry: Registry | None = None
+    note = ""  # what the run repaired before training
     if not settings.dry_run:
         from deploylearn.models.registry import Registry
 
         registry = Registry(tracking_uri)
+        repaired = registry.repair_promotion()
+        note = f"; completed the interrupted promotion of run {repaired}" if repaired else ""
         previous = None if settings.force else registry.find_finished_run(fp)
         if previous is not None:
             return TrainingRun(
                 outcome="unchanged",
-                message=f"run {previous} already trained on this data with these settings",
+                message=f"run {previous} already trained on this data with these settings" + note,
                 fingerprint=fp,
                 run_id=previous,
                 tracking_uri=tracking_uri,
@@ -340,6 +343,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
             registry.record_refusal(refs, run_id=run_id, failures=gate.failures)
             run.outcome = "refused"
             run.message = f"gate refused version {run.versions['success']}: {gate.failures}"
+        run.message += note
         run.timings = timer.durations()
         registry.log_metrics({f"time_{k}": v for k, v in run.timings.items()})
     return run

@@ -12,6 +12,7 @@ registered before versions carried the tag.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from deploylearn.serving.blend import DEFAULT_HALF_LIFE_DAYS, DEFAULT_PRIOR_STRE
 
 EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"  # as logged by pipeline.train
 STORE_ID_TAG = "deploylearn.store_id"  # on registered versions and runs, set by pipeline.train
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,22 +92,39 @@ def check_provenance(models: ServingModels | None, store_id: str | None) -> Mode
 
 
 def load_serving_models(tracking_uri: str | None = None) -> ServingModels | None:
-    """The champion success model (with its similarity and duration models), or None."""
+    """The champion success model (with its similarity and duration models), or None: when
+    nothing was promoted, or (with a logged warning) when the champions are not one run's
+    set, as a promotion interrupted between its alias moves leaves them."""
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         return None
     from deploylearn.models.registry import Registry
 
     registry = Registry(uri)
-    ref = registry.champion("success")
+    champions = registry.champions()
+    ref = champions["success"]
     if ref is None:
+        return None
+    mixed = {
+        kind: f"v{other.version} of run {other.run_id}"
+        for kind, other in champions.items()
+        if other is not None and other.run_id != ref.run_id
+    }
+    if mixed:  # a promotion was interrupted between alias moves: never serve a mix
+        _log.warning(
+            "champion models come from different training runs (success v%s of run %s; %s): "
+            "answering from the empirical prior until `ign train` completes the promotion",
+            ref.version,
+            ref.run_id,
+            ", ".join(f"{kind} {where}" for kind, where in mixed.items()),
+        )
         return None
     success = registry.load(ref)
     params = registry.run_params(ref.run_id) if ref.run_id else {}
     embeddings = registry.load_embeddings(ref.run_id, EMBEDDINGS_ARTIFACT) if ref.run_id else None
     extra: dict[str, Any] = {}
     for kind in ("similarity", "duration"):
-        other = registry.champion(kind)
+        other = champions[kind]
         extra[kind] = registry.load(other) if other is not None else None
     return ServingModels(
         success=success,

@@ -7,6 +7,8 @@ public methods, so code written against this class works on either.
 
 from __future__ import annotations
 
+import getpass
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,6 +64,30 @@ ISSUE_FRAME_DTYPES: dict[str, str] = {
     "example": "str",
     "executions": "int64",
 }
+
+
+def process_actor() -> str:
+    """Who this process acts for in the audit trail: ``DEPLOYLEARN_ACTOR`` or the OS user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return os.environ.get("DEPLOYLEARN_ACTOR") or user
+
+
+def wipe_detail(
+    executions: int,
+    patterns: int,
+    adaptations: int,
+    first: datetime | None,
+    last: datetime | None,
+    actors: str,
+) -> str:
+    """The audit entry of a wipe: what it erased (their own audit stamps go with them)."""
+    text = f"erased {executions} executions, {patterns} patterns, {adaptations} adaptations"
+    if executions:
+        text += f"; executions recorded {first} to {last} by {actors or 'unknown'}"
+    return text
 
 
 def typed_frame(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
@@ -280,8 +306,10 @@ class Store(ABC):
         """Entity counts."""
 
     @abstractmethod
-    def wipe(self) -> None:
-        """Delete all history (for tests and demos); the schema stays."""
+    def wipe(self, *, actor: str | None = None) -> None:
+        """Delete all history (for tests and demos); the schema stays, and so does the audit
+        trail of other writes, to which the wipe appends what it erased (who recorded the
+        executions, when) under ``actor`` (default: ``process_actor()``)."""
 
     @abstractmethod
     def close(self) -> None:

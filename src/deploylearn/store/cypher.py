@@ -75,7 +75,12 @@ INDEXES = [
         ("audit_logged_at", Label.AUDIT, "logged_at"),
     )
 ]
-SET_SCHEMA_VERSION = f"MERGE (m:{Label.META} {{key: 'schema_version'}}) SET m.value = $version"
+# A change of schema version is audited in the same statement.
+SET_SCHEMA_VERSION = f"""
+MERGE (m:{Label.META} {{key: 'schema_version'}}) SET m.value = $version
+CREATE (:{Label.AUDIT} {{logged_at: $logged_at, actor: $actor, action: $action,
+    entity_id: 'schema', detail: $detail}})
+"""
 GET_SCHEMA_VERSION = f"MATCH (m:{Label.META} {{key: 'schema_version'}}) RETURN m.value AS value"
 # The KeyRecord (salt and check value of the secret key): the first writer's is kept.
 GET_KEY_RECORD = (
@@ -88,6 +93,19 @@ RETURN m.salt AS salt, m.check AS check
 """
 SET_STORE_ID = f"MERGE (m:{Label.META} {{key: 'store_id'}}) ON CREATE SET m.value = $store_id"
 GET_STORE_ID = f"MATCH (m:{Label.META} {{key: 'store_id'}}) RETURN m.value AS value"
+# Whose database this is: deploylearn's schema version (None: never created here), and
+# whether it holds any node that is not deploylearn's (labels of the graph above).
+OWNERSHIP = f"""
+OPTIONAL MATCH (m:{Label.META} {{key: 'schema_version'}})
+WITH m.value AS version
+CALL () {{
+    MATCH (n)
+    WHERE none(label IN labels(n) WHERE label IN $labels)
+    WITH n LIMIT 1
+    RETURN count(n) > 0 AS foreign
+}}
+RETURN version, foreign
+"""
 
 EXISTING_HASHES = f"""
 UNWIND $ids AS id
@@ -458,12 +476,23 @@ RETURN executions, patterns, successes, failures, issues, rollback_scenarios, me
 """
 # Relationships first, in batches: DETACH DELETE of a hub node (a resource type with 200k
 # edges) in one transaction exhausts the heap.
+WIPE_SUMMARY = f"""
+CALL () {{ MATCH (e:{Label.EXECUTION})
+    RETURN count(e) AS executions, min(e.recorded_at) AS first, max(e.recorded_at) AS last,
+           collect(DISTINCT e.recorded_by) AS actors }}
+CALL () {{ MATCH (p:{Label.PATTERN}) RETURN count(p) AS patterns }}
+CALL () {{ MATCH (a:{Label.ADAPTATION}) RETURN count(a) AS adaptations }}
+RETURN executions, first, last, actors, patterns, adaptations
+"""
 WIPE_RELATIONSHIPS = """
 MATCH ()-[r]->()
 CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"""
+# The marker and the audit trail survive a wipe (the store appends what it erased).
 WIPE = (
     "MATCH (n) WHERE NOT n:"
     + Label.META
+    + " AND NOT n:"
+    + Label.AUDIT
     + """
 CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"""
 )

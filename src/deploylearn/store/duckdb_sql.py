@@ -93,7 +93,7 @@ SCHEMA = [
                coalesce(completed_at, started_at) AS recorded_at
         FROM executions""",
     # Recording an execution stamps who and when on its row; that stamp is its audit entry.
-    # Every other write (adaptations, wipes) appends to audit_events.
+    # Every other write (adaptations, schema changes, wipes) appends to audit_events.
     """CREATE OR REPLACE VIEW audit AS
         SELECT recorded_at AS logged_at, recorded_by AS actor, 'record_execution' AS action,
                execution_id AS entity_id, 'pattern ' || pattern_id AS detail
@@ -112,15 +112,25 @@ HAS_LEGACY_COUNTS = (
     "SELECT count(*) FROM duckdb_columns() "
     "WHERE table_name = 'patterns' AND column_name = 'success_count'"
 )
-# Base tables only: ``metrics`` and ``audit`` are views over them.
+# Base tables only: ``metrics`` and ``audit`` are views over them. ``audit_events`` is not
+# history: a wipe keeps it and appends what it erased (WIPE_SUMMARY).
 HISTORY_TABLES = (
     "executions",
     "patterns",
     "issues",
     "rollback_scenarios",
     "adaptations",
-    "audit_events",
 )
+WIPE_SUMMARY = """
+    SELECT
+        (SELECT count(*) FROM executions),
+        (SELECT count(*) FROM patterns),
+        (SELECT count(*) FROM adaptations),
+        (SELECT min(recorded_at) FROM executions),
+        (SELECT max(recorded_at) FROM executions),
+        (SELECT coalesce(string_agg(DISTINCT recorded_by, ',' ORDER BY recorded_by), '')
+         FROM executions)
+"""
 
 SET_SCHEMA_VERSION = (
     "INSERT INTO meta VALUES ('schema_version', ?) "
@@ -132,6 +142,36 @@ GET_KEY_RECORD = "SELECT key, value FROM meta WHERE key IN ('secret_salt', 'secr
 INSERT_KEY_RECORD = "INSERT INTO meta VALUES ('secret_salt', ?), ('secret_check', ?)"
 SET_STORE_ID = "INSERT INTO meta VALUES ('store_id', ?) ON CONFLICT (key) DO NOTHING"
 GET_STORE_ID = "SELECT value FROM meta WHERE key = 'store_id'"
+# deploylearn's own marker: only a file carrying it (or a store of the first layout, which
+# predates it, see ``LEGACY_TABLES``) is ever written or migrated.
+STORE_FORMAT = "deploylearn"
+SET_STORE_FORMAT = (
+    "INSERT INTO meta VALUES ('store_format', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+GET_STORE_FORMAT = "SELECT value FROM meta WHERE key = 'store_format'"
+# What a file holds, asked over a read-only connection before anything is written.
+USER_TABLES = (
+    "SELECT table_name FROM duckdb_tables() "
+    "WHERE database_name = current_database() AND schema_name = 'main'"
+)
+META_ROWS = "SELECT key, value FROM meta"
+TABLE_COLUMNS = (
+    "SELECT column_name FROM duckdb_columns() "
+    "WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?"
+)
+# A store written before the marker existed has all of these, and executions.content_hash.
+LEGACY_TABLES = frozenset(
+    {
+        "meta",
+        "patterns",
+        "executions",
+        "issues",
+        "rollback_scenarios",
+        "adaptations",
+        "audit_events",
+    }
+)
 
 EXISTING_HASHES = """
     SELECT e.execution_id, e.content_hash

@@ -9,11 +9,12 @@ inside the writing transaction, so no interleaving loses an update.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
 from operator import attrgetter
@@ -39,8 +40,10 @@ from deploylearn.store.base import (
     KeyRecord,
     Store,
     StoreStats,
+    process_actor,
     removal_detail,
     typed_frame,
+    wipe_detail,
 )
 from deploylearn.store.plan import (
     Plannable,
@@ -67,8 +70,80 @@ _PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _STRS = pa.list_(pa.string())
 
 
+# Never fetch or load an extension: a file DuckDB reads through one (SQLite, Parquet …) is
+# not a store, and opening a store must not reach the network.
+_SAFE_CONFIG: dict[str, Any] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    tables = {row[0] for row in con.execute(sql.USER_TABLES).fetchall()}
+    if "meta" not in tables:
+        return None
+    row = con.execute(sql.GET_SCHEMA_VERSION).fetchone()
+    return int(row[0]) if row else None
+
+
+def _foreign_reason(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the database behind ``con`` is not a deploylearn store this version may write
+    (None: it is one). Only reads."""
+    tables = {row[0] for row in con.execute(sql.USER_TABLES).fetchall()}
+    if "meta" not in tables:
+        return "not a deploylearn store (no deploylearn marker)"
+    try:
+        meta = dict(con.execute(sql.META_ROWS).fetchall())
+    except duckdb.Error:
+        return "not a deploylearn store (no deploylearn marker)"
+    if meta.get("store_format") != sql.STORE_FORMAT:
+        columns = {row[0] for row in con.execute(sql.TABLE_COLUMNS, ["executions"]).fetchall()}
+        legacy = meta.get("schema_version") == "1" and tables >= sql.LEGACY_TABLES
+        if not (legacy and "content_hash" in columns):
+            return "not a deploylearn store (no deploylearn marker)"
+    try:
+        version = int(meta.get("schema_version", ""))
+    except ValueError:
+        return f"schema version {meta.get('schema_version')!r} is not a number"
+    if version > SCHEMA_VERSION:
+        return (
+            f"schema version {version} was written by a newer deploylearn "
+            f"(this one knows up to {SCHEMA_VERSION})"
+        )
+    return None
+
+
+def _create_schema(con: duckdb.DuckDBPyConnection, version: int | None) -> None:
+    """Create or migrate the schema from ``version`` (None: a new store), in the caller's
+    transaction; a change of version is an audit event."""
+    for statement in sql.SCHEMA:
+        con.execute(statement)
+    if (con.execute(sql.HAS_LEGACY_COUNTS).fetchone() or (0,))[0]:
+        for table, columns in sql.LEGACY_COUNT_COLUMNS.items():
+            for column in columns:  # names from a fixed list
+                con.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
+    con.execute(sql.SET_STORE_ID, [uuid.uuid4().hex])  # kept if the store has one
+    marked = con.execute(sql.GET_STORE_FORMAT).fetchone()
+    if version == SCHEMA_VERSION and marked:
+        return
+    con.execute(sql.SET_SCHEMA_VERSION, [str(SCHEMA_VERSION)])
+    con.execute(sql.SET_STORE_FORMAT, [sql.STORE_FORMAT])
+    action, detail = (
+        ("create_schema", f"schema version {SCHEMA_VERSION}")
+        if version is None
+        else ("migrate_schema", f"schema version {version} to {SCHEMA_VERSION}, marked")
+    )
+    con.execute(
+        sql.INSERT_AUDIT_EVENT, [datetime.now(UTC), process_actor(), action, "schema", detail]
+    )
 
 
 class DuckDBStore(Store):
@@ -84,7 +159,9 @@ class DuckDBStore(Store):
         lock_timeout: float = 60.0,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
         threads: int = DEFAULT_THREADS,
+        create: bool = True,
     ) -> None:
+        """``create=False`` (read commands): a missing file is an error, not a new store."""
         if path != ":memory:":
             path = str(Path(path).expanduser().resolve())
         self.path = path
@@ -98,20 +175,72 @@ class DuckDBStore(Store):
         self._known: tuple[set[str], set[str]] | None = None  # issue ids, scenario ids
         self._con: duckdb.DuckDBPyConnection | None = None
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if not Path(path).exists():
+                if not create:
+                    raise StoreUnavailableError(
+                        f"no store at {path}: `ign db init` or a first write creates it"
+                    )
+                self._create_file()
+            self._check_ours()
         if not self._shared:
             self._con = self._connect()
         self.init_schema()
 
+    # -- opening: only files deploylearn made ----------------------------------------------
+    def _create_file(self) -> None:
+        """A new store, built under a temporary name and linked into place: a crash never
+        leaves a half-made file, and a file another process created meanwhile is kept."""
+        target = Path(self.path)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.creating")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary.unlink(missing_ok=True)
+            con = duckdb.connect(str(temporary), config=_SAFE_CONFIG)
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                _create_schema(con, None)
+            finally:
+                con.close()
+            # another process may have created it first: it is then checked like any other
+            with suppress(FileExistsError):
+                os.link(temporary, target)
+        except (OSError, duckdb.Error) as exc:
+            raise StoreUnavailableError(
+                f"cannot create DuckDB store {self.path}: {_first_line(exc)}"
+            ) from exc
+        finally:
+            temporary.unlink(missing_ok=True)
+            Path(f"{temporary}.wal").unlink(missing_ok=True)
+
+    def _check_ours(self) -> None:
+        """Refuse, before any write, a file that is not a deploylearn store or is newer."""
+        try:
+            with open(self.path, "rb") as handle:
+                header = handle.read(12)
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"cannot open DuckDB store {self.path}: {_first_line(exc)}"
+            ) from exc
+        if header[8:12] != b"DUCK":
+            raise StoreUnavailableError(
+                f"{self.path} is not a DuckDB file; refusing to open it as a store"
+            )
+        con = self._connect(read_only=True)
+        try:
+            problem = _foreign_reason(con)
+        finally:
+            con.close()
+        if problem:
+            raise StoreUnavailableError(f"{self.path}: {problem}; refusing to open it")
+
     # -- connections -----------------------------------------------------------------------
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    def _connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self._lock_timeout
         delay = 0.005
+        config = {**_SAFE_CONFIG, "memory_limit": self._memory_limit, "threads": self._threads}
         while True:
             try:
-                con = duckdb.connect(
-                    self.path, config={"memory_limit": self._memory_limit, "threads": self._threads}
-                )
+                con = duckdb.connect(self.path, read_only=read_only, config=config)
                 con.execute("SET TimeZone = 'UTC'")
                 return con
             except duckdb.IOException as exc:
@@ -163,14 +292,11 @@ class DuckDBStore(Store):
     def init_schema(self) -> None:
         try:
             with self._transaction() as con:
-                for statement in sql.SCHEMA:
-                    con.execute(statement)
-                if (con.execute(sql.HAS_LEGACY_COUNTS).fetchone() or (0,))[0]:
-                    for table, columns in sql.LEGACY_COUNT_COLUMNS.items():
-                        for column in columns:  # names from a fixed list
-                            con.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
-                con.execute(sql.SET_SCHEMA_VERSION, [str(SCHEMA_VERSION)])
-                con.execute(sql.SET_STORE_ID, [uuid.uuid4().hex])
+                version = _stored_version(con)
+                new_in_memory = self.path == ":memory:" and version is None
+                if not new_in_memory and (problem := _foreign_reason(con)):
+                    raise StoreUnavailableError(f"{self.path}: {problem}; refusing to write it")
+                _create_schema(con, version)
         except duckdb.Error as exc:
             raise StoreError(f"cannot create schema in {self.path}: {exc}") from exc
 
@@ -401,10 +527,24 @@ class DuckDBStore(Store):
         except duckdb.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
 
-    def wipe(self) -> None:
-        with self._transaction() as con:
-            for table in sql.HISTORY_TABLES:
-                con.execute(f"DELETE FROM {table}")  # names from a fixed list
+    def wipe(self, *, actor: str | None = None) -> None:
+        try:
+            with self._transaction() as con:
+                row = con.execute(sql.WIPE_SUMMARY).fetchone()
+                for table in sql.HISTORY_TABLES:
+                    con.execute(f"DELETE FROM {table}")  # names from a fixed list
+                con.execute(
+                    sql.INSERT_AUDIT_EVENT,
+                    [
+                        datetime.now(UTC),
+                        actor or process_actor(),
+                        "wipe",
+                        "history",
+                        wipe_detail(*row) if row else "",
+                    ],
+                )
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot wipe {self.path}: {exc}") from exc
         self._index = None
         self._known = None
 

@@ -107,7 +107,7 @@ def gds_client(store: Neo4jStore) -> Iterator[GraphDataScience]:
     """A GDS client on the store's own driver (Bolt only: OpenGDS has no Arrow server)."""
     try:
         gds = GraphDataScience(
-            store.driver, arrow=False, show_progress=False, database=_database(store)
+            store._driver, arrow=False, show_progress=False, database=_database(store)
         )
     except Neo4jError as exc:
         raise StoreError(f"cannot use Graph Data Science on {store.url}: {exc}") from exc
@@ -345,7 +345,7 @@ def write_pattern_similarity_run(
 
 def _delete_similarity(store: Neo4jStore) -> None:
     try:
-        with store.driver.session(database=_database(store)) as session:
+        with store._driver.session(database=_database(store)) as session:
             session.run(cypher.DELETE_PATTERN_SIMILARITY).consume()
     except Neo4jError as exc:
         raise StoreError(f"cannot delete pattern similarity in {store.url}: {exc}") from exc
@@ -390,7 +390,7 @@ def estimate_memory(
 
 def _read(store: Neo4jStore, query: str, **params: Any) -> list[dict[str, Any]]:
     try:
-        records, _, _ = store.driver.execute_query(
+        records, _, _ = store._driver.execute_query(
             query, params, database_=_database(store), routing_="r"
         )
     except Neo4jError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
@@ -20,10 +21,10 @@ import numpy as np
 import orjson
 import pandas as pd
 from neo4j import Driver, GraphDatabase, ManagedTransaction
-from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+from neo4j.exceptions import AuthError, ConstraintError, Neo4jError, ServiceUnavailable
 from neo4j.time import DateTime
 
-from deploylearn.errors import StoreError, StoreUnavailableError
+from deploylearn.errors import InvalidStoreUrlError, StoreError, StoreUnavailableError
 from deploylearn.identity import PatternIndex
 from deploylearn.preparation import PreparedExecution, adaptation_id_for
 from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
@@ -37,8 +38,10 @@ from deploylearn.store.base import (
     KeyRecord,
     Store,
     StoreStats,
+    process_actor,
     removal_detail,
     typed_frame,
+    wipe_detail,
 )
 from deploylearn.store.plan import WritePlan, WriteResult, plan_write
 
@@ -63,11 +66,44 @@ def _utc_from_micros(values: list[int | None]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(micros.view("M8[us]")).tz_localize(UTC)
 
 
-def _redacted_url(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+@dataclass(frozen=True)
+class Neo4jAddress:
+    """A Neo4j store URL taken apart; ``shown`` is the URL without the credentials."""
+
+    address: str  # scheme://host[:port], for the driver
+    auth: tuple[str, str] | None
+    database: str | None
+
+    @property
+    def shown(self) -> str:
+        return self.address + (f"/{self.database}" if self.database else "")
+
+
+def parse_neo4j_url(url: str) -> Neo4jAddress:
+    """``scheme://[user[:password]@]host[:port][/database]``.
+
+    The credentials end at the last ``@``, so a password may hold ``/``, ``#``, ``?`` or
+    ``@`` unescaped (``urlsplit`` would cut it there and show the rest as a path); the
+    password never appears in a message.
+    """
+    scheme, _, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    auth = None
+    if at:
+        user, _, password = credentials.partition(":")
+        auth = (unquote(user), unquote(password))
+    hostport, _, database = location.split("?", 1)[0].split("#", 1)[0].partition("/")
+    parts = urlsplit(f"{scheme}://{hostport}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidStoreUrlError(
+            f"Neo4j store URL {scheme}://{hostport}: the port is not a number"
+        ) from None
+    if not parts.hostname:
+        raise InvalidStoreUrlError(f"Neo4j store URL {scheme}://{hostport}: no host")
+    address = f"{scheme}://{parts.hostname}" + (f":{port}" if port else "")
+    return Neo4jAddress(address, auth, database.strip("/") or None)
 
 
 # Executions per write transaction: larger batches are written as consecutive transactions
@@ -75,6 +111,9 @@ def _redacted_url(url: str) -> str:
 # garbage): ~130-150 µs at 1,000-2,000 rows, ~180-240 µs at 5,000-10,000; end to end 1,000
 # was as fast as 2,000 or faster in every run (docs/performance.md).
 TRANSACTION_ROWS = 1_000
+# Re-runs of a write transaction that met a row another writer committed meanwhile (each
+# re-run sees that row and counts it as a duplicate, so more than one is rare).
+CONSTRAINT_RETRIES = 5
 # Rows per record of the chunked bulk reads (cypher.FRAME): big enough that per-record costs
 # vanish, small enough that no single Bolt message gets large.
 READ_CHUNK = 10_000
@@ -83,38 +122,64 @@ READ_CHUNK = 10_000
 class Neo4jStore(Store):
     """Deployment history in Neo4j Community/Enterprise 5.x (GDS for embeddings)."""
 
-    def __init__(self, driver: Driver, url: str, database: str | None = None) -> None:
+    def __init__(
+        self, driver: Driver, url: str, database: str | None = None, *, create: bool = True
+    ) -> None:
         self._driver = driver
         self.url = url
         self._database = database
         self._index: PatternIndex | None = None
+        self._check_ours(create)
         self.init_schema()
 
     @classmethod
-    def from_url(cls, url: str, *, database: str | None = None) -> Neo4jStore:
+    def from_url(cls, url: str, *, create: bool = True) -> Neo4jStore:
         """``neo4j://user:pass@host:7687[/database]``; no user means no authentication."""
-        parts = urlsplit(url)
-        auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
-        port = f":{parts.port}" if parts.port else ""
-        address = f"{parts.scheme}://{parts.hostname}{port}"
-        shown = _redacted_url(url)
+        parsed = parse_neo4j_url(url)
+        shown = parsed.shown
         try:
-            driver = GraphDatabase.driver(address, auth=auth, max_transaction_retry_time=60.0)
+            driver = GraphDatabase.driver(
+                parsed.address, auth=parsed.auth, max_transaction_retry_time=60.0
+            )
             driver.verify_connectivity()
         except (ServiceUnavailable, AuthError, Neo4jError, OSError, ValueError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if parsed.auth and parsed.auth[1]:
+                reason = reason.replace(parsed.auth[1], "***")
             raise StoreUnavailableError(f"cannot reach Neo4j at {shown}: {reason}") from exc
-        return cls(driver, shown, database)
+        try:
+            return cls(driver, shown, parsed.database, create=create)
+        except BaseException:
+            driver.close()
+            raise
 
     @property
     def database(self) -> str | None:
         """The database name (None: the server's default)."""
         return self._database
 
-    @property
-    def driver(self) -> Driver:
-        """The ``neo4j`` driver, for the GDS client and notebooks."""
-        return self._driver
+    def _check_ours(self, create: bool) -> None:
+        """Refuse a database holding other data, or a newer deploylearn's schema; with
+        ``create=False``, one where deploylearn never created its schema."""
+        rows = self._run(cypher.OWNERSHIP, labels=[label.value for label in cypher.Label])
+        version, foreign = rows[0]["version"], rows[0]["foreign"]
+        where = f"Neo4j database {self.url}"
+        if version is None and foreign:
+            self._driver.close()
+            raise StoreUnavailableError(
+                f"{where} holds data but no deploylearn marker; refusing to write it"
+            )
+        if version is not None and int(version) > SCHEMA_VERSION:
+            self._driver.close()
+            raise StoreUnavailableError(
+                f"{where}: schema version {version} was written by a newer deploylearn "
+                f"(this one knows up to {SCHEMA_VERSION}); refusing to open it"
+            )
+        if version is None and not create:
+            self._driver.close()
+            raise StoreUnavailableError(
+                f"no deploylearn store in {where}: `ign db init` or a first write creates it"
+            )
 
     def close(self) -> None:
         self._driver.close()
@@ -129,13 +194,22 @@ class Neo4jStore(Store):
         return [record.data() for record in records]
 
     def _write(self, work: Any, *args: Any) -> Any:
-        try:
-            with self._driver.session(database=self._database) as session:
-                return session.execute_write(work, *args)
-        except ServiceUnavailable as exc:
-            raise StoreUnavailableError(f"Neo4j at {self.url} went away: {exc}") from exc
-        except Neo4jError as exc:
-            raise StoreError(f"Neo4j write failed: {exc}") from exc
+        """Run ``work`` in a managed write transaction. A uniqueness violation means another
+        writer committed the same execution or pattern first: the transaction is run again
+        (``work`` plans afresh, so those become duplicates), up to ``CONSTRAINT_RETRIES``."""
+        for attempt in range(CONSTRAINT_RETRIES + 1):
+            try:
+                with self._driver.session(database=self._database) as session:
+                    return session.execute_write(work, *args)
+            except ConstraintError as exc:
+                self._index = None  # it may hold the pattern the other writer made
+                if attempt == CONSTRAINT_RETRIES:
+                    raise StoreError(f"Neo4j write failed: {exc}") from exc
+            except ServiceUnavailable as exc:
+                raise StoreUnavailableError(f"Neo4j at {self.url} went away: {exc}") from exc
+            except Neo4jError as exc:
+                raise StoreError(f"Neo4j write failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     # -- writes ----------------------------------------------------------------------------
     def init_schema(self) -> None:
@@ -143,7 +217,19 @@ class Neo4jStore(Store):
             with self._driver.session(database=self._database) as session:
                 for statement in [*cypher.CONSTRAINTS, *cypher.INDEXES]:
                     session.run(statement).consume()
-                session.run(cypher.SET_SCHEMA_VERSION, version=SCHEMA_VERSION).consume()
+                row = session.run(cypher.GET_SCHEMA_VERSION).single()
+                version = None if row is None else int(row["value"])
+                if version != SCHEMA_VERSION:
+                    session.run(
+                        cypher.SET_SCHEMA_VERSION,
+                        version=SCHEMA_VERSION,
+                        logged_at=datetime.now(UTC),
+                        actor=process_actor(),
+                        action="create_schema" if version is None else "migrate_schema",
+                        detail=f"schema version {SCHEMA_VERSION}"
+                        if version is None
+                        else f"schema version {version} to {SCHEMA_VERSION}",
+                    ).consume()
                 session.run(cypher.SET_STORE_ID, store_id=uuid.uuid4().hex).consume()
         except Neo4jError as exc:
             raise StoreError(f"cannot create schema in {self.url}: {exc}") from exc
@@ -284,11 +370,27 @@ class Neo4jStore(Store):
 
         self._write(work)
 
-    def wipe(self) -> None:
+    def wipe(self, *, actor: str | None = None) -> None:
         try:
             with self._driver.session(database=self._database) as session:
+                summary = session.run(cypher.WIPE_SUMMARY).single(strict=True)
                 session.run(cypher.WIPE_RELATIONSHIPS).consume()
                 session.run(cypher.WIPE).consume()
+                session.run(
+                    cypher.CREATE_AUDIT,
+                    logged_at=datetime.now(UTC),
+                    actor=actor or process_actor(),
+                    action="wipe",
+                    entity_id="history",
+                    detail=wipe_detail(
+                        summary["executions"],
+                        summary["patterns"],
+                        summary["adaptations"],
+                        _native(summary["first"]),
+                        _native(summary["last"]),
+                        ",".join(summary["actors"]),
+                    ),
+                ).consume()
         except Neo4jError as exc:
             raise StoreError(f"cannot wipe {self.url}: {exc}") from exc
         self._index = None
