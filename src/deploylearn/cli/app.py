@@ -198,6 +198,12 @@ def record(
     With --from, the file gives the execution and options on the command line override
     its fields (e.g. --status failed); the defaults of options not given do not apply.
     """
+    if from_file is None and started_at is None and execution_id is None:
+        # A start of "now" would differ on every retry, so a retry would record twice.
+        raise InputFileError(
+            "--started-at or --execution-id is required (without either, a retried "
+            "command could not be told from a second deployment)"
+        )
     now = datetime.now(UTC).isoformat()
     fields = {
         "execution_name": execution_name,
