@@ -38,6 +38,7 @@ from deploylearn.store.plan import WriteResult
 
 if TYPE_CHECKING:
     from deploylearn.serving.advisor import Advisor
+    from deploylearn.serving.models import ServingModels
 
 MAX_KEPT_ERRORS = 1000
 # ingest() prepares in worker processes from this file size on (~20,000 demo executions):
@@ -103,6 +104,7 @@ class DeploymentPatternLearner:
         self._cipher = SecretCipher(self.settings.secret_key) if self.settings.secret_key else None
         self.use_model = use_model
         self._advisor: Advisor | None = None
+        self._models: tuple[ServingModels | None] | None = None  # loaded champion, if loaded
 
     @classmethod
     def open(
@@ -226,14 +228,18 @@ class DeploymentPatternLearner:
     def advisor(self, *, refresh: bool = False) -> Advisor:
         """The serving state (history snapshot + champion), built on first use and reused.
 
-        Recording through this learner invalidates it; call with ``refresh=True`` to see
-        writes made by other processes or a newly promoted champion.
+        Recording through this learner invalidates the history (the next answer folds it again,
+        so served features always see every outcome recorded so far) but keeps the loaded
+        champion; call with ``refresh=True`` to see writes made by other processes or a newly
+        promoted champion.
         """
         if self._advisor is None or refresh:
             from deploylearn.serving.advisor import Advisor
             from deploylearn.serving.models import load_serving_models
 
-            models = load_serving_models() if self.use_model else None
+            if self._models is None or refresh:
+                self._models = (load_serving_models() if self.use_model else None,)
+            models = self._models[0]
             self._advisor = Advisor.build(
                 self.store.executions_frame(),
                 self.store.patterns(),
