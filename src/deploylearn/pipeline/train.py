@@ -48,7 +48,7 @@ from deploylearn.pipeline.gate import (
     gate_rules,
 )
 from deploylearn.pipeline.lock import training_lock
-from deploylearn.serving.blend import DEFAULT_PRIOR_STRENGTH, BlendParams
+from deploylearn.serving.blend import DEFAULT_PRIOR_STRENGTH, NO_MODEL, BlendParams
 
 if TYPE_CHECKING:
     from deploylearn.models.registry import GateResult, ModelRef, Registry
@@ -538,7 +538,7 @@ def _fallback(
     history: steps.History, rows: TrainingFrame, settings: TrainingSettings
 ) -> np.ndarray:
     return fallback_probabilities(
-        history.frame, rows.meta["execution_id"], prior_strength=settings.blend_prior_strength
+        history.frame, rows.meta["execution_id"], prior_strength=NO_MODEL.prior_strength
     )
 
 
