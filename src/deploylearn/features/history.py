@@ -91,10 +91,7 @@ def point_in_time_features(
     start, known, success, failure = _events(frame)
     window = int(window_days * MICROS_PER_DAY)
     derived = {RESOURCE_SET: resource_sets(frame["resources_deployed"])}
-    # Outcomes known at the same instant are ordered by (start, execution id), not row order.
-    tiebreak = np.empty(n, dtype=np.int64)
-    ids = frame["execution_id"].astype(str).to_numpy() if "execution_id" in frame else np.arange(n)
-    tiebreak[np.lexsort((ids, start))] = np.arange(n)
+    tiebreak = _tiebreak(frame, start)
 
     columns: dict[str, np.ndarray] = {}
     for prefix, keys in HISTORY_KEYS.items():
@@ -115,8 +112,20 @@ def outcome_counts_as_of(frame: pd.DataFrame, key: np.ndarray) -> tuple[np.ndarr
     """Per row of ``frame``: successes and failures of rows with the same ``key`` (one int code
     per row, e.g. ``_columns.codes``) known before the row started, by this module's rules."""
     start, known, success, failure = _events(frame)
-    asof = _as_of(np.asarray(key, dtype=np.int64), start, known, success, failure, 0)
+    asof = _as_of(
+        np.asarray(key, dtype=np.int64), start, known, success, failure, 0, _tiebreak(frame, start)
+    )
     return asof.successes, asof.failures
+
+
+def _tiebreak(frame: pd.DataFrame, start: np.ndarray) -> np.ndarray:
+    """Per row its rank by (start, execution id): outcomes known at the same instant are
+    ordered by it, not by row order (the serving snapshot folds them in that order too)."""
+    n = len(frame)
+    tiebreak = np.empty(n, dtype=np.int64)
+    ids = frame["execution_id"].astype(str).to_numpy() if "execution_id" in frame else np.arange(n)
+    tiebreak[np.lexsort((ids, start))] = np.arange(n)
+    return tiebreak
 
 
 def _events(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
