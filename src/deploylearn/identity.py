@@ -11,16 +11,16 @@ A pattern is a deployment strategy plus a *canonical configuration template*. Ca
 * booleans written as strings or 0/1 in a boolean-named knob stay booleans, numeric strings
   become numbers.
 
-Near-identical configurations are then merged by *leader clustering* (``PatternIndex``): an
-execution joins the nearest existing pattern of the same strategy whose template has the same
-keys and non-numeric values and whose every numeric knob is within ``NUMERIC_TOLERANCE``
-(relative) of the pattern's value; failing that, one that also differs by a single knob
-present on one side only (an omitted default, a knob added by hand). Only otherwise does it
-found a new pattern, whose id is a hash of its own canonical template. So
-``validation_timeout`` 300 → 320 (a hand edit) stays in the 300 pattern, while 300 → 600 or
-``backup_enabled`` true → false is a different pattern.
-The founder's template is the pattern's template; assignment is deterministic for a given
-arrival order, and both stores use this one index.
+Identity is then **exact**: two executions share a pattern when their strategy and canonical
+templates are equal. Near-identical configurations (``validation_timeout`` 300 vs 320, one knob
+added by hand) are different patterns: merging them made every run of a pattern carry its
+founder's knobs, so the model could not learn the effect of the knobs that differed. They share
+evidence through the model instead (it sees every knob's value) and through the similarity
+model (nearest patterns by knobs). To keep patterns readable they are grouped into *families*
+(``pattern_family``): the strategy plus the set of knob keys, so "the same recipe with other
+values" reads as one family with several members.
+A pattern's id is a hash of its strategy and canonical template, the same in every store and
+for every arrival order.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ import orjson
 
 from deploylearn.redaction import is_secret_key, key_words
 
-NUMERIC_TOLERANCE = 0.15
-MAX_KEY_DIFFERENCE = 1
+NUMERIC_TOLERANCE = 0.15  # for "roughly the same value" in explanations, not for identity
 VOLATILE_WORDS = frozenset(
     {
         "build",
@@ -207,57 +206,76 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-@dataclass(frozen=True)
-class PatternKey:
-    """What must match exactly for two configurations to share a pattern."""
-
-    strategy: str
-    shape: str  # keys and non-numeric values, as canonical JSON
-
-    @classmethod
-    def of(cls, strategy: str, template: Mapping[str, Any]) -> PatternKey:
-        shape = {k: ("<number>" if _is_number(v) else v) for k, v in template.items()}
-        return cls(strategy, orjson.dumps(shape, option=orjson.OPT_SORT_KEYS).decode())
-
-
 def pattern_id_for(strategy: str, template: Mapping[str, Any]) -> str:
-    """Stable id of a pattern founded by ``template``: same input, same id, in every store."""
+    """Stable id of the pattern of ``template``: same input, same id, in every store."""
     payload = orjson.dumps([strategy, template], option=orjson.OPT_SORT_KEYS)
     return "pat-" + hashlib.blake2b(payload, digest_size=8).hexdigest()
 
 
 def numbers_close(a: float, b: float, tolerance: float = NUMERIC_TOLERANCE) -> bool:
-    """Relative closeness, so 300 vs 320 s matches but 30 vs 60 s does not."""
+    """Relative closeness, so 300 vs 320 s reads as "about the same" but 30 vs 60 s does not."""
     if a == b:
         return True
     return abs(a - b) <= tolerance * max(abs(a), abs(b))
 
 
-def pattern_name(strategy: str, template: Mapping[str, Any]) -> str:
-    """A short human name: the strategy and the switches that are on."""
-    on = [k.replace("_enabled", "").replace("_", " ") for k, v in template.items() if v is True]
-    numbers = [
-        f"{k.replace('_', ' ')} {v}"
-        for k, v in template.items()
-        if k in ("validation_timeout", "timeout", "canary_percent", "batch_size") and _is_number(v)
-    ]
-    detail = ", ".join(on + numbers)
+def _words(key: str) -> str:
+    return key.replace(".", " ").replace("_", " ")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def pattern_family(strategy: str, template: Mapping[str, Any]) -> tuple[str, str]:
+    """``(family_id, family_name)``: the strategy and the set of knob keys, values aside.
+
+    Patterns of one family are the same recipe with other settings; the name says which
+    strategy and which knobs (``blue-green, 4 knobs: backup enabled, timeout, ...``).
+    """
+    keys = sorted(template)
+    payload = orjson.dumps([strategy, keys])
+    family_id = "fam-" + hashlib.blake2b(payload, digest_size=6).hexdigest()
     title = strategy.replace("_", "-")
-    return f"{title} ({detail})" if detail else title
+    if not keys:
+        return family_id, f"{title}, no knobs"
+    shown = ", ".join(_words(k) for k in keys[:4]) + (", ..." if len(keys) > 4 else "")
+    return family_id, f"{title}, {len(keys)} knob{'s' if len(keys) > 1 else ''}: {shown}"
+
+
+def pattern_name(strategy: str, template: Mapping[str, Any]) -> str:
+    """A short human name: the strategy, the switches that are on, and a short tag of the
+    exact settings (patterns of one family differ in values, so the tag tells them apart)."""
+    on = [_words(k.replace("_enabled", "")) for k, v in template.items() if v is True]
+    tag = pattern_id_for(strategy, template)[4:10]
+    title = strategy.replace("_", "-")
+    shown = ", ".join(on[:4]) + (", ..." if len(on) > 4 else "")
+    return f"{title} ({shown}) #{tag}" if on else f"{title} #{tag}"
+
+
+def describe_difference(template: Mapping[str, Any], other: Mapping[str, Any]) -> str:
+    """The knobs where ``template`` differs from ``other``, as ``key=value`` text."""
+    parts = []
+    for key in sorted(template.keys() | other.keys()):
+        mine, theirs = template.get(key), other.get(key)
+        if mine != theirs:
+            parts.append(f"{key}={_short(mine) if key in template else 'unset'}")
+    return ", ".join(parts) or "same settings"
 
 
 @dataclass
 class PatternIndex:
-    """Assigns configurations to patterns by leader clustering (see the module docstring).
+    """Which pattern a configuration belongs to: exact (strategy, canonical template) lookup.
 
-    Holds only templates (a few thousand patterns at most in practice), so stores load it once
-    and keep it in step with ``add``.
+    Holds only templates, so stores load it once and keep it in step with ``add``. Patterns
+    loaded from a store keep their stored ids (older stores may hold merged patterns).
     """
 
-    tolerance: float = NUMERIC_TOLERANCE
-    _groups: dict[PatternKey, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     _info: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    _by_strategy: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     _assigned: dict[tuple[str, bytes], str] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -268,13 +286,7 @@ class PatternIndex:
 
     def copy(self) -> PatternIndex:
         """An independent copy, so a retried transaction starts from the committed state."""
-        return PatternIndex(
-            self.tolerance,
-            {key: list(members) for key, members in self._groups.items()},
-            dict(self._info),
-            {key: list(members) for key, members in self._by_strategy.items()},
-            dict(self._assigned),
-        )
+        return PatternIndex(dict(self._info), dict(self._assigned))
 
     def info(self, pattern_id: str) -> tuple[str, dict[str, Any]]:
         """``(strategy, template)`` of a known pattern."""
@@ -284,76 +296,25 @@ class PatternIndex:
         """Register an existing pattern (e.g. loaded from the store)."""
         if pattern_id in self._info:
             return
-        member = (pattern_id, dict(template))
-        self._info[pattern_id] = (strategy, member[1])
-        self._assigned[(strategy, orjson.dumps(template, option=orjson.OPT_SORT_KEYS))] = pattern_id
-        self._groups.setdefault(PatternKey.of(strategy, template), []).append(member)
-        self._by_strategy.setdefault(strategy, []).append(member)
+        self._info[pattern_id] = (strategy, dict(template))
+        self._assigned.setdefault(_seen_key(strategy, template), pattern_id)
 
     def match(self, strategy: str, template: Mapping[str, Any]) -> str | None:
-        """The id of the existing pattern this configuration belongs to, if any.
-
-        Patterns with the same keys are tried first; only if none is near does a pattern that
-        differs by one knob present on one side only qualify (people omit knobs left at their
-        default, or add one by hand).
-        """
-        exact = self._nearest(template, self._groups.get(PatternKey.of(strategy, template), []))
-        if exact is not None:
-            return exact
-        return self._nearest(template, self._by_strategy.get(strategy, []), MAX_KEY_DIFFERENCE)
-
-    def _nearest(
-        self,
-        template: Mapping[str, Any],
-        candidates: list[tuple[str, dict[str, Any]]],
-        key_difference: int = 0,
-    ) -> str | None:
-        best: tuple[float, str] | None = None
-        for pattern_id, founder in candidates:
-            distance = self._distance(template, founder, key_difference)
-            if distance is not None and (best is None or distance < best[0]):
-                best = (distance, pattern_id)
-        return best[1] if best else None
-
-    def _distance(
-        self, template: Mapping[str, Any], founder: Mapping[str, Any], key_difference: int
-    ) -> float | None:
-        """None unless near-identical; else how far apart (0 = same values)."""
-        one_sided = len(template.keys() ^ founder.keys())
-        if one_sided > key_difference:
-            return None
-        distance = float(one_sided)
-        for key, value in template.items():
-            if key not in founder:
-                continue
-            other = founder[key]
-            if _is_number(value) and _is_number(other):
-                a, b = float(value), float(other)
-                if not numbers_close(a, b, self.tolerance):
-                    return None
-                distance += abs(a - b) / max(abs(a), abs(b), 1e-12)
-            elif value != other:
-                return None
-        return distance
+        """The id of the pattern with exactly this strategy and template, if any."""
+        return self._assigned.get(_seen_key(strategy, template))
 
     def assign(self, strategy: str, template: Mapping[str, Any]) -> tuple[str, bool]:
-        """``(pattern_id, is_new)``: joins the nearest matching pattern or founds a new one.
-
-        A template seen before keeps the pattern it got then (stable, and the common case on
-        bulk paths: it skips the search).
-        """
-        seen_key = (strategy, orjson.dumps(template, option=orjson.OPT_SORT_KEYS))
-        known = self._assigned.get(seen_key)
+        """``(pattern_id, is_new)``: the existing pattern of this template or a new one."""
+        known = self.match(strategy, template)
         if known is not None:
             return known, False
-        existing = self.match(strategy, template)
-        if existing is not None:
-            self._assigned[seen_key] = existing
-            return existing, False
         pattern_id = pattern_id_for(strategy, template)
         self.add(pattern_id, strategy, template)
-        self._assigned[seen_key] = pattern_id
         return pattern_id, True
+
+
+def _seen_key(strategy: str, template: Mapping[str, Any]) -> tuple[str, bytes]:
+    return strategy, orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
 
 
 _HOST = re.compile(r"\b[a-z0-9-]+(\.[a-z0-9-]+)+\b")

@@ -54,6 +54,7 @@ from deploylearn.store.plan import WriteResult
 
 if TYPE_CHECKING:
     from deploylearn.serving.advisor import Advisor
+    from deploylearn.serving.models import ServingModels
 
 MAX_KEPT_ERRORS = 1000
 # ingest() prepares in worker processes from this file size on (~20,000 demo executions):
@@ -118,6 +119,7 @@ class DeploymentPatternLearner:
         self._checked_cipher: SecretCipher | None = None
         self.use_model = use_model
         self._advisor: Advisor | None = None
+        self._models: tuple[ServingModels | None] | None = None  # loaded champion, if loaded
 
     @classmethod
     def open(
@@ -293,14 +295,20 @@ class DeploymentPatternLearner:
     def advisor(self, *, refresh: bool = False) -> Advisor:
         """The serving state (history snapshot + champion), built on first use and reused.
 
-        Recording through this learner invalidates it; call with ``refresh=True`` to see
-        writes made by other processes or a newly promoted champion.
+        Recording through this learner invalidates the history (the next answer folds it again,
+        so served features always see every outcome recorded so far) but keeps the loaded
+        champion; call with ``refresh=True`` to see writes made by other processes or a newly
+        promoted champion.
         """
         if self._advisor is None or refresh:
             from deploylearn.serving.advisor import Advisor
             from deploylearn.serving.models import check_provenance, load_serving_models
 
-            models = load_serving_models(self.settings.tracking_uri) if self.use_model else None
+            if self._models is None or refresh:
+                self._models = (
+                    load_serving_models(self.settings.tracking_uri) if self.use_model else None,
+                )
+            models = self._models[0]
             provenance = check_provenance(models, self.store.store_id())
             self._advisor = Advisor.build(
                 self.store.executions_frame(),

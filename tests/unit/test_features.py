@@ -45,6 +45,8 @@ KEYS = {
     "gateway": ("gateway_host",),
     "environment": ("target_environment",),
     "pattern_environment": ("pattern_id", "target_environment"),
+    "pattern_gateway": ("pattern_id", "gateway_host"),
+    "gateway_resources": ("gateway_host", "resource_set"),
 }
 
 
@@ -133,7 +135,11 @@ def _naive(frame: pd.DataFrame, window_days: float) -> pd.DataFrame:
         rf = len(recent) - rs
         previous = [start[j] for j in same if start[j] < t]
         failed = [known[j] for j in done if outcome[j] == "failure"]
+        latest = [outcome[j] == "success" for j in sorted(done, key=lambda j: (known[j], j))]
+        last = latest[-history_module.LAST_RUNS :]
         return {
+            "last_outcome": float(latest[-1]) if latest else np.nan,
+            "last_rate": (sum(last) + 1) / (len(last) + 2),
             "successes": s,
             "failures": f,
             "rate": (s + 1) / (s + f + 2),
@@ -144,8 +150,9 @@ def _naive(frame: pd.DataFrame, window_days: float) -> pd.DataFrame:
             "since_failure_s": (t - max(failed)).total_seconds() if failed else np.nan,
         }
 
+    columns = {**frame, "resource_set": ["|".join(sorted(set(r))) for r in resources]}
     for prefix, keys in KEYS.items():
-        key = list(zip(*(frame[k].tolist() for k in keys), strict=True))
+        key = list(zip(*(list(columns[k]) for k in keys), strict=True))
         for i in range(len(frame)):
             same = [j for j in range(len(frame)) if key[j] == key[i]]
             for name, value in stats(i, same).items():

@@ -4,7 +4,9 @@ from deploylearn.identity import (
     PatternIndex,
     canonical_template,
     normalize_issue,
+    pattern_family,
     pattern_id_for,
+    pattern_name,
 )
 
 BASE = {
@@ -42,12 +44,25 @@ def test_key_spelling_and_string_values_are_normalized() -> None:
     assert canonical_template(variant) == canonical_template(BASE)
 
 
-def test_hand_edited_knob_joins_the_existing_pattern() -> None:
+def test_hand_edited_knob_is_its_own_pattern_in_the_same_family() -> None:
+    """Identity is exact (issue 13): 300 -> 320 s is another pattern, so the model sees the
+    run's own value; the family (strategy + knob keys) keeps them together for reading."""
     index = PatternIndex()
     first = assign(index, BASE)
-    assert assign(index, {**BASE, "validation_timeout": 320}) == first
-    assert assign(index, {**BASE, "health_check_interval": 27}) == first
-    assert len(index) == 1
+    edited = assign(index, {**BASE, "validation_timeout": 320})
+    assert edited != first
+    assert assign(index, {**BASE, "validation_timeout": 320}) == edited
+    assert len(index) == 2
+    family = pattern_family("blue_green", canonical_template(BASE))
+    assert (
+        pattern_family("blue_green", {**canonical_template(BASE), "validation_timeout": 320})
+        == family
+    )
+    assert pattern_family("canary", canonical_template(BASE)) != family
+    assert family[1].startswith("blue-green, 4 knobs: backup enabled")
+    assert pattern_name("blue_green", canonical_template(BASE)) != pattern_name(
+        "blue_green", {**canonical_template(BASE), "validation_timeout": 320}
+    )
 
 
 def test_material_changes_found_new_patterns() -> None:
@@ -59,19 +74,24 @@ def test_material_changes_found_new_patterns() -> None:
     assert len(index) == 4
 
 
-def test_noisy_history_does_not_splinter_into_singletons() -> None:
+def test_volatile_noise_does_not_splinter_a_pattern() -> None:
     import random
 
     rng = random.Random(3)
     index = PatternIndex()
-    ids = []
-    for build in range(500):
-        config = {**BASE, "build_number": build, "commit": f"{rng.getrandbits(40):010x}"}
-        if rng.random() < 0.1:  # a hand edit of one knob by up to ±10 %
-            key = rng.choice(["validation_timeout", "health_check_interval"])
-            config[key] = round(config[key] * rng.uniform(0.9, 1.1))
-        ids.append(assign(index, config))
+    ids = [
+        assign(index, {**BASE, "build_number": build, "commit": f"{rng.getrandbits(40):010x}"})
+        for build in range(500)
+    ]
     assert len(set(ids)) == 1
+
+
+def test_assignment_does_not_depend_on_arrival_order() -> None:
+    configs = [BASE, {**BASE, "validation_timeout": 320}, {**BASE, "timeout": 60}]
+    forward, backward = PatternIndex(), PatternIndex()
+    ids = [assign(forward, c) for c in configs]
+    assert [assign(backward, c) for c in reversed(configs)] == list(reversed(ids))
+    assert ids == [pattern_id_for("blue_green", canonical_template(c)) for c in configs]
 
 
 def test_pattern_ids_are_stable() -> None:
@@ -89,23 +109,15 @@ def test_issue_normalization_removes_variable_parts() -> None:
     assert normalize_issue("SSL handshake failed") != normalize_issue("Validation timed out")
 
 
-def test_one_omitted_or_added_knob_joins_the_pattern() -> None:
+def test_an_omitted_or_added_knob_is_another_pattern_and_family() -> None:
     index = PatternIndex()
     first = assign(index, BASE)
     without = {k: v for k, v in BASE.items() if k != "health_check_interval"}
-    assert assign(index, without) == first
-    assert assign(index, {**BASE, "switch_traffic_delay": 60}) == first
-    two_missing = {k: v for k, v in without.items() if k != "rollback_threshold"}
-    assert assign(index, two_missing) != first
-
-
-def test_same_keys_are_preferred_over_a_one_knob_difference() -> None:
-    index = PatternIndex()
-    full = assign(index, BASE)
-    smaller = assign(index, {**BASE, "validation_timeout": 900, "health_check_interval": 30})
-    assert smaller != full
-    without = {k: v for k, v in BASE.items() if k != "rollback_threshold"}
-    assert assign(index, without) == full  # one knob off BASE, far from the 900 s pattern
+    assert assign(index, without) != first
+    assert assign(index, {**BASE, "switch_traffic_delay": 60}) != first
+    assert pattern_family("blue_green", canonical_template(without)) != pattern_family(
+        "blue_green", canonical_template(BASE)
+    )
 
 
 def test_memoized_template_keeps_types_and_volatile_values_apart() -> None:

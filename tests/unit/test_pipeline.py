@@ -30,7 +30,6 @@ from deploylearn.pipeline import (
     training_lock,
 )
 from deploylearn.pipeline.backtest import GATEWAY_RATE, PARROT, RAW_BOOSTING
-from deploylearn.pipeline.train import BLEND_HALF_LIFE_DAYS
 from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
 
@@ -155,12 +154,19 @@ def test_training_promotes_records_and_is_idempotent(
         client = MlflowClient(str(tracking["tracking_uri"]))
         data = client.get_run(str(run.run_id)).data
         assert data.tags["deploylearn.outcome"] == "promoted"
-        assert data.params["blend.prior_strength"] == "10.0"
-        assert data.params["blend.half_life_days"] == str(BLEND_HALF_LIFE_DAYS)
+        # The serving blend is fitted on this store's history and logged (issue 13).
+        assert float(data.params["blend.prior_strength"]) == run.blend["prior_strength"]
+        assert float(data.params["blend.half_life_days"]) == run.blend["half_life_days"]
+        assert data.params["serving.rank_by"] in ("mean", "lower_quantile")
+        assert "blend.context_auc_mean" in data.metrics
         assert {"roc_auc", "brier_score", "log_loss", "ece"} <= set(data.metrics)
         assert any(k.startswith("baseline.global_rate") for k in data.metrics)
         artifacts = {a.path for a in client.list_artifacts(str(run.run_id), "evaluation")}
-        assert {"evaluation/calibration.png", "evaluation/feature_importances.csv"} <= artifacts
+        assert {
+            "evaluation/calibration.png",
+            "evaluation/feature_importances.csv",
+            "evaluation/blend_tuning.csv",
+        } <= artifacts
         inputs = client.get_run(str(run.run_id)).inputs.dataset_inputs
         assert {"training", "holdout"} <= {i.dataset.name for i in inputs}
         for kind in MODEL_NAMES:
@@ -226,6 +232,60 @@ def test_the_gate_refuses_a_worse_model_not_a_tie(demo: Demo, tracking: dict[str
         assert worse.outcome == "refused" and worse.exit_code == EXIT_GATE_REFUSED
         assert "brier_score" in worse.gate["failures"]  # type: ignore[index]
         assert Registry(str(tracking["tracking_uri"])).champion("success").version == "2"  # type: ignore[union-attr]
+
+
+def test_a_sparse_history_trains_without_durations_and_serves(
+    tmp_path: Path, tracking: dict[str, object]
+) -> None:
+    """A CI-like history (no completion times, failure reasons, rollbacks; some runs without a
+    gateway) trains: the duration model is skipped and said so, the rest serves (issue 13.4)."""
+    from mlflow import MlflowClient
+
+    from tests.conftest import make_record
+
+    rng = np.random.default_rng(5)
+    records = []
+    for i in range(900):
+        gateway = ["repo-a.ci", "repo-b.ci", None][i % 3]
+        size = str(rng.choice(["0", "1-10", "11-100"]))
+        failed = rng.random() < (0.6 if gateway == "repo-a.ci" else 0.2) + 0.1 * (size == "0")
+        record = make_record(
+            i,
+            deployment_strategy=str(rng.choice(["push", "pull_request"])),
+            target_environment="integration",
+            source_environment=None,
+            resources_deployed=["source"],
+            configuration_used={"src_churn": size, "prev": int(rng.integers(1, 3))},
+            status="failed" if failed else "completed",
+            completed_at=None,
+            failure_reasons=[],
+            execution_log=None,
+            performance_data=None,
+        )
+        record["gateway_host"] = gateway
+        records.append({k: v for k, v in record.items() if v is not None})
+    url = f"duckdb://{tmp_path / 'ci.duckdb'}"
+    with DeploymentPatternLearner.open(url) as learner:
+        learner.record_executions(records)
+        run = run_training(learner.store, _fast(**tracking))
+        assert run.outcome in ("promoted", "refused")
+        assert "duration" in run.skipped and "duration model skipped" in run.message
+        assert "duration" not in run.versions and "success" in run.versions
+        data = MlflowClient(str(tracking["tracking_uri"])).get_run(str(run.run_id)).data
+        assert "skipped.duration" in data.params
+        assert "deploylearn.skipped.duration" in data.tags
+        if run.outcome == "promoted":
+            learner.advisor(refresh=True)
+            answer = learner.predict_success(
+                {
+                    "target_environment": "integration",
+                    "deployment_strategy": "push",
+                    "gateway_host": "repo-a.ci",
+                    "resources_deployed": ["source"],
+                    "configuration_used": {"src_churn": "0", "prev": 1},
+                }
+            )
+            assert 0.0 < answer["predictions"][0]["success_probability"] < 1.0
 
 
 def test_dry_run_writes_nothing(demo: Demo, tmp_path: Path) -> None:

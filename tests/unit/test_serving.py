@@ -160,8 +160,14 @@ def test_recommendations_with_the_champion(history: History) -> None:
     assert answer["model"]["version"] == "test"
     recs = answer["recommendations"]
     assert len(recs) == 3
-    assert [r["confidence_score"] for r in recs] == sorted(
-        (r["confidence_score"] for r in recs), reverse=True
+    assert answer["ranked_by"] == "mean"  # the fixture's BlendParams default
+    assert [r["success_probability"] for r in recs] == sorted(
+        (r["success_probability"] for r in recs), reverse=True
+    )
+    careful = advisor.recommend("production", ["project"], limit=3, risk_averse=True)
+    assert careful["ranked_by"] == "lower_quantile"
+    assert [r["confidence_score"] for r in careful["recommendations"]] == sorted(
+        (r["confidence_score"] for r in careful["recommendations"]), reverse=True
     )
     for r in recs:
         assert 0 < r["model_probability"] < 1
@@ -170,6 +176,77 @@ def test_recommendations_with_the_champion(history: History) -> None:
     # a strategy filter only returns that strategy
     canary = advisor.recommend("production", ["project"], deployment_strategy="canary")
     assert {r["deployment_strategy"] for r in canary["recommendations"]} == {"canary"}
+
+
+def test_every_known_configuration_is_a_candidate_untried_ones_labelled(
+    history: History,
+) -> None:
+    """With a model, configurations never run in the environment compete too (issue 13.3)."""
+    advisor = Advisor.build(history.frame, history.patterns, models=history.models)
+    prod = history.frame[history.frame["target_environment"] == "production"]
+    canary = {p.pattern_id for p in history.patterns if p.deployment_strategy == "canary"}
+    answer = advisor.recommend(
+        "production", ["project"], deployment_strategy="canary", limit=len(canary), explain=False
+    )
+    recs = answer["recommendations"]
+    assert {r["pattern_id"] for r in recs} == canary
+    untried = [r for r in recs if r["untried"]]
+    assert {r["pattern_id"] for r in untried} == canary - set(prod["pattern_id"])
+    assert untried, "the demo world has canary configurations never run in production"
+    for r in untried:
+        assert r["success_count"] == r["failure_count"] == 0
+        assert any(text.startswith("untried") for text in r["applicability_reasons"])
+        assert r["similar_patterns"], "the nearest evidence is listed"
+        assert r["pattern_family"].startswith("canary")
+    widths = {r["untried"]: r["credible_interval"][1] - r["credible_interval"][0] for r in recs}
+    assert widths[True] > widths[False]  # the last of each kind: untried is less certain
+
+
+def test_choose_blend_keeps_the_model_unless_counts_add_information() -> None:
+    from deploylearn.serving.blend import choose_blend
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    truth = rng.uniform(0.2, 0.9, n)
+    y = (rng.random(n) < truth).astype(float)
+    runs = rng.integers(0, 60, n).astype(float)
+    s = rng.binomial(runs.astype(int), truth).astype(float)
+    counts = {np.inf: (s, runs - s)}
+    honest, table = choose_blend(truth, y, counts)
+    assert not honest.blends  # the model already knows p: counts are noise on top
+    assert np.isinf(table.iloc[0]["prior_strength"])
+    blind, _ = choose_blend(np.full(n, y.mean()), y, counts)
+    assert blind.blends  # a model that misses the per-pattern effect gains from counts
+
+
+def test_predict_without_configuration_uses_what_the_strategy_ran(history: History) -> None:
+    """Issue 12.3: a plan with no configuration is scored as the configurations that strategy
+    actually used in that environment, weighted by runs, and the answer says so."""
+    advisor = Advisor.build(history.frame, history.patterns, models=history.models)
+
+    def plan(strategy: str) -> dict:
+        return advisor.predict(
+            [
+                parse_planned(
+                    {
+                        "target_environment": "production",
+                        "deployment_strategy": strategy,
+                        "resources_deployed": ["project"],
+                    }
+                )
+            ]
+        )["predictions"][0]
+
+    direct, blue_green = plan("direct"), plan("blue_green")
+    assert "direct used in production" in direct["configuration_assumed"]
+    prod = history.frame[history.frame["target_environment"] == "production"]
+    rate = {
+        strategy: float((runs["outcome"] == "success").mean())
+        for strategy, runs in prod.groupby("deployment_strategy")
+    }
+    assert rate["direct"] < rate["blue_green"]
+    assert direct["success_probability"] < blue_green["success_probability"]
+    assert abs(direct["success_probability"] - rate["direct"]) < 0.15
 
 
 def test_unseen_context_is_a_cold_start_and_says_so(history: History) -> None:
@@ -213,10 +290,12 @@ def test_predict_explains_a_risky_plan(history: History) -> None:
             "configuration": {"backup_enabled": False, "timeout": 10, "ssl_validation": False},
         }
     )
-    safe_template = max(
-        (p for p in history.patterns if p.deployment_strategy == "blue_green"),
-        key=lambda p: p.success_count,
-    )
+    # The blue-green configuration with the most successes in production (identity is exact,
+    # so the most successful one overall may never have run there).
+    frame = history.frame
+    in_prod = frame[(frame["target_environment"] == "production") & (frame["outcome"] == "success")]
+    wins = in_prod[in_prod["deployment_strategy"] == "blue_green"]["pattern_id"].value_counts()
+    safe_template = next(p for p in history.patterns if p.pattern_id == wins.index[0])
     safe = parse_planned(
         {
             "target_environment": "production",

@@ -189,6 +189,10 @@ def _print_training(result: Any) -> None:
                 ),
                 highlight=False,
             )
+    if result.blend:
+        out.print(f"serving: {result.blend['note']}", highlight=False, markup=False)
+    for kind, why in result.skipped.items():
+        out.print(f"skipped the {kind} model: {why}", highlight=False, markup=False)
     out.print(f"{result.outcome}: {result.message}", highlight=False, markup=False)
     if result.run_id:
         out.print(f"run {result.run_id} at {result.tracking_uri}", highlight=False)

@@ -29,15 +29,21 @@ from deploylearn.features._columns import (
     micros,
 )
 
-# Feature-name prefix -> the frame columns that form the key.
+# Feature-name prefix -> the frame columns that form the key. ``resource_set`` is derived
+# (``resource_sets``): the run's resources as one sorted key, so "the last run of this gateway
+# with these resources" (the parrot baseline of CI histories) is a feature.
 HISTORY_KEYS: dict[str, tuple[str, ...]] = {
     "pattern": ("pattern_id",),
     "gateway": ("gateway_host",),
     "environment": ("target_environment",),
     "pattern_environment": ("pattern_id", "target_environment"),
+    "pattern_gateway": ("pattern_id", "gateway_host"),
+    "gateway_resources": ("gateway_host", "resource_set"),
 }
+RESOURCE_SET = "resource_set"
 PATTERN_RESOURCE = "pattern_resource"
 DEFAULT_WINDOW_DAYS = 30.0
+LAST_RUNS = 5  # the "last n outcomes" rate: faster than any time window on busy keys
 _COMPOSITE_LIMIT = 2**62  # (key, time, is_event) packed into one int64 below this
 
 
@@ -51,6 +57,16 @@ class _AsOf:
     recent_failures: np.ndarray
     since_previous: np.ndarray  # seconds since the key's previous start (NaN: none)
     since_failure: np.ndarray  # seconds since the key's last known failure (NaN: none)
+    last_outcome: np.ndarray  # 1/0 of the key's latest known outcome (NaN: none)
+    last_successes: np.ndarray  # successes among the key's latest LAST_RUNS known outcomes
+    last_runs: np.ndarray  # how many outcomes that is (<= LAST_RUNS)
+
+
+def resource_sets(resources: pd.Series) -> pd.Series:
+    """Each run's resources as one key (sorted, de-duplicated, ``|``-joined)."""
+    return pd.Series(
+        ["|".join(sorted(set(r))) for r in resources], index=resources.index, dtype=object
+    )
 
 
 def point_in_time_features(
@@ -61,27 +77,33 @@ def point_in_time_features(
 ) -> pd.DataFrame:
     """History features for every row of ``Store.executions_frame()``, aligned with its index.
 
-    Per key (pattern, gateway, environment, pattern × environment): successes, failures, the
-    smoothed success rate (s + 1) / (s + f + 2), log runs, the same rate and run count over the
-    last ``window_days`` (drift: a gateway that degrades shows up here first), seconds since the
-    key's previous run and since its last known failure. Per pattern × resource, over the row's
-    resources: summed counts, the worst and mean smoothed rate, the fewest runs and the most
-    recent failure. Never reads the row's own outcome, nor any outcome not known before it.
-    ``resources`` is ``explode_resources(frame["resources_deployed"])`` if already computed.
+        Per key (pattern, gateway, environment, pattern × environment, pattern × gateway, gateway ×
+        resource set): successes, failures, the
+        smoothed success rate (s + 1) / (s + f + 2), log runs, the same rate and run count over the
+        last ``window_days`` (drift: a gateway that degrades shows up here first), seconds since the
+        key's previous run and since its last known failure, the key's latest known outcome and the
+    smoothed rate of its latest ``LAST_RUNS`` outcomes. Per pattern × resource, over the row's
+        resources: summed counts, the worst and mean smoothed rate, the fewest runs and the most
+        recent failure. Never reads the row's own outcome, nor any outcome not known before it.
+        ``resources`` is ``explode_resources(frame["resources_deployed"])`` if already computed.
     """
     n = len(frame)
     start, known, success, failure = _events(frame)
     window = int(window_days * MICROS_PER_DAY)
+    derived = {RESOURCE_SET: resource_sets(frame["resources_deployed"])}
+    tiebreak = _tiebreak(frame, start)
 
     columns: dict[str, np.ndarray] = {}
     for prefix, keys in HISTORY_KEYS.items():
-        key = codes(*(frame[k] for k in keys))
-        _add_counts(columns, prefix, _as_of(key, start, known, success, failure, window))
+        key = codes(*(derived[k] if k in derived else frame[k] for k in keys))
+        _add_counts(columns, prefix, _as_of(key, start, known, success, failure, window, tiebreak))
 
     rows, resource, _ = resources or explode_resources(frame["resources_deployed"])
     pattern = codes(frame["pattern_id"])
     pair_key = codes(pd.Series(pattern[rows]), pd.Series(resource))
-    pairs = _as_of(pair_key, start[rows], known[rows], success[rows], failure[rows], window)
+    pairs = _as_of(
+        pair_key, start[rows], known[rows], success[rows], failure[rows], window, tiebreak[rows]
+    )
     columns.update(_aggregate_pairs(rows, pairs, n))
     return pd.DataFrame(columns, index=frame.index)
 
@@ -90,8 +112,20 @@ def outcome_counts_as_of(frame: pd.DataFrame, key: np.ndarray) -> tuple[np.ndarr
     """Per row of ``frame``: successes and failures of rows with the same ``key`` (one int code
     per row, e.g. ``_columns.codes``) known before the row started, by this module's rules."""
     start, known, success, failure = _events(frame)
-    asof = _as_of(np.asarray(key, dtype=np.int64), start, known, success, failure, 0)
+    asof = _as_of(
+        np.asarray(key, dtype=np.int64), start, known, success, failure, 0, _tiebreak(frame, start)
+    )
     return asof.successes, asof.failures
+
+
+def _tiebreak(frame: pd.DataFrame, start: np.ndarray) -> np.ndarray:
+    """Per row its rank by (start, execution id): outcomes known at the same instant are
+    ordered by it, not by row order (the serving snapshot folds them in that order too)."""
+    n = len(frame)
+    tiebreak = np.empty(n, dtype=np.int64)
+    ids = frame["execution_id"].astype(str).to_numpy() if "execution_id" in frame else np.arange(n)
+    tiebreak[np.lexsort((ids, start))] = np.arange(n)
+    return tiebreak
 
 
 def _events(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -115,6 +149,9 @@ def _add_counts(columns: dict[str, np.ndarray], prefix: str, asof: _AsOf) -> Non
         recent_failures=asof.recent_failures,
         since_previous=asof.since_previous,
         since_failure=asof.since_failure,
+        last_outcome=asof.last_outcome,
+        last_successes=asof.last_successes,
+        last_runs=asof.last_runs,
     )
 
 
@@ -128,6 +165,9 @@ def add_count_columns(
     recent_failures: np.ndarray,
     since_previous: np.ndarray,
     since_failure: np.ndarray,
+    last_outcome: np.ndarray,
+    last_successes: np.ndarray,
+    last_runs: np.ndarray,
 ) -> None:
     """The per-key history columns from their counts; training and serving (the snapshot)
     both build them here, so the two can never compute a rate differently."""
@@ -140,6 +180,8 @@ def add_count_columns(
     columns[f"{prefix}_recent_rate"] = (rs + 1.0) / (rs + rf + 2.0)
     columns[f"{prefix}_since_previous_s"] = since_previous
     columns[f"{prefix}_since_failure_s"] = since_failure
+    columns[f"{prefix}_last_outcome"] = last_outcome
+    columns[f"{prefix}_last_rate"] = (last_successes + 1.0) / (last_runs + 2.0)
 
 
 def _aggregate_pairs(rows: np.ndarray, pairs: _AsOf, n: int) -> dict[str, np.ndarray]:
@@ -184,6 +226,7 @@ def _as_of(
     success: np.ndarray,
     failure: np.ndarray,
     window: int,
+    tiebreak: np.ndarray,
 ) -> _AsOf:
     """As-of aggregates for a query at each item's ``start`` (and ``start - window``).
 
@@ -211,7 +254,7 @@ def _as_of(
 
     has_outcome = np.flatnonzero(success | failure)
     outcome = (base[has_outcome] + t_known[has_outcome]) * 2 + 1
-    order = np.argsort(outcome)
+    order = np.lexsort((tiebreak[has_outcome], outcome))  # ties: by (start, id), as serving
     outcome = outcome[order]
     known_sorted = known[has_outcome][order]
     cum_s = np.concatenate([[0.0], np.cumsum(success[has_outcome][order])])
@@ -221,6 +264,12 @@ def _as_of(
     then = np.searchsorted(outcome, window_queries)
     s_now, f_now = cum_s[now] - cum_s[floor], cum_f[now] - cum_f[floor]
     s_then, f_then = cum_s[then] - cum_s[floor], cum_f[then] - cum_f[floor]
+    count = now - floor
+    last = np.maximum(now - LAST_RUNS, floor)
+    outcome_success = success[has_outcome][order].astype(np.float64)
+    last_outcome = np.full(n, np.nan)
+    has_last = count > 0
+    last_outcome[has_last] = outcome_success[now[has_last] - 1]
     failed = np.diff(cum_f) > 0
     start_sorted = start[perm]
     since_previous = _seconds_since(queries + 1, start_sorted, queries, key_floor, start_sorted)
@@ -240,6 +289,9 @@ def _as_of(
         recent_failures=unsorted(f_now - f_then),
         since_previous=unsorted(since_previous),
         since_failure=unsorted(since_failure),
+        last_outcome=unsorted(last_outcome),
+        last_successes=unsorted(cum_s[now] - cum_s[last]),
+        last_runs=unsorted((now - last).astype(np.float64)),
     )
 
 

@@ -231,6 +231,7 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
         self.calibrator_ = Calibrator.fit(method, scores, labels, self.random_state)
         self.oof_scores_ = scores
         self.oof_labels_ = labels
+        self.oof_folds_ = fold_of  # which forward fold each out-of-fold score came from
         self.estimator_ = self._booster().fit(fillable_columns(values), y_arr)
 
     def _forward_scores(

@@ -39,6 +39,16 @@ from deploylearn.models.metrics import (
 from deploylearn.models.similarity import PatternSimilarity
 from deploylearn.models.success import SuccessModel
 from deploylearn.records import DeploymentPattern
+from deploylearn.serving.blend import (
+    CONFIDENCE_QUANTILE,
+    HALF_LIFE_GRID,
+    BlendParams,
+    blended_mean,
+    choose_blend,
+    choose_ranking,
+    decayed_counts_as_of,
+    posterior,
+)
 from deploylearn.store.cypher import Label
 
 if TYPE_CHECKING:
@@ -255,6 +265,72 @@ def holdout_contexts(history: History, frame: TrainingFrame) -> list[str]:
     ]
 
 
+# -- serving blend ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BlendChoice:
+    """What the backtest of the serving blend chose, and the evidence."""
+
+    params: BlendParams
+    table: pd.DataFrame
+    scores: dict[str, float]
+    note: str
+
+
+def blend_backtest(model: SuccessModel, train: TrainingFrame, history: History) -> BlendChoice:
+    """Choose the serving blend and ranking rule on the model's last forward fold.
+
+    The fold's rows were scored by a booster trained only on rows before them (the model's own
+    out-of-fold scores, calibrated with its calibrator), so this is a time-ordered backtest
+    inside the training period. Each row's pattern x environment counts are folded as serving
+    would have folded them just before it started (point in time, decayed per half-life).
+    """
+    folds = getattr(model, "oof_folds_", None)
+    if folds is None or not len(folds):
+        return BlendChoice(BlendParams(), pd.DataFrame(), {}, "no forward fold: no blend")
+    last = folds == folds.max()
+    n = int(last.sum())
+    p = model.calibrator_.transform(model.oof_scores_[last])
+    y = model.oof_labels_[last]
+    rows = train.meta.iloc[len(train) - n :]
+    labelled = history.labelled
+    start = pd.to_datetime(labelled["started_at"], utc=True)
+    completed = pd.to_datetime(labelled["completed_at"], utc=True)
+    events = pd.DataFrame(
+        {
+            "key": _pattern_env(labelled),
+            "known": completed.where(completed.notna() & (completed >= start), start),
+            "success": (labelled["outcome"] == "success").to_numpy(),
+        }
+    )
+    queries = pd.DataFrame(
+        {"key": _pattern_env(rows), "at": pd.to_datetime(rows["started_at"], utc=True)}
+    )
+    counts = {h: decayed_counts_as_of(events, queries, h) for h in HALF_LIFE_GRID}
+    params, table = choose_blend(p, y, counts)
+    s, f = counts[params.half_life_days if params.blends else HALF_LIFE_GRID[-1]]
+    mean = blended_mean(p, s, f, params.prior_strength)
+    lower = posterior(p, s, f, params.prior_strength).quantile(CONFIDENCE_QUANTILE)[0]
+    contexts = holdout_contexts(history, subset(train, np.arange(len(train)) >= len(train) - n))
+    rank_by, scores = choose_ranking(y, contexts, mean, lower)
+    note = (
+        f"blend k={params.prior_strength:g}, half-life {params.half_life_days:g} d"
+        if params.blends
+        else "no blend (counts did not lower log loss beyond noise)"
+    )
+    return BlendChoice(
+        BlendParams(params.prior_strength, params.half_life_days, rank_by),
+        table,
+        {**scores, "rows": float(n)},
+        f"{note}; rank by {rank_by}",
+    )
+
+
+def _pattern_env(frame: pd.DataFrame) -> np.ndarray:
+    return (
+        frame["pattern_id"].astype(str) + "\x1f" + frame["target_environment"].astype(str)
+    ).to_numpy(dtype=object)
+
+
 # -- duration model --------------------------------------------------------------------------
 def durations(history: History, frame: TrainingFrame) -> np.ndarray:
     """Seconds per row of ``frame`` (NaN where the run has no completion time)."""
@@ -267,6 +343,15 @@ def fit_duration(
 ) -> DurationModel:
     model = DurationModel(random_state=random_state, n_threads=n_threads)
     return model.fit(train.X, seconds)
+
+
+def try_fit(fit: Any, *args: Any, **kwargs: Any) -> tuple[Any | None, str | None]:
+    """``(fit(...), None)``, or ``(None, reason)`` when the data cannot support that model
+    (a real history without durations, say): the rest of training goes on without it."""
+    try:
+        return fit(*args, **kwargs), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def duration_metrics(model: DurationModel, holdout: TrainingFrame, seconds: np.ndarray) -> dict:

@@ -18,6 +18,7 @@ gate -> promote, in one place, under a lock.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -47,7 +48,7 @@ from deploylearn.pipeline.gate import (
     gate_rules,
 )
 from deploylearn.pipeline.lock import training_lock
-from deploylearn.serving.blend import DEFAULT_HALF_LIFE_DAYS, DEFAULT_PRIOR_STRENGTH
+from deploylearn.serving.blend import DEFAULT_PRIOR_STRENGTH, NO_MODEL, BlendParams
 
 if TYPE_CHECKING:
     from deploylearn.models.registry import GateResult, ModelRef, Registry
@@ -59,9 +60,9 @@ EXIT_GATE_REFUSED = 5
 EXIT_LOCKED = 6
 CUTOFF_TAG = "deploylearn.training_cutoff"
 EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"
-# Serving blend (DESIGN.md, serving.blend): logged as run params, read back by serving.
-BLEND_PRIOR_STRENGTH = DEFAULT_PRIOR_STRENGTH
-BLEND_HALF_LIFE_DAYS = DEFAULT_HALF_LIFE_DAYS
+# Pseudo-runs of the Beta-posterior baselines and the similarity prior (not the serving blend,
+# which ``steps.blend_backtest`` fits on each store and logs as ``blend.*`` run params).
+BASELINE_PRIOR_STRENGTH = DEFAULT_PRIOR_STRENGTH
 
 
 class NotEnoughDataError(DeploylearnError, ValueError):
@@ -79,8 +80,8 @@ class TrainingSettings:
     embedding_dimension: int = 32
     tune: bool = True
     success_params: dict[str, Any] = field(default_factory=dict)
-    blend_prior_strength: float = BLEND_PRIOR_STRENGTH
-    blend_half_life_days: float = BLEND_HALF_LIFE_DAYS
+    blend_prior_strength: float | None = None  # None: fitted by backtest (inf = no blend)
+    blend_half_life_days: float | None = None
     max_ece: float = 0.03
     min_auc: float = 0.55
     tolerance: float = 0.0
@@ -122,6 +123,8 @@ class TrainingRun:
     versions: dict[str, str] = field(default_factory=dict)
     previous_champions: dict[str, str | None] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    blend: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # model kind -> why it was not fitted
 
     @property
     def exit_code(self) -> int:
@@ -132,6 +135,11 @@ class TrainingRun:
         data["comparison"] = (
             None if self.comparison is None else self.comparison.to_dict(orient="records")
         )
+        data["blend"] = {
+            k: (str(v) if isinstance(v, float) and math.isinf(v) else v)
+            for k, v in self.blend.items()
+            if k != "table"
+        }
         data["exit_code"] = self.exit_code
         return data
 
@@ -220,16 +228,23 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
             base={"n_threads": settings.threads},
         )
     model = steps.fit_success(train, params, random_state=settings.seed, n_threads=settings.threads)
-    seconds_train = steps.durations(history, train)
-    duration = steps.fit_duration(
-        train, seconds_train, random_state=settings.seed, n_threads=settings.threads
+    blend = _blend(settings, steps.blend_backtest(model, train, history))
+    skipped: dict[str, str] = {}
+    duration, reason = steps.try_fit(
+        steps.fit_duration,
+        train,
+        steps.durations(history, train),
+        random_state=settings.seed,
+        n_threads=settings.threads,
     )
+    if reason:
+        skipped["duration"] = reason
     vectors = steps.pattern_vectors(history.patterns, train.node_embeddings)
-    similarity = steps.fit_similarity(vectors, train, prior_strength=settings.blend_prior_strength)
+    similarity = steps.fit_similarity(vectors, train, prior_strength=BASELINE_PRIOR_STRENGTH)
 
     step("evaluate")
     predictions = steps.predictions_on(
-        model, train, holdout, prior_strength=settings.blend_prior_strength
+        model, train, holdout, prior_strength=BASELINE_PRIOR_STRENGTH
     )
     y = holdout.y.to_numpy()
     comparison = steps.comparison_table(
@@ -241,7 +256,8 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
     }
     metrics["context_auc"] = float(model_row["context_auc"])
     metrics["ece_noise"] = calibration_noise(predictions[steps.MODEL_LABEL][0])
-    metrics.update(steps.duration_metrics(duration, holdout, steps.durations(history, holdout)))
+    if duration is not None:
+        metrics.update(steps.duration_metrics(duration, holdout, steps.durations(history, holdout)))
     metrics.update(steps.cold_start_metrics(similarity, vectors, train, holdout))
     global_rate = float(train.y.mean())
     importances = permutation_importances(
@@ -262,7 +278,10 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         calibration=model.calibration_method_,
         comparison=comparison,
         metrics=metrics,
+        blend=blend,
+        skipped=skipped,
     )
+    skipped_note = "".join(f"; {kind} model skipped: {why}" for kind, why in skipped.items())
     if settings.dry_run or registry is None:
         fallback = _rules(
             y,
@@ -277,6 +296,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
             f"dry run: nothing logged or promoted; against {FALLBACK_LABEL} the gate would "
             + ("pass" if fallback.passes(metrics) else "fail")
             + " (the champion comparison needs a real run)"
+            + skipped_note
         )
         run.timings = timer.durations()
         return run
@@ -305,16 +325,12 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
             mode,
             cut,
         )
+        fitted = [("success", model, train.X), ("duration", duration, train.X)]
+        fitted.append(("similarity", similarity, vectors))
         refs = [
-            registry.log_model(
-                "success", model, train.X.head(50), pip_requirements=_requirements()
-            ),
-            registry.log_model(
-                "duration", duration, train.X.head(50), pip_requirements=_requirements()
-            ),
-            registry.log_model(
-                "similarity", similarity, vectors.head(50), pip_requirements=_requirements()
-            ),
+            registry.log_model(kind, estimator, X.head(50), pip_requirements=_requirements())
+            for kind, estimator, X in fitted
+            if estimator is not None
         ]
         version_tags = {
             CUTOFF_TAG: cut.isoformat(),
@@ -338,15 +354,40 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
                 refs, run_id=run_id, reason="passed the holdout gate"
             )
             run.outcome = "promoted"
-            run.message = f"promoted version {run.versions['success']} to champion"
+            run.message = f"promoted version {run.versions['success']} to champion" + skipped_note
         else:
             registry.record_refusal(refs, run_id=run_id, failures=gate.failures)
             run.outcome = "refused"
-            run.message = f"gate refused version {run.versions['success']}: {gate.failures}"
+            run.message = (
+                f"gate refused version {run.versions['success']}: {gate.failures}" + skipped_note
+            )
         run.message += note
         run.timings = timer.durations()
         registry.log_metrics({f"time_{k}": v for k, v in run.timings.items()})
     return run
+
+
+def _blend(settings: TrainingSettings, choice: steps.BlendChoice) -> dict[str, Any]:
+    """The serving blend to log: the backtest's choice unless the settings fix k/half-life."""
+    params = choice.params
+    note = choice.note
+    if settings.blend_prior_strength is not None:
+        params = BlendParams(
+            settings.blend_prior_strength,
+            settings.blend_half_life_days
+            if settings.blend_half_life_days is not None
+            else params.half_life_days,
+            params.rank_by,
+        )
+        note = f"fixed by settings (backtest chose: {choice.note})"
+    return {
+        "prior_strength": params.prior_strength,
+        "half_life_days": params.half_life_days,
+        "rank_by": params.rank_by,
+        "note": note,
+        "scores": choice.scores,
+        "table": choice.table,
+    }
 
 
 class _StepTimer:
@@ -400,8 +441,11 @@ def _log_run(
             "success.used_features": len(model.used_features_),
             "embeddings.mode": mode,
             "embeddings.source": tf.embeddings,
-            "blend.prior_strength": settings.blend_prior_strength,
-            "blend.half_life_days": settings.blend_half_life_days,
+            "blend.prior_strength": run.blend["prior_strength"],
+            "blend.half_life_days": run.blend["half_life_days"],
+            "serving.rank_by": run.blend["rank_by"],
+            "blend.choice": run.blend["note"],
+            **{f"skipped.{kind}": why for kind, why in run.skipped.items()},
             "data.training_rows": len(train),
             "data.holdout_rows": len(holdout),
             "data.holdout_start": cut.isoformat(),
@@ -412,7 +456,15 @@ def _log_run(
             "python": platform.python_version(),
         }
     )
-    registry.set_tags({CUTOFF_TAG: cut.isoformat()})
+    registry.set_tags(
+        {
+            CUTOFF_TAG: cut.isoformat(),
+            **{f"deploylearn.skipped.{k}": v for k, v in run.skipped.items()},
+        }
+    )
+    registry.log_metrics({f"blend.{k}": v for k, v in run.blend.get("scores", {}).items()})
+    if run.blend.get("table") is not None and len(run.blend["table"]):
+        registry.log_table(run.blend["table"], "evaluation/blend_tuning.csv")
     registry.log_dataset(_described(train), name="training", context="training", targets="success")
     registry.log_dataset(_described(holdout), name="holdout", context="holdout", targets="success")
     registry.log_metrics(run.metrics)
@@ -528,7 +580,7 @@ def _fallback(
     history: steps.History, rows: TrainingFrame, settings: TrainingSettings
 ) -> np.ndarray:
     return fallback_probabilities(
-        history.frame, rows.meta["execution_id"], prior_strength=settings.blend_prior_strength
+        history.frame, rows.meta["execution_id"], prior_strength=NO_MODEL.prior_strength
     )
 
 

@@ -4,11 +4,23 @@ Built once (``Advisor.build``: the history folded into a ``HistorySnapshot``, th
 loaded), then each answer costs a few milliseconds: candidates come from the snapshot's
 indexes, features from its per-key counts, probabilities from one model call.
 
-Candidates for (environment, resources, strategy), in tiers: patterns run in the environment
-on deployments that included every requested resource; failing that, patterns run in the
-environment at all; failing that, every known pattern (cold start). Each answer says which tier
-it came from. Without a gateway, a candidate's probability is the run-weighted mean over the
-environment's gateways, so an unknown target is not scored as one lucky or flaky host.
+Candidates for (environment, resources, strategy). **With a champion, every known pattern (of
+the strategy, if one is asked) is a candidate**, including configurations never run in the
+environment: the model scores a run's own knobs in the asked context, so a better configuration
+seen elsewhere can be offered. Each answer is labelled with its evidence: *tier 1* run in the
+environment with all requested resources, *tier 2* run in the environment, *tier 3* untried
+there (``untried: true``, its interval wide, its nearest tried patterns listed). Ranking
+(``rank_by``, chosen by ``ign train`` on the store's own history, see ``serving.blend``): by
+the success probability (``mean``), or risk-averse by the lower 10 % quantile
+(``lower_quantile``, also available per request as ``risk_averse=True``). Without a champion
+the tiers are fallbacks (tier 1 if any, else 2, else 3), ranked risk-averse, as before.
+Without a gateway, a candidate's probability is the run-weighted mean over the environment's
+gateways, so an unknown target is not scored as one lucky or flaky host.
+
+``predict`` with no configuration: the configuration is taken to be one of those the strategy
+actually used in that environment (any environment if never there), and the probability is
+the model's, averaged over them weighted by their runs; the answer says so
+(``configuration_assumed``). Likewise a missing gateway is averaged over the environment's.
 
 Every answer also names what the store has never seen (``serving.unknowns``: ``unknown``,
 ``did_you_mean``, ``warnings``) and whether the champion learned from this store
@@ -27,12 +39,13 @@ import pandas as pd
 
 from deploylearn.features._columns import column_name
 from deploylearn.features.config import knob_row
-from deploylearn.identity import PatternIndex, canonical_template
+from deploylearn.identity import PatternIndex, canonical_template, pattern_family
 from deploylearn.models.similarity import PatternSimilarity
 from deploylearn.records import DeploymentPattern, PlannedDeployment
 from deploylearn.serving.blend import (
     CONFIDENCE_QUANTILE,
     INTERVAL,
+    NO_MODEL,
     BlendParams,
     empirical_prior,
     posterior,
@@ -42,8 +55,10 @@ from deploylearn.serving.models import ModelProvenance, ServingModels
 from deploylearn.serving.snapshot import HistorySnapshot
 from deploylearn.serving.unknowns import Vocabulary
 
-MAX_CANDIDATES = 200
-MAX_GATEWAYS = 6
+MAX_CANDIDATES = 200  # without a model: tier fallbacks
+MAX_MODEL_CANDIDATES = 2000  # with a model: every known pattern, the most used first
+MAX_GATEWAYS = 12
+MAX_ASSUMED_CONFIGURATIONS = 50
 MIN_EFFECT = 0.01  # a knob's effect on P(success) below this is not worth a sentence
 SIMILAR = 3
 TIERS = {
@@ -101,7 +116,7 @@ class Advisor:
         ``at`` defaults to ``serving_time(frame)``: now, or just after the newest record if
         the history ends earlier (a replayed or demo history is served as of its own end).
         """
-        blend = models.blend if models is not None else BlendParams()
+        blend = models.blend if models is not None else NO_MODEL
         when = at or serving_time(frame)
         snapshot = HistorySnapshot.build(
             frame, patterns, at=when, half_life_days=blend.half_life_days
@@ -146,10 +161,13 @@ class Advisor:
         source_environment: str | None = None,
         deployment_type: str | None = None,
         explain: bool = True,
+        risk_averse: bool | None = None,
     ) -> dict[str, Any]:
         """Patterns ranked for a context (see the module docstring for candidates).
 
         ``explain=False`` skips the knob counterfactuals (same ranking, fewer model calls).
+        ``risk_averse`` ranks by the lower quantile (True) or the mean (False); None: the
+        rule ``ign train`` chose for this store.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -157,7 +175,17 @@ class Advisor:
         resources = sorted(set(resource_types))
         if not resources:
             raise ValueError("resource_types must name at least one resource type")
-        ids, tier = self._candidates(env, resources, deployment_strategy)
+        if self.models is not None:
+            ids, tiers = self._all_candidates(env, resources, deployment_strategy)
+            tier = min(tiers) if tiers else 1
+        else:
+            ids, tier = self._candidates(env, resources, deployment_strategy)
+            tiers = [tier] * len(ids)
+        rank_by = (
+            self.blend.rank_by
+            if risk_averse is None
+            else ("lower_quantile" if risk_averse else "mean")
+        )
         answer: dict[str, Any] = {
             "context": {
                 "target_environment": env,
@@ -168,6 +196,7 @@ class Advisor:
             **self._meta(),
             "candidates": len(ids),
             "candidate_tier": TIERS[tier].format(env=env) if ids else None,
+            "ranked_by": rank_by,
             "recommendations": [],
         }
         unknown = self._unknowns(
@@ -205,7 +234,10 @@ class Advisor:
         post = posterior(prior, decayed[:, 0], decayed[:, 1], self.blend.prior_strength)
         mean = post.mean
         confidence = post.quantile(CONFIDENCE_QUANTILE)[0]
-        order = np.lexsort((np.asarray(ids), -mean, -confidence))[:limit]
+        if rank_by == "mean":
+            order = np.lexsort((np.asarray(ids), -confidence, -mean))[:limit]
+        else:
+            order = np.lexsort((np.asarray(ids), -mean, -confidence))[:limit]
         interval = post.quantile(INTERVAL)
         effects = (
             self._knob_effects(planned.iloc[order], X[order]) if X is not None and explain else {}
@@ -213,7 +245,7 @@ class Advisor:
         answer["recommendations"] = [
             self._recommendation(
                 planned.iloc[i],
-                tier=tier,
+                tier=tiers[i],
                 prior=float(prior[i]),
                 prior_source=prior_source[i],
                 decayed=(float(decayed[i, 0]), float(decayed[i, 1])),
@@ -226,6 +258,30 @@ class Advisor:
             for i in order
         ]
         return answer
+
+    def _all_candidates(
+        self, env: str, resources: list[str], strategy: str | None
+    ) -> tuple[list[str], list[int]]:
+        """Every known pattern (of ``strategy``), with its evidence tier in ``env``: the ones
+        run there first, then by runs anywhere, at most ``MAX_MODEL_CANDIDATES``."""
+        wanted = frozenset(resources)
+        by_pattern = self.snapshot.bundles.get(env, {})
+        ids = [
+            p
+            for p, pattern in self.snapshot.patterns.items()
+            if not strategy or pattern.deployment_strategy == strategy
+        ]
+
+        def tier(p: str) -> int:
+            bundles = by_pattern.get(p)
+            if bundles is None:
+                return 3
+            return 1 if any(wanted <= b for b in bundles) else 2
+
+        tiers = {p: tier(p) for p in ids}
+        runs = {p: self.snapshot.key("pattern", p).runs for p in ids}
+        ids = sorted(ids, key=lambda p: (tiers[p], -runs[p], p))[:MAX_MODEL_CANDIDATES]
+        return ids, [tiers[p] for p in ids]
 
     def _candidates(
         self, env: str, resources: list[str], strategy: str | None
@@ -423,9 +479,15 @@ class Advisor:
             strategy=pattern.deployment_strategy,
         )
         s, f = in_env.successes, in_env.failures
+        family_id, family_name = pattern_family(
+            pattern.deployment_strategy, pattern.configuration_template
+        )
         return {
             "pattern_id": pattern.pattern_id,
             "pattern_name": pattern.pattern_name,
+            "pattern_family": family_name,
+            "pattern_family_id": family_id,
+            "untried": tier == 3,
             "deployment_strategy": pattern.deployment_strategy,
             "configuration_template": pattern.configuration_template,
             "success_probability": round(mean, 4),
@@ -448,60 +510,74 @@ class Advisor:
 
     # -- predict ----------------------------------------------------------------------------
     def predict(self, planned: Iterable[PlannedDeployment]) -> dict[str, Any]:
-        """Risk of each planned deployment: probability, interval, risk factors, past failures."""
+        """Risk of each planned deployment: probability, interval, risk factors, past failures.
+
+        A missing configuration or gateway is averaged over what that strategy and environment
+        actually used (module docstring); the primary row (the most used of them) carries the
+        pattern id and the risk factors.
+        """
         items = list(planned)
         answer: dict[str, Any] = {**self._meta(), "predictions": []}
         if not items:
             return answer
         rows, knob_rows, known = self._planned_rows(items)
+        variants, variant_knobs, owner, weight, assumed = self._variants(items, rows, knob_rows)
+        variant_known = variants["pattern_id"].map(lambda p: p in self.snapshot.patterns)
         if self.models is not None:
-            p = self._probability(self._matrix(rows, knob_rows))
+            p_variant = self._probability(self._matrix(variants, variant_knobs))
             sources = [self.models.describe()] * len(items)
         else:
-            p, sources = np.zeros(len(items)), []
+            p_variant = np.zeros(len(variants))
+            sources = []
             for i, item in enumerate(items):
                 prior, source = self._empirical(item)
-                p[i] = prior
+                p_variant[owner == i] = prior
                 sources.append(source)
         decayed = np.array(
             [
                 self.snapshot.decayed_counts(pid, env) if ok else (0.0, 0.0)
                 for pid, env, ok in zip(
-                    rows["pattern_id"], rows["target_environment"], known, strict=True
+                    variants["pattern_id"],
+                    variants["target_environment"],
+                    variant_known,
+                    strict=True,
                 )
             ]
         ).reshape(-1, 2)
-        post = posterior(p, decayed[:, 0], decayed[:, 1], self.blend.prior_strength)
-        interval = post.quantile(INTERVAL)
-        factors = self._risk_factors(rows, knob_rows, p) if self.models else {}
+        post = posterior(p_variant, decayed[:, 0], decayed[:, 1], self.blend.prior_strength)
+        per_variant = np.vstack([post.mean, post.quantile(INTERVAL), p_variant, decayed.sum(1)])
+        totals = np.bincount(owner, weights=weight, minlength=len(items))
+        averaged = np.vstack(
+            [np.bincount(owner, weights=weight * v, minlength=len(items)) for v in per_variant]
+        ) / np.maximum(totals, 1e-12)
+        primary_p = p_variant[self._primary(owner, weight, len(items))]
+        factors = self._risk_factors(rows, knob_rows, primary_p) if self.models else {}
         for i, item in enumerate(items):
-            mean = float(post.mean[i])
-            answer["predictions"].append(
-                {
-                    "planned": item.model_dump(mode="json", exclude_none=True),
-                    "pattern_id": rows["pattern_id"].iloc[i] if known[i] else None,
-                    "known_pattern": bool(known[i]),
-                    "success_probability": round(mean, 4),
-                    "failure_risk": round(1.0 - mean, 4),
-                    "credible_interval": [
-                        round(float(interval[0, i]), 4),
-                        round(float(interval[1, i]), 4),
-                    ],
-                    "model_probability": round(float(p[i]), 4),
-                    "prior_source": sources[i],
-                    "evidence_weight": round(float(decayed[i].sum()), 2),
-                    "risk_factors": factors.get(i, []),
-                    "similar_past_failures": self._similar_failures(rows.iloc[i]),
-                    **self._unknowns(
-                        target_environment=item.target_environment,
-                        source_environment=item.source_environment,
-                        deployment_strategy=item.deployment_strategy,
-                        gateway_host=item.gateway_host,
-                        resources_deployed=item.resources_deployed,
-                        configuration=item.configuration_used,
-                    ),
-                }
-            )
+            mean, low, high, model_p, evidence = (float(v) for v in averaged[:, i])
+            prediction = {
+                "planned": item.model_dump(mode="json", exclude_none=True),
+                "pattern_id": rows["pattern_id"].iloc[i] if known[i] else None,
+                "known_pattern": bool(known[i]),
+                "success_probability": round(mean, 4),
+                "failure_risk": round(1.0 - mean, 4),
+                "credible_interval": [round(low, 4), round(high, 4)],
+                "model_probability": round(model_p, 4),
+                "prior_source": sources[i],
+                "evidence_weight": round(evidence, 2),
+                "risk_factors": factors.get(i, []),
+                "similar_past_failures": self._similar_failures(rows.iloc[i]),
+                **self._unknowns(
+                    target_environment=item.target_environment,
+                    source_environment=item.source_environment,
+                    deployment_strategy=item.deployment_strategy,
+                    gateway_host=item.gateway_host,
+                    resources_deployed=item.resources_deployed,
+                    configuration=item.configuration_used,
+                ),
+            }
+            if i in assumed:
+                prediction["configuration_assumed"] = assumed[i]
+            answer["predictions"].append(prediction)
         return answer
 
     def _unknowns(self, **context: Any) -> dict[str, Any]:
@@ -509,6 +585,83 @@ class Advisor:
         if self.vocabulary is None:
             return {}
         return self.vocabulary.check(**context).as_answer()
+
+    @staticmethod
+    def _primary(owner: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
+        """Per item, the position of its heaviest variant (the first one on ties)."""
+        order = np.lexsort((-weight, owner))
+        first = np.r_[True, owner[order][1:] != owner[order][:-1]]
+        out = np.zeros(n, dtype=np.int64)
+        out[owner[order][first]] = order[first]
+        return out
+
+    def _assumed_configurations(
+        self, item: PlannedDeployment
+    ) -> tuple[list[str], list[float], str]:
+        """Patterns the strategy used in the environment (else anywhere), weighted by runs."""
+        env, strategy = item.target_environment, item.deployment_strategy
+        ids = [p for p, x in self.snapshot.patterns.items() if x.deployment_strategy == strategy]
+        for prefix, where in (("pattern_environment", f"in {env}"), ("pattern", "anywhere")):
+            keys = (env,) if prefix == "pattern_environment" else ()
+            runs = {p: self.snapshot.key(prefix, p, *keys).runs for p in ids}
+            used = sorted((p for p in ids if runs[p] > 0), key=lambda p: (-runs[p], p))
+            used = used[:MAX_ASSUMED_CONFIGURATIONS]
+            if used:
+                text = (
+                    f"no configuration given: averaged over the {len(used)} configuration(s) "
+                    f"{strategy} used {where}, weighted by their {int(sum(runs[p] for p in used))}"
+                    " runs"
+                )
+                return used, [runs[p] for p in used], text
+        return [], [], f"no configuration given and {strategy} has no history: scored as empty"
+
+    def _variants(
+        self,
+        items: list[PlannedDeployment],
+        rows: pd.DataFrame,
+        knob_rows: pd.DataFrame,
+    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray, dict[int, str]]:
+        """The rows to score per item (owner, weight): the item itself, or one per assumed
+        configuration x gateway when the plan leaves them out. Rows are replaced in place:
+        ``rows`` gets the heaviest assumed configuration as its primary row."""
+        columns = list(self.snapshot.knobs.columns)
+        out, knobs, owner, weight = [], [], [], []
+        assumed: dict[int, str] = {}
+        for i, item in enumerate(items):
+            configs: list[tuple[str | None, float]] = [(None, 1.0)]
+            unknown = rows["pattern_id"].iloc[i] not in self.snapshot.patterns
+            if not item.configuration_used and unknown:
+                ids, runs, text = self._assumed_configurations(item)
+                assumed[i] = text
+                if ids:
+                    configs = list(zip(ids, runs, strict=True))
+                    rows.loc[i, "pattern_id"] = ids[0]
+                    knob_rows.loc[i] = self.snapshot.knobs.loc[ids[0]].reindex(columns).to_numpy()
+            gateways = [(rows["gateway_host"].iloc[i], 1.0)]
+            if item.gateway_host is None:
+                gateways = self._profile(item.target_environment).gateways or gateways
+            for pattern_id, w_config in configs:
+                for host, w_host in gateways:
+                    row = rows.iloc[i].copy()
+                    if pattern_id is not None:
+                        row["pattern_id"] = pattern_id
+                    row["gateway_host"] = host
+                    out.append(row)
+                    knobs.append(
+                        knob_rows.iloc[i]
+                        if pattern_id is None
+                        else self.snapshot.knobs.loc[pattern_id].reindex(columns)
+                    )
+                    owner.append(i)
+                    weight.append(w_config * w_host)
+        variants = pd.DataFrame(out).reset_index(drop=True)
+        return (
+            variants,
+            pd.DataFrame(knobs).set_axis(variants.index),
+            np.asarray(owner, dtype=np.int64),
+            np.asarray(weight, dtype=np.float64),
+            assumed,
+        )
 
     def _planned_rows(
         self, items: list[PlannedDeployment]
@@ -859,13 +1012,17 @@ def _reasons(
             "the probability leans on the model and similar deployments"
         )
     else:
-        reasons.append(f"cold start: never run in {env}; judged from {prior_source}")
+        reasons.append(
+            f"untried: never run in {env}; judged from {prior_source} on its own settings "
+            "(wide interval; see similar_patterns for the nearest evidence)"
+        )
     if requested_strategy:
         reasons.append(f"matches the requested strategy {strategy}")
     if s_env + f_env:
         reasons.append(
             f"evidence in {env}: {int(s_env)} successes and {int(f_env)} failures "
-            f"(weight {decayed[0] + decayed[1]:.1f} after a {half_life:g}-day half-life decay)"
+            f"(weight {decayed[0] + decayed[1]:.1f}"
+            + (f" after a {half_life:g}-day half-life decay)" if np.isfinite(half_life) else ")")
         )
     reasons.append(f"prior P(success) {prior:.2f} from the {prior_source}")
     helps = [e for e in effects if e["effect"] > 0][:2]

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from deploylearn.models.tracking import default_tracking_uri
-from deploylearn.serving.blend import DEFAULT_HALF_LIFE_DAYS, DEFAULT_PRIOR_STRENGTH, BlendParams
+from deploylearn.serving.blend import RANKINGS, BlendParams
 
 EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"  # as logged by pipeline.train
 STORE_ID_TAG = "deploylearn.store_id"  # on registered versions and runs, set by pipeline.train
@@ -131,13 +131,21 @@ def load_serving_models(tracking_uri: str | None = None) -> ServingModels | None
         feature_names=[str(c) for c in success.feature_names_in_],
         version=ref.version,
         run_id=ref.run_id,
-        blend=BlendParams(
-            prior_strength=float(params.get("blend.prior_strength", DEFAULT_PRIOR_STRENGTH)),
-            half_life_days=float(params.get("blend.half_life_days", DEFAULT_HALF_LIFE_DAYS)),
-        ),
+        blend=_blend(params),
         node_embeddings=embeddings,
         similarity=extra["similarity"],
         duration=extra["duration"],
         trained_until=ref.tags.get("deploylearn.training_cutoff"),
         store_id=ref.tags.get(STORE_ID_TAG),
+    )
+
+
+def _blend(params: dict[str, str]) -> BlendParams:
+    """The blend the champion's run chose (``ign train`` fits it); no blend if none logged."""
+    default = BlendParams()
+    rank_by = params.get("serving.rank_by", default.rank_by)
+    return BlendParams(
+        prior_strength=float(params.get("blend.prior_strength", default.prior_strength)),
+        half_life_days=float(params.get("blend.half_life_days", default.half_life_days)),
+        rank_by=rank_by if rank_by in RANKINGS else default.rank_by,
     )

@@ -12,6 +12,7 @@ per candidate instead of a pass over a million rows.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,11 @@ from deploylearn.features.embeddings import embedding_lookup
 from deploylearn.features.history import (
     DEFAULT_WINDOW_DAYS,
     HISTORY_KEYS,
+    LAST_RUNS,
     PATTERN_RESOURCE,
+    RESOURCE_SET,
     add_count_columns,
+    resource_sets,
 )
 from deploylearn.records import DeploymentPattern
 from deploylearn.store.cypher import Label
@@ -53,6 +57,9 @@ class KeyStats:
     recent_failures: float = 0.0
     last_start: int = _NO_TIME  # microseconds; _NO_TIME if the key never started before ``at``
     last_failure: int = _NO_TIME  # when its latest failure became known
+    last_outcome: float = np.nan  # 1/0 of its latest known outcome
+    last_successes: float = 0.0  # successes among its latest LAST_RUNS known outcomes
+    last_runs: float = 0.0
 
     @property
     def runs(self) -> float:
@@ -103,6 +110,9 @@ class HistorySnapshot:
         when = pd.Timestamp(at or datetime.now(UTC))
         when = when.tz_localize(UTC) if when.tzinfo is None else when.tz_convert(UTC)
         t = int(micros(pd.Series([when]))[0])
+        if len(frame):  # the training order: ties in outcome time keep this order
+            frame = frame.sort_values(["started_at", "execution_id"], kind="stable")
+            frame = frame.reset_index(drop=True)
         start = micros(frame["started_at"]) if len(frame) else np.zeros(0, np.int64)
         known = micros(frame["completed_at"]) if len(frame) else np.zeros(0, np.int64)
         known = np.where((known == _NO_TIME) | (known < start), start, known)
@@ -123,8 +133,12 @@ class HistorySnapshot:
             }
         )
         stats: dict[str, dict[tuple[Any, ...], KeyStats]] = {}
+        derived = {RESOURCE_SET: resource_sets(frame["resources_deployed"])}
         for prefix, keys in HISTORY_KEYS.items():
-            stats[prefix] = _fold(events, [frame[k].astype(object) for k in keys], started)
+            columns = [(derived[k] if k in derived else frame[k]).astype(object) for k in keys]
+            stats[prefix] = _with_last_outcomes(
+                _fold(events, columns, started), columns, known, success, failure
+            )
         rows, code, names = explode_resources(frame["resources_deployed"])
         pair_events = events.iloc[rows].reset_index(drop=True)
         pair_keys = [
@@ -225,8 +239,12 @@ class HistorySnapshot:
         cols: dict[str, np.ndarray] = {}
         pattern = candidates["pattern_id"].astype(object).to_numpy()
         resources = [sorted(set(r)) for r in candidates["resources_deployed"]]
+        derived = {RESOURCE_SET: np.array(["|".join(r) for r in resources], dtype=object)}
         for prefix, keys in HISTORY_KEYS.items():
-            values = [candidates[k].astype(object).to_numpy() for k in keys]
+            values = [
+                derived[k] if k in derived else candidates[k].astype(object).to_numpy()
+                for k in keys
+            ]
             found = [self.key(prefix, *(v[i] for v in values)) for i in range(n)]
             _history_columns(cols, prefix, found, t)
         _pair_columns(cols, self, pattern, resources, t)
@@ -406,6 +424,41 @@ def _fold(
     return out
 
 
+def _with_last_outcomes(
+    stats: dict[tuple[Any, ...], KeyStats],
+    keys: list[pd.Series],
+    known: np.ndarray,
+    success: np.ndarray,
+    failure: np.ndarray,
+) -> dict[tuple[Any, ...], KeyStats]:
+    """Add each key's latest known outcome and its latest ``LAST_RUNS`` outcomes, ordered as
+    ``history._as_of`` orders them (by outcome time, ties in frame order)."""
+    has = success | failure
+    if not has.any():
+        return stats
+    table = pd.DataFrame(
+        {f"k{i}": k.where(k.notna(), None).to_numpy()[has] for i, k in enumerate(keys)}
+    ).assign(known=known[has], s=success[has].astype(np.float64))
+    table = table.sort_values("known", kind="stable")
+    tail = table.groupby([f"k{i}" for i in range(len(keys))], dropna=False, sort=False).tail(
+        LAST_RUNS
+    )
+    grouped = tail.groupby([f"k{i}" for i in range(len(keys))], dropna=False, sort=False)["s"]
+    summary = grouped.agg(last="last", successes="sum", runs="size")
+    out = dict(stats)
+    for key, row in zip(summary.index, summary.itertuples(index=False), strict=True):
+        key_tuple = key if isinstance(key, tuple) else (key,)
+        name = tuple(None if k != k else k for k in key_tuple)
+        base = out.get(name, KeyStats())
+        out[name] = dataclasses.replace(
+            base,
+            last_outcome=float(row.last),
+            last_successes=float(row.successes),
+            last_runs=float(row.runs),
+        )
+    return out
+
+
 def _history_columns(
     cols: dict[str, np.ndarray], prefix: str, found: list[KeyStats], t: int
 ) -> None:
@@ -418,6 +471,9 @@ def _history_columns(
         recent_failures=np.array([k.recent_failures for k in found]),
         since_previous=np.array([_since(t, k.last_start) for k in found]),
         since_failure=np.array([_since(t, k.last_failure) for k in found]),
+        last_outcome=np.array([k.last_outcome for k in found], dtype=np.float64),
+        last_successes=np.array([k.last_successes for k in found]),
+        last_runs=np.array([k.last_runs for k in found]),
     )
 
 
