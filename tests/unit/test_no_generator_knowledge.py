@@ -39,9 +39,6 @@ _STOP = frozenset(
     | {"would", "should", "name"}
 )
 _REGEX = re.compile(r"[\[\]\\|^$]")  # a pattern, not text: its tokens are syntax
-# Owned by the concurrent rewrite of pattern identity (issue 13 item 1): identity.py's
-# numeric-tolerance keys go with it. Delete an entry once the module no longer has it.
-PENDING = {"identity.py": {"canary_percent", "batch_size"}}
 
 
 def _literals(path: Path) -> set[str]:
@@ -118,7 +115,6 @@ def test_no_module_outside_synthetic_uses_a_generator_only_string() -> None:
     for path in _outside_modules():
         for text in _literals(path):
             hits = {t.lower() for t in _IDENTIFIER.findall(text)} & identifiers
-            hits -= PENDING.get(str(path.relative_to(PACKAGE)), set())
             words = _content_words(text)
             hits |= {
                 " ".join(t) for t in zip(words, words[1:], words[2:], strict=False) if t in triples
