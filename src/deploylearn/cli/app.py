@@ -198,12 +198,6 @@ def record(
     With --from, the file gives the execution and options on the command line override
     its fields (e.g. --status failed); the defaults of options not given do not apply.
     """
-    if from_file is None and started_at is None and execution_id is None:
-        # A start of "now" would differ on every retry, so a retry would record twice.
-        raise InputFileError(
-            "--started-at or --execution-id is required (without either, a retried "
-            "command could not be told from a second deployment)"
-        )
     now = datetime.now(UTC).isoformat()
     fields = {
         "execution_name": execution_name,
@@ -225,6 +219,12 @@ def record(
         "execution_id": execution_id,
     }
     fields = {k: v for k, v in fields.items() if v is not None}
+    if from_file is None and started_at is None and execution_id is None:
+        # A start of "now" would differ on every retry, so a retry would record twice.
+        raise InputFileError(
+            "--started-at or --execution-id is required (without either, a retried "
+            "command could not be told from a second deployment)"
+        )
     if from_file is not None:
         given = {
             _FIELD_OF_OPTION.get(name, name)

@@ -225,7 +225,14 @@ class DuckDBStore(Store):
             raise StoreUnavailableError(
                 f"{self.path} is not a DuckDB file; refusing to open it as a store"
             )
-        con = self._connect(read_only=True)
+        try:
+            con = self._connect(read_only=True)
+        except StoreUnavailableError as exc:
+            if not isinstance(exc.__cause__, duckdb.ConnectionException):
+                raise
+            # This process already holds the file open read-write (DuckDB shares one instance
+            # per file and refuses a second configuration): ask through that instance.
+            con = self._connect()
         try:
             problem = _foreign_reason(con)
         finally:
