@@ -214,7 +214,7 @@ def predict(
             else (" (--allow-unknown gates on the probability alone)")
         )
         err.print(
-            f"risk gate failed: {'; '.join(gate['reasons'])}{hint}",
+            f"risk gate: failed: {'; '.join(gate['reasons'])}{hint}",
             highlight=False,
             markup=False,
             soft_wrap=True,
