@@ -13,7 +13,7 @@ import pytest
 from deploylearn import DeploymentPatternLearner
 from deploylearn.errors import StoreUnavailableError
 from tests.conftest import make_record, neo4j_url
-from tests.unit.test_cli import ign, one_line_error
+from tests.unit.test_cli import ign
 
 RECORD = ("deploy", "record", "-n", "HMI update", "-e", "production", "-g", "gw-1")
 RECORD += ("-s", "canary", "-r", "project", "--json")
@@ -22,8 +22,9 @@ RECORD += ("-s", "canary", "-r", "project", "--json")
 def test_record_needs_a_start_or_an_id_so_a_retry_records_once(duckdb_url: str) -> None:
     result = ign(*RECORD, store=duckdb_url)
     assert result.returncode == 2
-    line = one_line_error(result)
-    assert "--started-at" in line and "--execution-id" in line
+    error = json.loads(result.stderr)  # --json: the one error line is a JSON object
+    assert error["exit_code"] == 2
+    assert "--started-at" in error["error"] and "--execution-id" in error["error"]
     ids = set()
     for _ in range(2):  # the same command, retried
         result = ign(*RECORD, "--started-at", "2025-01-01T10:00:00Z", store=duckdb_url)
