@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
+from neo4j import GraphDatabase
 from typer.testing import CliRunner
 
 from deploylearn import DeploymentPatternLearner
@@ -28,6 +29,7 @@ from deploylearn.errors import SecretKeyError
 from deploylearn.preparation import prepare
 from deploylearn.redaction import REDACTED, SecretCipher, mask, protect, reveal
 from deploylearn.screen import validate_execution
+from deploylearn.store.neo4j_store import parse_neo4j_url
 from deploylearn.synthetic import SyntheticWorld
 from tests.conftest import make_record, neo4j_url
 from tests.unit.secret_corpus import (
@@ -319,13 +321,17 @@ def test_no_secret_reaches_neo4j(
         _demo(learner, 300)
         _write_corpus(learner, tmp_path_factory.mktemp("inputs"))
         learner.record_deployment_execution(**make_record(500, configuration_used=ISSUE_EXAMPLE))
-        driver = learner.store.driver  # type: ignore[attr-defined]
-        nodes, _, _ = driver.execute_query(
-            "MATCH (n) RETURN elementId(n) AS id, labels(n) AS labels, properties(n) AS props"
-        )
-        relationships, _, _ = driver.execute_query(
-            "MATCH ()-[r]->() RETURN elementId(r) AS id, type(r) AS type, properties(r) AS props"
-        )
+        parsed = parse_neo4j_url(url)  # a driver of the test's own: the store exposes none
+        with GraphDatabase.driver(parsed.address, auth=parsed.auth) as driver:
+            nodes, _, _ = driver.execute_query(
+                "MATCH (n) RETURN elementId(n) AS id, labels(n) AS labels, properties(n) AS props",
+                database_=parsed.database,
+            )
+            relationships, _, _ = driver.execute_query(
+                "MATCH ()-[r]->() RETURN elementId(r) AS id, type(r) AS type, "
+                "properties(r) AS props",
+                database_=parsed.database,
+            )
         revealed = [
             learner.get_execution(f"secret-{i:03d}", decrypt=True) if secret_key else None
             for i in range(len(SHAPES))
