@@ -344,31 +344,14 @@ class Neo4jStore(Store):
             )
             kept = KeyRecord(row["salt"], row["check"])
             if kept == record:
-                tx.run(
-                    cypher.CREATE_AUDIT,
-                    logged_at=datetime.now(UTC),
-                    actor=actor,
-                    action="set_secret_key",
-                    entity_id="store",
-                    detail="salt and check value",
-                ).consume()
+                _audit(tx, actor, "set_secret_key", "store", "salt and check value")
             return kept
 
         kept: KeyRecord = self._write(work)
         return kept
 
     def record_audit(self, action: str, entity_id: str, *, actor: str, detail: str = "") -> None:
-        def work(tx: ManagedTransaction) -> None:
-            tx.run(
-                cypher.CREATE_AUDIT,
-                logged_at=datetime.now(UTC),
-                actor=actor,
-                action=action,
-                entity_id=entity_id,
-                detail=detail,
-            ).consume()
-
-        self._write(work)
+        self._write(lambda tx: _audit(tx, actor, action, entity_id, detail))
 
     def wipe(self, *, actor: str | None = None) -> None:
         try:
