@@ -64,7 +64,10 @@ def main() -> None:
     learner.ingest(train_file)
     started = time.perf_counter()
     run = run_training(
-        learner.store, TrainingSettings(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+        learner.store,
+        TrainingSettings(
+            tracking_uri=os.environ["MLFLOW_TRACKING_URI"], lock_path=work / "train.lock"
+        ),
     )
     print(f"training: {run.outcome} in {time.perf_counter() - started:.0f}s: {run.message}")
     learner.advisor(refresh=True)

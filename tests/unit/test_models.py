@@ -26,7 +26,7 @@ from deploylearn.models import (
 )
 from deploylearn.models.baselines import RawFieldsModel, parrot, running_rate
 from deploylearn.models.metrics import coverage, pinball_loss, within_group_auc
-from deploylearn.models.success import NONSTATIONARY_FEATURES, Calibrator
+from deploylearn.models.success import FEATURE_SETS, NONSTATIONARY_FEATURES, Calibrator
 
 FAST = {"max_iter": 40, "min_samples_leaf": 20, "max_leaf_nodes": 7}
 
@@ -247,7 +247,7 @@ def test_a_knob_seen_in_one_row_does_not_stop_fitting(row: int) -> None:
     # one row cannot make a leaf (min_samples_leaf), so the knob changes no prediction
     assert np.allclose(model.predict_proba(X)[:, 1], without.predict_proba(X)[:, 1])
     best, _ = select_success_params(X, y, [FAST], validation_fraction=0.25)
-    assert best == FAST
+    assert {k: best[k] for k in FAST} == FAST
     seconds = np.exp(np.random.default_rng(0).normal(6, 0.3, len(X)))
     duration = DurationModel(max_iter=20).fit(X, seconds)
     assert np.isfinite(duration.predict(X.iloc[[row]])).all()
@@ -266,8 +266,38 @@ def test_select_success_params_scores_only_the_training_period() -> None:
     X, y = _logistic(1200)
     grid = [{"max_iter": 10, "min_samples_leaf": 20}, {"max_iter": 60, "min_samples_leaf": 20}]
     best, table = select_success_params(X, y, grid, validation_fraction=0.25)
-    assert best in grid
+    assert {k: v for k, v in best.items() if k != "exclude_features"} in grid
+    assert best["exclude_features"] == NONSTATIONARY_FEATURES  # no trend, no embeddings here
     assert len(table) == 2 and table["validation_log_loss"].notna().all()
+
+
+def test_the_feature_set_is_chosen_per_history() -> None:
+    """Issue 13: whether a time trend and the graph embeddings help is a property of the
+    store's history, chosen on its validation slice. Here success drifts with time and the
+    embedding columns are noise: a set with the trend wins, the chosen exclusions are
+    returned, and sets that leave the same columns are fitted once."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    X, _ = _logistic(n)
+    days = np.linspace(0, 365, n)
+    X["days_since_first_record"] = days.astype(np.float32)
+    for j in range(8):
+        X[f"emb_pattern_{j}"] = rng.normal(size=n).astype(np.float32)
+    p = 1 / (1 + np.exp(-(1.5 * X["signal_a"] - 0.8 * X["signal_b"] + 2.0 - days / 90)))
+    y = pd.Series((rng.random(n) < p).astype(np.int64))
+    best, table = select_success_params(X, y, [FAST], validation_fraction=0.25)
+    assert best["exclude_features"] in (
+        FEATURE_SETS["with trend"],
+        FEATURE_SETS["with trend, no embeddings"],
+    )
+    assert set(table["features"]) == set(FEATURE_SETS)
+    assert table["validation_log_loss"].notna().all()
+
+    plain = X.drop(columns=[c for c in X.columns if c.startswith("emb_")])
+    _, table = select_success_params(plain, y, [FAST], validation_fraction=0.25)
+    assert len(table) == 2  # no embeddings: "no embeddings" variants add no new column set
+    _, table = select_success_params(plain, y, [FAST], validation_fraction=0.25, feature_sets={})
+    assert list(table["features"]) == ["stationary"]
 
 
 def test_permutation_importance_finds_the_signal() -> None:

@@ -30,6 +30,7 @@ from deploylearn.pipeline import (
     training_lock,
 )
 from deploylearn.pipeline.backtest import GATEWAY_RATE, PARROT, RAW_BOOSTING
+from deploylearn.pipeline.train import CUTOFF_TAG, EVALUATED_MODEL_TAG, TRAINED_UNTIL_TAG
 from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
 
@@ -179,6 +180,18 @@ def test_training_promotes_records_and_is_idempotent(
         p = loaded.predict_proba(tf.X.head(20))[:, 1]
         assert np.all((p > 0) & (p < 1))
 
+        # what serves is the evaluated procedure refit on every row; the gate's evaluated twin
+        # (trained before the holdout) is kept beside it for the next run's comparison
+        assert run.served_rows == run.training_rows + run.holdout_rows
+        assert data.params["data.served_rows"] == str(run.served_rows)
+        evaluated = registry.load_uri(champion.tags[EVALUATED_MODEL_TAG])
+        served_p = loaded.predict_proba(tf.X)[:, 1]
+        assert not np.allclose(evaluated.predict_proba(tf.X)[:, 1], served_p)
+        assert pd.Timestamp(champion.tags[TRAINED_UNTIL_TAG]) > pd.Timestamp(
+            champion.tags[CUTOFF_TAG]
+        )
+        assert pd.Timestamp(champion.tags[TRAINED_UNTIL_TAG]) > tf.meta["started_at"].max()
+
         again = run_training(store, _fast(**tracking))
         assert again.outcome == "unchanged" and again.exit_code == 0
         assert again.run_id == run.run_id
@@ -286,6 +299,19 @@ def test_a_sparse_history_trains_without_durations_and_serves(
                 }
             )
             assert 0.0 < answer["predictions"][0]["success_probability"] < 1.0
+
+
+def test_no_refit_serves_exactly_the_evaluated_model(
+    demo: Demo, tracking: dict[str, object]
+) -> None:
+    from deploylearn.models.registry import Registry
+
+    with open_store(demo.url) as store:
+        run = run_training(store, _fast(**tracking, refit=False))
+    assert run.outcome == "promoted" and run.served_rows == run.training_rows
+    champion = Registry(str(tracking["tracking_uri"])).champion("success")
+    assert champion is not None and EVALUATED_MODEL_TAG not in champion.tags
+    assert champion.tags[TRAINED_UNTIL_TAG] == champion.tags[CUTOFF_TAG] == run.holdout_start
 
 
 def test_dry_run_writes_nothing(demo: Demo, tmp_path: Path) -> None:

@@ -88,7 +88,17 @@ def train(
     embeddings: EmbeddingsOption = "auto",
     tune: Annotated[
         bool,
-        typer.Option(help="Choose boosting settings on a validation slice of the training period."),
+        typer.Option(
+            help="Choose boosting settings and feature set on a validation slice of the "
+            "training period."
+        ),
+    ] = True,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="Serve the evaluated procedure refit on every execution (--no-refit: serve "
+            "the model trained before the holdout, exactly as evaluated)."
+        ),
     ] = True,
     max_ece: Annotated[
         float,
@@ -132,6 +142,7 @@ def train(
         since=_since(since),
         embeddings=_embeddings(embeddings),
         tune=tune,
+        refit=refit,
         max_ece=max_ece,
         tolerance=tolerance,
         min_improvement=min_improvement,
@@ -160,7 +171,12 @@ def _print_training(result: Any) -> None:
     if result.comparison is not None:
         table = Table(
             title=f"holdout: {result.holdout_rows} executions from {result.holdout_start} "
-            f"(trained on {result.training_rows}; embeddings {result.embeddings})"
+            f"(trained on {result.training_rows}; embeddings {result.embeddings}"
+            + (
+                f"; serving a refit on {result.served_rows})"
+                if result.served_rows > result.training_rows
+                else ")"
+            )
         )
         table.add_column("method")
         for column in ("ROC AUC", "Brier", "log loss", "ECE", "context AUC"):

@@ -296,6 +296,33 @@ class Registry:
         self.client.update_registered_model(name, description=MODEL_DESCRIPTIONS[kind])
         return ModelRef(kind, name, version, mlflow.active_run().info.run_id)  # type: ignore[union-attr]
 
+    @_registry_prints_follow_log_level()
+    def log_unregistered_model(
+        self,
+        kind: str,
+        model: Any,
+        example: pd.DataFrame,
+        *,
+        name: str,
+        pip_requirements: list[str],
+    ) -> str:
+        """Log ``model`` in the active run without registering it; returns its model URI (the
+        evaluated twin of a refit model, which the next run's gate compares against)."""
+        predict = getattr(model, _PREDICT_FN[kind])
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=infer_signature(example, predict(example)),
+            pyfunc_predict_fn=_PREDICT_FN[kind],
+            serialization_format="skops",
+            skops_trusted_types=TRUSTED_TYPES,
+            pip_requirements=pip_requirements,
+        )
+        return str(info.model_uri)
+
+    def load_uri(self, uri: str) -> Any:
+        return mlflow.sklearn.load_model(uri)
+
     def champion(self, kind: str = "success") -> ModelRef | None:
         """The version holding the ``champion`` alias, or None before the first promotion."""
         name = MODEL_NAMES[kind]

@@ -3,9 +3,11 @@ gate -> promote, in one place, under a lock.
 
 * **Idempotent**: the run's fingerprint (labelled rows + settings) is a tag; if a finished run
   already has it, nothing is trained and the outcome is ``unchanged`` (``force`` overrides).
-* **Honest holdout**: the last ``holdout_fraction`` of labelled rows by time. Hyperparameters
-  and calibration are chosen inside the training period. The registered model is the one that
-  was evaluated (trained before the holdout), so the gate judges exactly what will serve.
+* **Honest holdout**: the last ``holdout_fraction`` of labelled rows by time. Hyperparameters,
+  feature set and calibration are chosen inside the training period. The holdout judges the
+  procedure; what is registered and serves is that procedure refit on every labelled row
+  (``refit``; the newest history is what matters most under drift), and its evaluated twin is
+  logged beside it so that the next run's gate compares evaluated models on rows neither saw.
 * **Gate** (``pipeline.gate``, checked by MLflow's validation): the challenger must not be
   worse than what serves now, on the same holdout rows: the champion (rows after both models'
   training cut-offs, with its own embedding table), or before any promotion the serving
@@ -36,6 +38,7 @@ from deploylearn.models.metrics import calibration_noise
 from deploylearn.models.success import (
     DEFAULT_GRID,
     SuccessModel,
+    feature_set_name,
     permutation_importances,
     select_success_params,
 )
@@ -58,7 +61,10 @@ Outcome = Literal["promoted", "unchanged", "refused", "dry_run"]
 EXIT_OK = 0
 EXIT_GATE_REFUSED = 5
 EXIT_LOCKED = 6
-CUTOFF_TAG = "deploylearn.training_cutoff"
+CUTOFF_TAG = "deploylearn.training_cutoff"  # the evaluated model's cut-off (the gate's)
+TRAINED_UNTIL_TAG = "deploylearn.trained_until"  # the served model saw every run before it
+EVALUATED_MODEL_TAG = "deploylearn.evaluated_model"  # URI of the evaluated twin of a refit
+EVALUATED_MODEL_NAME = "success_model_evaluated"
 EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"
 # Pseudo-runs of the Beta-posterior baselines and the similarity prior (not the serving blend,
 # which ``steps.blend_backtest`` fits on each store and logs as ``blend.*`` run params).
@@ -79,6 +85,7 @@ class TrainingSettings:
     embeddings: str = "auto"
     embedding_dimension: int = 32
     tune: bool = True
+    refit: bool = True  # serve a refit on every labelled row (False: serve the evaluated model)
     success_params: dict[str, Any] = field(default_factory=dict)
     blend_prior_strength: float | None = None  # None: fitted by backtest (inf = no blend)
     blend_half_life_days: float | None = None
@@ -113,6 +120,7 @@ class TrainingRun:
     store_id: str | None = None  # the store it learned from (Store.store_id)
     training_rows: int = 0
     holdout_rows: int = 0
+    served_rows: int = 0  # rows the served success model learned from (all, after a refit)
     holdout_start: str | None = None
     embeddings: str = "none"
     success_params: dict[str, Any] = field(default_factory=dict)
@@ -228,6 +236,12 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
             base={"n_threads": settings.threads},
         )
     model = steps.fit_success(train, params, random_state=settings.seed, n_threads=settings.threads)
+    # the holdout judges the procedure; what serves is the same procedure on every row
+    served = model
+    if settings.refit:
+        served = steps.fit_success(
+            tf, params, random_state=settings.seed, n_threads=settings.threads
+        )
     blend = _blend(settings, steps.blend_backtest(model, train, history))
     skipped: dict[str, str] = {}
     duration, reason = steps.try_fit(
@@ -272,6 +286,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         store_id=store_id,
         training_rows=len(train),
         holdout_rows=len(holdout),
+        served_rows=len(tf) if settings.refit else len(train),
         holdout_start=cut.isoformat(),
         embeddings=tf.embeddings,
         success_params=params,
@@ -325,7 +340,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
             mode,
             cut,
         )
-        fitted = [("success", model, train.X), ("duration", duration, train.X)]
+        fitted = [("success", served, train.X), ("duration", duration, train.X)]
         fitted.append(("similarity", similarity, vectors))
         refs = [
             registry.log_model(kind, estimator, X.head(50), pip_requirements=_requirements())
@@ -334,11 +349,23 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         ]
         version_tags = {
             CUTOFF_TAG: cut.isoformat(),
+            TRAINED_UNTIL_TAG: cut.isoformat(),
             "deploylearn.fingerprint": fp,
             **provenance.run_tags(store_id, store.url),
         }
+        success_tags = {TRAINED_UNTIL_TAG: _trained_until(tf if settings.refit else train, cut)}
+        if served is not model:
+            success_tags[EVALUATED_MODEL_TAG] = registry.log_unregistered_model(
+                "success",
+                model,
+                train.X.head(50),
+                name=EVALUATED_MODEL_NAME,
+                pip_requirements=_requirements(),
+            )
         for ref in refs:
-            registry.tag_version(ref, version_tags)
+            registry.tag_version(
+                ref, {**version_tags, **(success_tags if ref.kind == "success" else {})}
+            )
             registry.describe_version(ref, _version_description(ref.kind, run, store_id, store.url))
         run.versions = {ref.kind: ref.version for ref in refs}
 
@@ -365,6 +392,14 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         run.timings = timer.durations()
         registry.log_metrics({f"time_{k}": v for k, v in run.timings.items()})
     return run
+
+
+def _trained_until(frame: TrainingFrame, cut: pd.Timestamp) -> str:
+    """Just after the last run the served model learned from (the cut when it saw none later)."""
+    if not len(frame):
+        return cut.isoformat()
+    last = pd.Timestamp(frame.meta["started_at"].max()) + pd.Timedelta(microseconds=1)
+    return max(last, cut).isoformat()
 
 
 def _blend(settings: TrainingSettings, choice: steps.BlendChoice) -> dict[str, Any]:
@@ -448,6 +483,8 @@ def _log_run(
             **{f"skipped.{kind}": why for kind, why in run.skipped.items()},
             "data.training_rows": len(train),
             "data.holdout_rows": len(holdout),
+            "data.served_rows": run.served_rows,
+            "success.feature_set": feature_set_name(model.exclude_features),
             "data.holdout_start": cut.isoformat(),
             "data.training_start": str(train.meta["started_at"].min()),
             "data.holdout_end": str(holdout.meta["started_at"].max()),
@@ -509,7 +546,12 @@ def _version_description(kind: str, run: TrainingRun, store_id: str | None, url:
         f"Trained by run {run.run_id} on {run.training_rows} executions of store "
         f"{store_id or '(no store id)'} ({url}) started before {run.holdout_start}; "
         f"{scores.get(kind) or 'see the run metrics'} on the {run.holdout_rows} executions after. "
-        "Serves only that store."
+        + (
+            f"The served model is the same procedure refit on all {run.served_rows} executions. "
+            if kind == "success" and run.served_rows > run.training_rows
+            else ""
+        )
+        + "Serves only that store."
     )
 
 
@@ -541,7 +583,9 @@ def _gate(
         rows = steps.subset(holdout, mask)
         if len(rows) < settings.min_holdout_rows:
             rows = holdout  # too few rows after the champion's cut-off: compare on all
-        champion = registry.load(champion_ref)
+        # a refit champion is judged by its evaluated twin: the refit saw these rows
+        evaluated = champion_ref.tags.get(EVALUATED_MODEL_TAG)
+        champion = registry.load_uri(evaluated) if evaluated else registry.load(champion_ref)
         champion_X = _champion_features(registry, champion_ref, champion, history, rows)
         reference_p = champion.predict_proba(champion_X)[:, 1]
         reference = f"champion v{champion_ref.version}"

@@ -135,7 +135,9 @@ def load_serving_models(tracking_uri: str | None = None) -> ServingModels | None
         node_embeddings=embeddings,
         similarity=extra["similarity"],
         duration=extra["duration"],
-        trained_until=ref.tags.get("deploylearn.training_cutoff"),
+        trained_until=ref.tags.get(
+            "deploylearn.trained_until", ref.tags.get("deploylearn.training_cutoff")
+        ),
         store_id=ref.tags.get(STORE_ID_TAG),
     )
 
