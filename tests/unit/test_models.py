@@ -26,7 +26,13 @@ from deploylearn.models import (
 )
 from deploylearn.models.baselines import RawFieldsModel, parrot, running_rate
 from deploylearn.models.metrics import coverage, pinball_loss, within_group_auc
-from deploylearn.models.success import FEATURE_SETS, NONSTATIONARY_FEATURES, Calibrator
+from deploylearn.models.success import (
+    EMBEDDING_FEATURES,
+    FEATURE_SETS,
+    NONSTATIONARY_FEATURES,
+    Calibrator,
+)
+from deploylearn.pipeline.report import KEEP_EMBEDDINGS
 
 FAST = {"max_iter": 40, "min_samples_leaf": 20, "max_leaf_nodes": 7}
 
@@ -292,6 +298,13 @@ def test_the_feature_set_is_chosen_per_history() -> None:
     )
     assert set(table["features"]) == set(FEATURE_SETS)
     assert table["validation_log_loss"].notna().all()
+
+    # the learning report compares embedding modes: its choice never drops the embeddings
+    kept, table = select_success_params(
+        X, y, [FAST], validation_fraction=0.25, feature_sets=KEEP_EMBEDDINGS
+    )
+    assert EMBEDDING_FEATURES not in kept["exclude_features"]
+    assert set(table["features"]) == {"stationary", "with trend"}
 
     plain = X.drop(columns=[c for c in X.columns if c.startswith("emb_")])
     _, table = select_success_params(plain, y, [FAST], validation_fraction=0.25)

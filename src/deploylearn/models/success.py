@@ -406,7 +406,7 @@ def select_success_params(
     sets = FEATURE_SETS if feature_sets is None else feature_sets
     if not sets:
         return best, table
-    tried = {tuple(_used_columns(X.columns, default_exclude)): default_exclude}
+    tried = {tuple(_used_columns(X.columns, default_exclude))}
     scored: list[tuple[float, tuple[str, ...]]] = [
         (float(table["validation_log_loss"].min()), default_exclude)
     ]
@@ -415,7 +415,7 @@ def select_success_params(
         used = tuple(_used_columns(X.columns, exclude))
         if not used or used in tried:
             continue
-        tried[used] = exclude
+        tried.add(used)
         loss = score({**best, "exclude_features": exclude})
         scored.append((loss, exclude))
         rows.append({**best, "features": name, "validation_log_loss": loss})

@@ -14,13 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from deploylearn.models.success import DEFAULT_GRID, select_success_params
+from deploylearn.models.success import (
+    DEFAULT_GRID,
+    EMBEDDING_FEATURES,
+    FEATURE_SETS,
+    select_success_params,
+)
 from deploylearn.pipeline import steps
 from deploylearn.pipeline.backtest import pick_regret
 
 if TYPE_CHECKING:
     from deploylearn.learner import DeploymentPatternLearner
     from deploylearn.store.base import Store
+
+# The report compares embedding modes, so its models keep the embeddings they are given; only
+# the time trend is chosen (``ign train`` also chooses whether to use the embeddings at all).
+KEEP_EMBEDDINGS = {k: v for k, v in FEATURE_SETS.items() if EMBEDDING_FEATURES not in v}
 
 TARGETS = {"brier_vs_oracle": 0.01, "ece": 0.02, "auc_vs_oracle": 0.02}
 
@@ -88,7 +97,12 @@ def learning_report(
         params: dict[str, Any] = {}
         if tune:
             params, _ = select_success_params(
-                train.X, train.y, DEFAULT_GRID, random_state=seed, base={"n_threads": threads}
+                train.X,
+                train.y,
+                DEFAULT_GRID,
+                feature_sets=KEEP_EMBEDDINGS,
+                random_state=seed,
+                base={"n_threads": threads},
             )
         model = steps.fit_success(train, params, random_state=seed, n_threads=threads)
         predictions = steps.predictions_on(
