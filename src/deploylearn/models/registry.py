@@ -279,18 +279,14 @@ class Registry:
     ) -> ModelRef:
         """Log and register ``model`` (signature and input example from ``example``)."""
         name = MODEL_NAMES[kind]
-        predict = getattr(model, _PREDICT_FN[kind])
-        signature = infer_signature(example, predict(example))
-        info = mlflow.sklearn.log_model(
+        info = self._log_sklearn(
+            kind,
             model,
+            example,
             name=f"{kind}_model",
-            signature=signature,
+            pip_requirements=pip_requirements,
             input_example=example.head(5),
             registered_model_name=name,
-            pyfunc_predict_fn=_PREDICT_FN[kind],
-            serialization_format="skops",
-            skops_trusted_types=TRUSTED_TYPES,
-            pip_requirements=pip_requirements,
         )
         version = str(info.registered_model_version)
         self.client.update_registered_model(name, description=MODEL_DESCRIPTIONS[kind])
@@ -308,8 +304,22 @@ class Registry:
     ) -> str:
         """Log ``model`` in the active run without registering it; returns its model URI (the
         evaluated twin of a refit model, which the next run's gate compares against)."""
+        info = self._log_sklearn(kind, model, example, name=name, pip_requirements=pip_requirements)
+        return str(info.model_uri)
+
+    @staticmethod
+    def _log_sklearn(
+        kind: str,
+        model: Any,
+        example: pd.DataFrame,
+        *,
+        name: str,
+        pip_requirements: list[str],
+        **extra: Any,
+    ) -> Any:
+        """One ``mlflow.sklearn.log_model`` call: signature from ``example``, skops format."""
         predict = getattr(model, _PREDICT_FN[kind])
-        info = mlflow.sklearn.log_model(
+        return mlflow.sklearn.log_model(
             model,
             name=name,
             signature=infer_signature(example, predict(example)),
@@ -317,11 +327,8 @@ class Registry:
             serialization_format="skops",
             skops_trusted_types=TRUSTED_TYPES,
             pip_requirements=pip_requirements,
+            **extra,
         )
-        return str(info.model_uri)
-
-    def load_uri(self, uri: str) -> Any:
-        return mlflow.sklearn.load_model(uri)
 
     def champion(self, kind: str = "success") -> ModelRef | None:
         """The version holding the ``champion`` alias, or None before the first promotion."""
@@ -333,7 +340,10 @@ class Registry:
         return ModelRef(kind, name, str(version.version), version.run_id, dict(version.tags))
 
     def load(self, ref: ModelRef) -> Any:
-        return mlflow.sklearn.load_model(ref.uri)
+        return self.load_uri(ref.uri)
+
+    def load_uri(self, uri: str) -> Any:
+        return mlflow.sklearn.load_model(uri)
 
     def load_champion(self, kind: str = "success") -> Any | None:
         ref = self.champion(kind)

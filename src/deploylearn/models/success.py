@@ -207,10 +207,7 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
             raise ValueError("SuccessModel needs both successes and failures to fit")
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
-        patterns = [re.compile(p) for p in self.exclude_features]
-        self.used_features_ = [
-            c for c in frame.columns if not any(p.search(str(c)) for p in patterns)
-        ]
+        self.used_features_ = _used_columns(frame.columns, self.exclude_features)
         if not self.used_features_:
             raise ValueError("exclude_features left no feature to learn from")
         values = frame[self.used_features_].to_numpy(dtype=np.float32)
@@ -423,9 +420,10 @@ def select_success_params(
     return best, pd.DataFrame(rows)
 
 
-def _used_columns(columns: Sequence[Any], exclude: Sequence[str]) -> list[str]:
+def _used_columns(columns: Sequence[Any], exclude: Sequence[str]) -> list[Any]:
+    """The columns no pattern of ``exclude`` matches (by name), in order."""
     patterns = [re.compile(p) for p in exclude]
-    return [str(c) for c in columns if not any(p.search(str(c)) for p in patterns)]
+    return [c for c in columns if not any(p.search(str(c)) for p in patterns)]
 
 
 def feature_group(name: str) -> str:

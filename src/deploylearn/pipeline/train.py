@@ -237,11 +237,14 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         )
     model = steps.fit_success(train, params, random_state=settings.seed, n_threads=settings.threads)
     # the holdout judges the procedure; what serves is the same procedure on every row
-    served = model
-    if settings.refit:
-        served = steps.fit_success(
-            tf, params, random_state=settings.seed, n_threads=settings.threads
+    served_frame = tf if settings.refit else train
+    served = (
+        steps.fit_success(
+            served_frame, params, random_state=settings.seed, n_threads=settings.threads
         )
+        if settings.refit
+        else model
+    )
     blend = _blend(settings, steps.blend_backtest(model, train, history))
     skipped: dict[str, str] = {}
     duration, reason = steps.try_fit(
@@ -286,7 +289,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         store_id=store_id,
         training_rows=len(train),
         holdout_rows=len(holdout),
-        served_rows=len(tf) if settings.refit else len(train),
+        served_rows=len(served_frame),
         holdout_start=cut.isoformat(),
         embeddings=tf.embeddings,
         success_params=params,
@@ -353,7 +356,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
             "deploylearn.fingerprint": fp,
             **provenance.run_tags(store_id, store.url),
         }
-        success_tags = {TRAINED_UNTIL_TAG: _trained_until(tf if settings.refit else train, cut)}
+        success_tags = {TRAINED_UNTIL_TAG: _trained_until(served_frame, cut)}
         if served is not model:
             success_tags[EVALUATED_MODEL_TAG] = registry.log_unregistered_model(
                 "success",
@@ -396,8 +399,6 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
 
 def _trained_until(frame: TrainingFrame, cut: pd.Timestamp) -> str:
     """Just after the last run the served model learned from (the cut when it saw none later)."""
-    if not len(frame):
-        return cut.isoformat()
     last = pd.Timestamp(frame.meta["started_at"].max()) + pd.Timedelta(microseconds=1)
     return max(last, cut).isoformat()
 
