@@ -37,6 +37,11 @@ def main() -> None:
     parser.add_argument(
         "--grid", action="store_true", help="Also score blend variants (k, half-life, rank)."
     )
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="Choose parameters and feature sets (and the ranking twin) as ign train does.",
+    )
     args = parser.parse_args()
 
     world = SyntheticWorld(seed=args.seed, start=datetime(2025, 1, 1, tzinfo=UTC), days=args.days)
@@ -51,6 +56,7 @@ def main() -> None:
             history = steps.extract(learner.store)
         print(f"history: {len(history.frame)} executions ({time.perf_counter() - started:.0f} s)")
         settings = ServingBacktestSettings(
+            tune=args.tune,
             contexts=args.contexts,
             predictions=args.predictions,
             blend=BlendParams(args.prior_strength, args.half_life_days),

@@ -27,6 +27,7 @@ from deploylearn.models import (
 from deploylearn.models.baselines import RawFieldsModel, parrot, running_rate
 from deploylearn.models.metrics import coverage, pinball_loss, within_group_auc
 from deploylearn.models.success import (
+    CONFIGURATION_HISTORY,
     EMBEDDING_FEATURES,
     FEATURE_SETS,
     NONSTATIONARY_FEATURES,
@@ -272,8 +273,10 @@ def test_select_success_params_scores_only_the_training_period() -> None:
     X, y = _logistic(1200)
     grid = [{"max_iter": 10, "min_samples_leaf": 20}, {"max_iter": 60, "min_samples_leaf": 20}]
     best, table = select_success_params(X, y, grid, validation_fraction=0.25)
-    assert {k: v for k, v in best.items() if k != "exclude_features"} in grid
+    exclusions = ("exclude_features", "ranking_exclude_features")
+    assert {k: v for k, v in best.items() if k not in exclusions} in grid
     assert best["exclude_features"] == NONSTATIONARY_FEATURES  # no trend, no embeddings here
+    assert best["ranking_exclude_features"] == NONSTATIONARY_FEATURES
     assert len(table) == 2 and table["validation_log_loss"].notna().all()
 
 
@@ -296,7 +299,8 @@ def test_the_feature_set_is_chosen_per_history() -> None:
         FEATURE_SETS["with trend"],
         FEATURE_SETS["with trend, no embeddings"],
     )
-    assert set(table["features"]) == set(FEATURE_SETS)
+    # no column of a configuration's own history here: those sets add no new column set
+    assert set(table["features"]) == {n for n in FEATURE_SETS if "configuration" not in n}
     assert table["validation_log_loss"].notna().all()
 
     # the learning report compares embedding modes: its choice never drops the embeddings
@@ -311,6 +315,60 @@ def test_the_feature_set_is_chosen_per_history() -> None:
     assert len(table) == 2  # no embeddings: "no embeddings" variants add no new column set
     _, table = select_success_params(plain, y, [FAST], validation_fraction=0.25, feature_sets={})
     assert list(table["features"]) == ["stationary"]
+
+
+def _with_configuration_history(
+    n: int, informative: bool, seed: int = 5
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The logistic world plus a block of ``pattern_`` columns: noise, or the signal itself."""
+    X, y = _logistic(n, seed=seed)
+    rng = np.random.default_rng(seed + 1000)  # not _logistic's draws
+    hidden = rng.normal(size=n)
+    for j in range(6):
+        X[f"pattern_noise_{j}"] = rng.normal(size=n).astype(np.float32)
+    if informative:  # an effect only the configuration's track record reveals
+        X["pattern_rate"] = hidden.astype(np.float32)
+        p = 1 / (1 + np.exp(-(1.2 + 1.5 * X["signal_a"] + 2.5 * hidden)))
+        y = pd.Series((rng.random(n) < p).astype(np.int64))
+    return X, y
+
+
+def test_the_ranking_uses_the_fewest_features_within_one_standard_error() -> None:
+    """Issue 13: recommendations take an argmax over many configurations, so their model is
+    the narrowest feature set the validation slice cannot tell from the best one. Noise
+    columns of a configuration's history are dropped from the ranking; history that carries
+    a real effect (beyond one standard error) is kept."""
+    X, y = _with_configuration_history(4000, informative=False)
+    best, table = select_success_params(X, y, [FAST], validation_fraction=0.25)
+    assert best["ranking_exclude_features"] == FEATURE_SETS["stationary, no configuration history"]
+    assert CONFIGURATION_HISTORY not in best["exclude_features"]  # the predictor keeps it
+    assert {"loss_se", "used"} <= set(table.columns)
+    lowest = table["validation_log_loss"].min()
+    ranking = table.loc[table["features"] == "stationary, no configuration history"].iloc[0]
+    assert ranking["validation_log_loss"] - lowest <= ranking["loss_se"]
+
+    X, y = _with_configuration_history(4000, informative=True)
+    best, _ = select_success_params(X, y, [FAST], validation_fraction=0.25)
+    assert CONFIGURATION_HISTORY not in best["exclude_features"]
+    assert CONFIGURATION_HISTORY not in best["ranking_exclude_features"]
+
+
+def test_the_ranking_twin_is_fitted_only_when_its_features_differ() -> None:
+    X, y = _with_configuration_history(2000, informative=False)
+    narrow = (*NONSTATIONARY_FEATURES, CONFIGURATION_HISTORY)
+    model = SuccessModel(**FAST, calibration="none", ranking_exclude_features=narrow).fit(X, y)
+    assert model.ranking_ is not None
+    assert not any(c.startswith("pattern_") for c in model.ranking_.used_features_)
+    assert any(c.startswith("pattern_noise") for c in model.used_features_)
+    values = X.to_numpy(np.float32)
+    assert not np.allclose(model.ranking_probability(values), model.success_probability(values))
+    assert np.allclose(
+        model.ranking_probability(values), model.ranking_.success_probability(values)
+    )
+    same = SuccessModel(**FAST, ranking_exclude_features=NONSTATIONARY_FEATURES).fit(X, y)
+    assert same.ranking_ is None
+    assert np.array_equal(same.ranking_probability(values), same.success_probability(values))
+    assert clone(model).get_params()["ranking_exclude_features"] == narrow
 
 
 def test_permutation_importance_finds_the_signal() -> None:

@@ -202,6 +202,61 @@ def test_every_known_configuration_is_a_candidate_untried_ones_labelled(
     assert widths[True] > widths[False]  # the last of each kind: untried is less certain
 
 
+def test_recommendations_rank_by_the_ranking_twin_and_predict_does_not(history: History) -> None:
+    """Issue 13.3: candidate configurations are scored by the champion's ranking twin (no
+    configuration track record here); ``predict`` keeps the champion's own probability."""
+    from dataclasses import replace
+
+    from deploylearn.models.success import CONFIGURATION_HISTORY, NONSTATIONARY_FEATURES
+
+    tf = training_frame_from_history(history.frame, history.patterns, embeddings="numpy")
+    narrow = (*NONSTATIONARY_FEATURES, CONFIGURATION_HISTORY)
+    model = SuccessModel(
+        max_iter=60, min_samples_leaf=40, calibration="none", ranking_exclude_features=narrow
+    ).fit(tf.X, tf.y)
+    assert model.ranking_ is not None
+    models = replace(history.models, success=model, blend=BlendParams())  # no blend: p as is
+    advisor = Advisor.build(history.frame, history.patterns, models=models)
+    answer = advisor.recommend("production", ["project"], limit=10, explain=False)
+    recs = answer["recommendations"]
+    shown = [r["model_probability"] for r in recs]
+    assert shown == sorted(shown, reverse=True)  # ordered by the probability it shows
+    ids = [r["pattern_id"] for r in recs]
+    profile = advisor._profile("production")
+    planned = pd.DataFrame(
+        {
+            "pattern_id": ids,
+            "target_environment": "production",
+            "resources_deployed": [["project"]] * len(ids),
+            "deployment_strategy": [advisor.snapshot.patterns[p].deployment_strategy for p in ids],
+            "source_environment": profile.source_environment,
+            "deployment_type": profile.deployment_type,
+            "automation_triggered": profile.automation_triggered,
+        },
+        dtype=object,
+    )
+    twin, X = advisor._model_probability(planned, None)
+    assert np.allclose(shown, np.round(twin, 4))
+    assert not np.allclose(model.success_probability(X), model.ranking_probability(X))
+
+    row = history.frame.iloc[-1]
+    plan = parse_planned(
+        {
+            "target_environment": row["target_environment"],
+            "deployment_strategy": row["deployment_strategy"],
+            "gateway_host": row["gateway_host"],
+            "resources_deployed": list(row["resources_deployed"]),
+            "configuration_used": advisor.snapshot.patterns[
+                row["pattern_id"]
+            ].configuration_template,
+        }
+    )
+    prediction = advisor.predict([plan])["predictions"][0]
+    rows, knobs, _ = advisor._planned_rows([plan])
+    expected = model.success_probability(advisor._matrix(rows, knobs))[0]
+    assert prediction["model_probability"] == round(float(expected), 4)
+
+
 def test_choose_blend_keeps_the_model_unless_counts_add_information() -> None:
     from deploylearn.serving.blend import choose_blend
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +141,10 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
             recent rows before its window (None: all). Caps the cost at millions of rows; the
             calibrator needs scores like the final model's, not the oldest history.
         exclude_features: regular expressions of feature names the model must not use.
+        ranking_exclude_features: if given (and different), ``fit`` also fits the same
+            procedure without these columns as ``ranking_``, the model that ranks candidate
+            configurations (``ranking_probability``; see ``select_success_params`` for why a
+            recommender may want fewer features than a predictor).
         n_threads: OpenMP threads for fitting and predicting (None: all cores).
         random_state: seed of the boosting (binning subsample) and calibrators.
     """
@@ -159,6 +163,7 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
         calibration_min_gain: float = 0.002,
         calibration_max_rows: int | None = 250_000,
         exclude_features: Sequence[str] = NONSTATIONARY_FEATURES,
+        ranking_exclude_features: Sequence[str] | None = None,
         n_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
@@ -173,6 +178,7 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
         self.calibration_min_gain = calibration_min_gain
         self.calibration_max_rows = calibration_max_rows
         self.exclude_features = exclude_features
+        self.ranking_exclude_features = ranking_exclude_features
         self.n_threads = n_threads
         self.random_state = random_state
 
@@ -214,6 +220,12 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         with openmp_threads(self.n_threads):
             self._fit(values, y_arr)
+        self.ranking_: SuccessModel | None = None
+        ranking = self.ranking_exclude_features
+        if ranking is not None and _used_columns(frame.columns, ranking) != self.used_features_:
+            params = {**self.get_params(), "exclude_features": tuple(ranking)}
+            params["ranking_exclude_features"] = None
+            self.ranking_ = SuccessModel(**params).fit(frame, y_arr)
         return self
 
     def _fit(self, values: np.ndarray, y_arr: np.ndarray) -> None:
@@ -314,6 +326,12 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
             raw = self.estimator_.predict_proba(np.asarray(values, np.float32)[:, used])[:, 1]
         return np.clip(self.calibrator_.transform(raw), 0.0, 1.0)
 
+    def ranking_probability(self, values: np.ndarray) -> np.ndarray:
+        """P(success) by the ranking twin (``success_probability`` where there is none):
+        what recommendations rank candidate configurations by."""
+        ranking = getattr(self, "ranking_", None)  # models pickled before it had one
+        return (ranking or self).success_probability(values)
+
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         return self.predict_proba(X)[:, 1]
 
@@ -337,25 +355,39 @@ DEFAULT_GRID: tuple[dict[str, Any], ...] = (
 )
 TREND_FEATURE = r"^days_since_first_record$"
 EMBEDDING_FEATURES = r"^emb_"
+CONFIGURATION_HISTORY = r"^pattern_"  # a configuration's own track record (its pattern's counts)
 # Which feature blocks a store's model uses, chosen per store by ``select_success_params``:
 # whether a time trend helps (a store whose success rate drifts) or hurts (trees extrapolate a
-# trend past the training range), and whether graph embeddings add signal beyond the raw
-# context or only noise, differ between histories, so neither is fixed here.
-FEATURE_SETS: dict[str, tuple[str, ...]] = {
+# trend past the training range), whether graph embeddings add signal beyond the raw context
+# or only noise, and whether a configuration's own track record says more than its knobs,
+# differ between histories, so none is fixed here. Every combination of the three is a set.
+_TREND_CHOICES = {
     "stationary": NONSTATIONARY_FEATURES,
-    "stationary, no embeddings": (*NONSTATIONARY_FEATURES, EMBEDDING_FEATURES),
     "with trend": tuple(p for p in NONSTATIONARY_FEATURES if p != TREND_FEATURE),
-    "with trend, no embeddings": (
-        *(p for p in NONSTATIONARY_FEATURES if p != TREND_FEATURE),
-        EMBEDDING_FEATURES,
-    ),
 }
+_BLOCK_CHOICES: dict[str, tuple[str, ...]] = {
+    "": (),
+    ", no embeddings": (EMBEDDING_FEATURES,),
+    ", no configuration history": (CONFIGURATION_HISTORY,),
+    ", no embeddings, no configuration history": (EMBEDDING_FEATURES, CONFIGURATION_HISTORY),
+}
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    trend + blocks: (*base, *extra)
+    for trend, base in _TREND_CHOICES.items()
+    for blocks, extra in _BLOCK_CHOICES.items()
+}
+# The predictor's choice (``exclude_features``) is among these: a configuration's own track
+# record is dropped only from the ranking (``ranking_exclude_features``), see
+# ``select_success_params``.
+PREDICTOR_SETS: frozenset[str] = frozenset(
+    name for name, patterns in FEATURE_SETS.items() if CONFIGURATION_HISTORY not in patterns
+)
 
 
-def feature_set_name(exclude_features: Sequence[str]) -> str:
+def feature_set_name(exclude_features: Sequence[str] | None) -> str:
     """The ``FEATURE_SETS`` name of an exclusion list, or ``custom``."""
     for name, patterns in FEATURE_SETS.items():
-        if tuple(patterns) == tuple(exclude_features):
+        if exclude_features is not None and tuple(patterns) == tuple(exclude_features):
             return name
     return "custom"
 
@@ -370,8 +402,9 @@ def select_success_params(
     random_state: int = 0,
     base: Mapping[str, Any] | None = None,
     max_rows: int | None = 250_000,
+    predictor_sets: Collection[str] = PREDICTOR_SETS,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Pick boosting hyperparameters, then the feature set, by log loss on the last slice of
+    """Pick boosting hyperparameters, then the feature sets, by log loss on the last slice of
     the training period.
 
     Each candidate trains (uncalibrated, to keep it cheap) on the rows before the slice, at
@@ -380,9 +413,21 @@ def select_success_params(
     ``feature_sets`` (default ``FEATURE_SETS``; ``{}`` skips this stage) with the best
     parameters: two small searches instead of their product. A feature set that leaves the
     same columns as one already scored (a frame without embeddings) is not fitted twice. The
-    holdout is never touched: callers pass the training period only. Returns the best
-    parameters (with ``exclude_features`` when a feature set was chosen) and one row per
-    candidate.
+    holdout is never touched: callers pass the training period only.
+
+    Two sets come out of the second stage. ``exclude_features``, the predictor's, has the
+    lowest log loss among the default set and ``predictor_sets`` (default
+    ``PREDICTOR_SETS``: a predictor keeps a configuration's own track record, as before that
+    block was a choice). ``ranking_exclude_features``, the recommender's, is the set with the
+    fewest columns whose log loss is within one standard error (of the paired per-row
+    difference) of the lowest: the one-standard-error rule. A recommender takes the argmax
+    over hundreds of configurations, many run a few times; features that only a
+    configuration's identity explains (its own counts, its graph embedding) are noisy for
+    those, and the argmax picks exactly the noisiest. Where the validation slice cannot tell
+    the sets apart, the ranking uses the one with the least room for that noise.
+
+    Returns the best parameters (with both exclusions when feature sets were scored) and one
+    row per candidate (``validation_log_loss``, ``loss_se`` against the best set, ``used``).
     """
     y_arr = np.asarray(y, dtype=np.int64).ravel()
     cut = round(len(y_arr) * (1 - validation_fraction))
@@ -390,34 +435,74 @@ def select_success_params(
     if cut < 1 or cut >= len(y_arr) or len(np.unique(y_arr[first:cut])) < 2:
         raise ValueError("the training period is too small to hold a validation slice")
     default_exclude = tuple((base or {}).get("exclude_features", NONSTATIONARY_FEATURES))
+    y_valid = y_arr[cut:]
 
-    def score(params: Mapping[str, Any]) -> float:
+    def row_losses(params: Mapping[str, Any]) -> np.ndarray:
         settings = {**(base or {}), **params, "calibration": "none", "random_state": random_state}
         model = SuccessModel(**settings).fit(X.iloc[first:cut], y_arr[first:cut])
-        return log_loss(y_arr[cut:], model.predict_proba(X.iloc[cut:])[:, 1])
+        p = np.clip(model.predict_proba(X.iloc[cut:])[:, 1], EPS, 1 - EPS)
+        return -(y_valid * np.log(p) + (1 - y_valid) * np.log(1 - p))
 
     default_name = feature_set_name(default_exclude)
-    rows = [{**p, "features": default_name, "validation_log_loss": score(p)} for p in grid]
-    table = pd.DataFrame(rows)
-    best = dict(grid[int(table["validation_log_loss"].idxmin())])
+    grid_losses = [row_losses(p) for p in grid]
+    rows = [
+        {**p, "features": default_name, "validation_log_loss": float(loss.mean())}
+        for p, loss in zip(grid, grid_losses, strict=True)
+    ]
+    at = int(np.argmin([loss.mean() for loss in grid_losses]))
+    best = dict(grid[at])
     sets = FEATURE_SETS if feature_sets is None else feature_sets
     if not sets:
-        return best, table
-    tried = {tuple(_used_columns(X.columns, default_exclude))}
-    scored: list[tuple[float, tuple[str, ...]]] = [
-        (float(table["validation_log_loss"].min()), default_exclude)
-    ]
+        return best, pd.DataFrame(rows)
+    used = _used_columns(X.columns, default_exclude)
+    stage = [_Scored(default_name, default_exclude, grid_losses[at], len(used))]
+    tried = {tuple(used)}
     for name, exclude in sets.items():
-        exclude = tuple(exclude)
-        used = tuple(_used_columns(X.columns, exclude))
-        if not used or used in tried:
+        used = _used_columns(X.columns, exclude)
+        if not used or tuple(used) in tried:
             continue
-        tried.add(used)
-        loss = score({**best, "exclude_features": exclude})
-        scored.append((loss, exclude))
-        rows.append({**best, "features": name, "validation_log_loss": loss})
-    best["exclude_features"] = min(scored, key=lambda item: item[0])[1]
+        tried.add(tuple(used))
+        loss = row_losses({**best, "exclude_features": tuple(exclude)})
+        stage.append(_Scored(name, tuple(exclude), loss, len(used)))
+    lowest = min(stage, key=lambda c: c.mean)
+    within = [c for c in stage if c.mean - lowest.mean <= _standard_error(c.loss, lowest.loss)]
+    predictor = min(
+        (c for i, c in enumerate(stage) if i == 0 or c.name in predictor_sets),
+        key=lambda c: c.mean,
+    )
+    best["exclude_features"] = predictor.exclude
+    best["ranking_exclude_features"] = min(within, key=lambda c: (c.used, c.mean)).exclude
+    rows += [
+        {
+            **grid[at],
+            "features": c.name,
+            "validation_log_loss": c.mean,
+            "loss_se": _standard_error(c.loss, lowest.loss),
+            "used": c.used,
+        }
+        for c in stage[1:]
+    ]
     return best, pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One feature set of the second stage: its per-row validation losses and width."""
+
+    name: str
+    exclude: tuple[str, ...]
+    loss: np.ndarray
+    used: int
+
+    @property
+    def mean(self) -> float:
+        return float(self.loss.mean())
+
+
+def _standard_error(loss: np.ndarray, reference: np.ndarray) -> float:
+    """Standard error of the mean per-row difference ``loss - reference``."""
+    diff = loss - reference
+    return float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
 
 
 def _used_columns(columns: Sequence[Any], exclude: Sequence[str]) -> list[Any]:
@@ -501,6 +586,7 @@ __all__ = [
     "DEFAULT_GRID",
     "FEATURE_SETS",
     "NONSTATIONARY_FEATURES",
+    "PREDICTOR_SETS",
     "Calibrator",
     "SuccessModel",
     "feature_group",

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deploylearn.models.success import select_success_params
 from deploylearn.pipeline import steps
 from deploylearn.records import DeploymentPattern, parse_planned
 from deploylearn.serving.advisor import Advisor
@@ -42,6 +43,7 @@ class ServingBacktestSettings:
     gate_shares: tuple[float, ...] = (0.10, 0.20)
     blend: BlendParams = field(default_factory=BlendParams)
     success_params: dict[str, Any] = field(default_factory=dict)
+    tune: bool = False  # choose parameters and feature sets (the ranking twin's too) as ign train
     embedding_dimension: int = 32
     seed: int = 0
     threads: int | None = None
@@ -71,9 +73,12 @@ def train_serving_models(
         graph_until=cut,
     )
     train, _ = steps.split(tf, cut)
-    model = steps.fit_success(
-        train, settings.success_params, random_state=settings.seed, n_threads=settings.threads
-    )
+    params = dict(settings.success_params)
+    if settings.tune and not params:
+        params, _ = select_success_params(
+            train.X, train.y, random_state=settings.seed, base={"n_threads": settings.threads}
+        )
+    model = steps.fit_success(train, params, random_state=settings.seed, n_threads=settings.threads)
     model.set_params(n_threads=None)
     return ServingModels(
         success=model,

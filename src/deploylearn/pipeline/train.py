@@ -486,6 +486,9 @@ def _log_run(
             "data.holdout_rows": len(holdout),
             "data.served_rows": run.served_rows,
             "success.feature_set": feature_set_name(model.exclude_features),
+            "success.ranking_feature_set": feature_set_name(
+                model.ranking_exclude_features or model.exclude_features
+            ),
             "data.holdout_start": cut.isoformat(),
             "data.training_start": str(train.meta["started_at"].min()),
             "data.holdout_end": str(holdout.meta["started_at"].max()),

@@ -16,6 +16,11 @@ the success probability (``mean``), or risk-averse by the lower 10 % quantile
 the tiers are fallbacks (tier 1 if any, else 2, else 3), ranked risk-averse, as before.
 Without a gateway, a candidate's probability is the run-weighted mean over the environment's
 gateways, so an unknown target is not scored as one lucky or flaky host.
+Candidates are scored by the champion's ranking twin (``SuccessModel.ranking_probability``):
+the same procedure on the narrowest feature set ``ign train`` found within one standard error
+of the best, typically without a configuration's own track record, which is noise for the
+many configurations run a few times and which an argmax over hundreds of them would reward.
+``predict`` uses the champion itself.
 
 ``predict`` with no configuration: the configuration is taken to be one of those the strategy
 actually used in that environment (any environment if never there), and the probability is
@@ -339,7 +344,7 @@ class Advisor:
             [planned.assign(gateway_host=host) for host, _ in gateways], ignore_index=True
         )
         X = self._matrix(rows)
-        p = self._probability(X).reshape(len(gateways), len(planned))
+        p = self._probability(X, ranking=True).reshape(len(gateways), len(planned))
         weights = np.array([w for _, w in gateways], dtype=np.float64)
         return weights @ p / weights.sum(), X[: len(planned)]
 
@@ -362,9 +367,14 @@ class Advisor:
                     X[has, position] = values[has].to_numpy(dtype=np.float32)
         return X
 
-    def _probability(self, X: np.ndarray) -> np.ndarray:
+    def _probability(self, X: np.ndarray, *, ranking: bool = False) -> np.ndarray:
+        """The champion's P(success); ``ranking``: by its ranking twin, which recommendations
+        rank configurations with (``SuccessModel.ranking_probability``)."""
         assert self.models is not None
-        return self.models.success.success_probability(X)
+        success = self.models.success
+        if ranking and hasattr(success, "ranking_probability"):
+            return success.ranking_probability(X)
+        return success.success_probability(X)
 
     def _knob_variants(
         self, x: np.ndarray, own: np.ndarray, typical: np.ndarray
@@ -421,7 +431,7 @@ class Advisor:
                 variants.append((int(planned.index[j]), j, key))
         if not blocks:
             return {}
-        p = self._probability(np.vstack([X, *blocks]))
+        p = self._probability(np.vstack([X, *blocks]), ranking=True)
         base, what_if = p[: len(X)], p[len(X) :]
         groups = _knob_groups(self.snapshot.knobs.columns)
         out: dict[int, list[dict[str, Any]]] = {}
