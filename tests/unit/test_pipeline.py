@@ -16,6 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from deploylearn.learner import DeploymentPatternLearner
+from deploylearn.models.success import FEATURE_SETS
 from deploylearn.pipeline import (
     EXIT_GATE_REFUSED,
     EXIT_LOCKED,
@@ -73,7 +74,11 @@ def _fast(**overrides: object) -> TrainingSettings:
         "tune": False,
         "importance_repeats": 1,
         "embedding_dimension": 8,
-        "success_params": {"max_iter": 60, "min_samples_leaf": 40},
+        "success_params": {
+            "max_iter": 60,
+            "min_samples_leaf": 40,
+            "ranking_exclude_features": FEATURE_SETS["stationary, no configuration history"],
+        },
     }
     base.update(overrides)
     return TrainingSettings(**base)  # type: ignore[arg-type]
@@ -179,6 +184,14 @@ def test_training_promotes_records_and_is_idempotent(
         tf = steps.build_features(history, embeddings="none")
         p = loaded.predict_proba(tf.X.head(20))[:, 1]
         assert np.all((p > 0) & (p < 1))
+        # the ranking twin travels inside the champion, is scored on the holdout and logged
+        assert loaded.ranking_ is not None
+        assert not any(str(c).startswith("pattern_") for c in loaded.ranking_.used_features_)
+        assert data.params["success.ranking_feature_set"] == "stationary, no configuration history"
+        twin_metrics = {"ranking.roc_auc", "ranking.brier_score", "ranking.context_auc"}
+        assert twin_metrics <= set(data.metrics)
+        assert not any(k.startswith("baseline.ranking") for k in data.metrics)
+        assert steps.RANKING_LABEL in set(run.comparison["method"])
 
         # what serves is the evaluated procedure refit on every row; the gate's evaluated twin
         # (trained before the holdout) is kept beside it for the next run's comparison

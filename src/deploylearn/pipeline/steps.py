@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 NEO4J_SCHEMES = ("neo4j", "bolt")
 MODEL_LABEL = "success model"
+RANKING_LABEL = "ranking twin (recommendations)"
 ORACLE_LABEL = "oracle (true probability)"
 COLD_START_RUNS = 5  # a pattern with fewer outcomes than this is "cold"
 
@@ -217,9 +218,14 @@ def predictions_on(
     prior_strength: float = 10.0,
     truth: pd.Series | None = None,
 ) -> dict[str, Prediction]:
-    """Holdout probabilities of the model, every baseline and (if given) the oracle."""
+    """Holdout probabilities of the model, its ranking twin (if it has one), every baseline
+    and (if given) the oracle."""
     p = model.predict_proba(holdout.X)[:, 1]
     out: dict[str, Prediction] = {MODEL_LABEL: (p, p)}
+    twin = getattr(model, "ranking_", None)
+    if twin is not None:
+        q = twin.predict_proba(holdout.X)[:, 1]
+        out[RANKING_LABEL] = (q, q)
     for name, baseline in default_baselines(prior_strength).items():
         baseline.fit(train.X, train.y)
         out[name] = (baseline.predict_proba(holdout.X)[:, 1], baseline.decision_function(holdout.X))

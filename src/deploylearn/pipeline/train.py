@@ -272,6 +272,9 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
         name: float(model_row[name]) for name in ("roc_auc", "brier_score", "log_loss", "ece")
     }
     metrics["context_auc"] = float(model_row["context_auc"])
+    twin_rows = comparison[comparison["method"] == steps.RANKING_LABEL]
+    for name in ("roc_auc", "brier_score", "context_auc") if len(twin_rows) else ():
+        metrics[f"ranking.{name}"] = float(twin_rows.iloc[0][name])
     metrics["ece_noise"] = calibration_noise(predictions[steps.MODEL_LABEL][0])
     if duration is not None:
         metrics.update(steps.duration_metrics(duration, holdout, steps.durations(history, holdout)))
@@ -511,6 +514,8 @@ def _log_run(
     registry.log_metrics(run.metrics)
     comparison = run.comparison if run.comparison is not None else pd.DataFrame()
     for _, row in comparison.iloc[1:].iterrows():
+        if row["method"] == steps.RANKING_LABEL:
+            continue  # not a baseline: logged as ranking.* above
         registry.log_metrics(
             {
                 provenance.baseline_metric_name(str(row["method"]), k): row[k]
