@@ -221,6 +221,7 @@ def test_recommendations_rank_by_the_ranking_twin_and_predict_does_not(history: 
     recs = answer["recommendations"]
     shown = [r["model_probability"] for r in recs]
     assert shown == sorted(shown, reverse=True)  # ordered by the probability it shows
+    assert all(r["prior_source"].endswith("(its ranking twin)") for r in recs)
     ids = [r["pattern_id"] for r in recs]
     profile = advisor._profile("production")
     planned = pd.DataFrame(
@@ -255,6 +256,7 @@ def test_recommendations_rank_by_the_ranking_twin_and_predict_does_not(history: 
     rows, knobs, _ = advisor._planned_rows([plan])
     expected = model.success_probability(advisor._matrix(rows, knobs))[0]
     assert prediction["model_probability"] == round(float(expected), 4)
+    assert "twin" not in prediction["prior_source"]
 
 
 def test_choose_blend_keeps_the_model_unless_counts_add_information() -> None:

@@ -316,7 +316,7 @@ class Advisor:
         n = len(planned)
         if self.models is not None:
             p, X = self._model_probability(planned, gateway_host)
-            return p, [self.models.describe()] * n, X
+            return p, [self.models.describe(ranking=True)] * n, X
         env = str(planned["target_environment"].iloc[0])
         resources = list(planned["resources_deployed"].iloc[0])
         s, f, _ = self.snapshot.context_counts(env, resources)

@@ -42,8 +42,12 @@ class ServingModels:
     trained_until: str | None = None
     store_id: str | None = None  # the store it learned from (None: registered without it)
 
-    def describe(self) -> str:
-        return f"champion success model v{self.version}"
+    def describe(self, *, ranking: bool = False) -> str:
+        """Where a probability came from; ``ranking``: as recommendations score candidates."""
+        name = f"champion success model v{self.version}"
+        if ranking and getattr(self.success, "ranking_", None) is not None:
+            return f"{name} (its ranking twin)"
+        return name
 
 
 @dataclass(frozen=True)
