@@ -47,11 +47,23 @@ def brier_score(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray
     return float(np.mean((p_arr - y_arr) ** 2))
 
 
-def log_loss(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray) -> float:
-    """Mean negative log-likelihood with probabilities clipped to ``[EPS, 1 - EPS]``."""
+def log_losses(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per-row negative log-likelihood with probabilities clipped to ``[EPS, 1 - EPS]``."""
     y_arr, p_arr = _arrays(y, p)
     p_arr = np.clip(p_arr, EPS, 1 - EPS)
-    return float(-np.mean(y_arr * np.log(p_arr) + (1 - y_arr) * np.log(1 - p_arr)))
+    return -(y_arr * np.log(p_arr) + (1 - y_arr) * np.log(1 - p_arr))
+
+
+def log_loss(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray) -> float:
+    """Mean of ``log_losses``."""
+    return float(np.mean(log_losses(y, p)))
+
+
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values`` (0 for fewer than two): with per-row paired
+    differences of two models, the noise common to both cancels."""
+    n = values.size
+    return float(np.std(values, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
 
 
 def calibration_bins(
@@ -154,7 +166,7 @@ def brier_difference(
     _, r_arr = _arrays(y, reference)
     d = (p_arr - y_arr) ** 2 - (r_arr - y_arr) ** 2
     n = d.size
-    se = float(np.std(d, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    se = standard_error(d)
     return PairedDifference(
         difference=float(d.mean()) if n else float("nan"),
         standard_error=se,

@@ -45,7 +45,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from deploylearn.models.metrics import EPS, log_loss
+from deploylearn.models.metrics import EPS, log_loss, log_losses, standard_error
 
 NONSTATIONARY_FEATURES: tuple[str, ...] = (
     r"_successes$",
@@ -384,10 +384,10 @@ PREDICTOR_SETS: frozenset[str] = frozenset(
 )
 
 
-def feature_set_name(exclude_features: Sequence[str] | None) -> str:
+def feature_set_name(exclude_features: Sequence[str]) -> str:
     """The ``FEATURE_SETS`` name of an exclusion list, or ``custom``."""
     for name, patterns in FEATURE_SETS.items():
-        if exclude_features is not None and tuple(patterns) == tuple(exclude_features):
+        if tuple(patterns) == tuple(exclude_features):
             return name
     return "custom"
 
@@ -440,8 +440,7 @@ def select_success_params(
     def row_losses(params: Mapping[str, Any]) -> np.ndarray:
         settings = {**(base or {}), **params, "calibration": "none", "random_state": random_state}
         model = SuccessModel(**settings).fit(X.iloc[first:cut], y_arr[first:cut])
-        p = np.clip(model.predict_proba(X.iloc[cut:])[:, 1], EPS, 1 - EPS)
-        return -(y_valid * np.log(p) + (1 - y_valid) * np.log(1 - p))
+        return log_losses(y_valid, model.predict_proba(X.iloc[cut:])[:, 1])
 
     default_name = feature_set_name(default_exclude)
     grid_losses = [row_losses(p) for p in grid]
@@ -465,7 +464,8 @@ def select_success_params(
         loss = row_losses({**best, "exclude_features": tuple(exclude)})
         stage.append(_Scored(name, tuple(exclude), loss, len(used)))
     lowest = min(stage, key=lambda c: c.mean)
-    within = [c for c in stage if c.mean - lowest.mean <= _standard_error(c.loss, lowest.loss)]
+    se = [standard_error(c.loss - lowest.loss) for c in stage]
+    within = [c for c, e in zip(stage, se, strict=True) if c.mean - lowest.mean <= e]
     predictor = min(
         (c for i, c in enumerate(stage) if i == 0 or c.name in predictor_sets),
         key=lambda c: c.mean,
@@ -477,10 +477,10 @@ def select_success_params(
             **grid[at],
             "features": c.name,
             "validation_log_loss": c.mean,
-            "loss_se": _standard_error(c.loss, lowest.loss),
+            "loss_se": e,
             "used": c.used,
         }
-        for c in stage[1:]
+        for c, e in zip(stage[1:], se[1:], strict=True)
     ]
     return best, pd.DataFrame(rows)
 
@@ -497,12 +497,6 @@ class _Scored:
     @property
     def mean(self) -> float:
         return float(self.loss.mean())
-
-
-def _standard_error(loss: np.ndarray, reference: np.ndarray) -> float:
-    """Standard error of the mean per-row difference ``loss - reference``."""
-    diff = loss - reference
-    return float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
 
 
 def _used_columns(columns: Sequence[Any], exclude: Sequence[str]) -> list[Any]:
