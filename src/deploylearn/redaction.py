@@ -199,6 +199,14 @@ def protect_text(text: str, cipher: SecretCipher | None = None) -> str:
     if not _suspect(text):
         return text
     spans: list[tuple[int, int, str]] = []  # (start, end, replacement), in the original text
+    tokens = [m.span() for m in _TOKEN.finditer(text)] if ENCRYPTED_PREFIX in text else []
+    # A token of ours is ciphertext, not words: its random base64 can read like ``…Pw=`` and
+    # must not make the text after it an assignment's value (re-ingests would change it).
+    ours = [(s, e) for s, e in tokens if cipher is not None and cipher.owns(text[s:e])]
+
+    def in_ours(position: int) -> bool:
+        return any(s <= position < e for s, e in ours)
+
     for match in _JSON_START.finditer(text):
         start = match.start()
         if spans and start < spans[-1][1]:
@@ -211,14 +219,14 @@ def protect_text(text: str, cipher: SecretCipher | None = None) -> str:
         if mask(protected) != found:
             spans.append((start, end, orjson.dumps(protected).decode()))
     for match in _ASSIGNMENT.finditer(text):
-        if is_secret_key(match.group("key")):
+        if is_secret_key(match.group("key")) and not in_ours(match.start()):
             group = next(g for g in ("dq", "sq", "bare") if match.group(g) is not None)
             spans.append((match.start(group), match.end(group), ""))
     for pattern, group in ((_URL_PASSWORD, "pw"), (_BEARER, "tok"), (_PHRASE, "val")):
         for match in pattern.finditer(text):
-            spans.append((match.start(group), match.end(group), ""))
-    if ENCRYPTED_PREFIX in text:
-        spans += [(m.start(), m.end(), "") for m in _TOKEN.finditer(text)]
+            if not in_ours(match.start()):
+                spans.append((match.start(group), match.end(group), ""))
+    spans += [(s, e, "") for s, e in tokens]
     if not spans:
         return text
     pieces: list[str] = []

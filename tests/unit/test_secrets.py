@@ -27,7 +27,16 @@ from deploylearn import DeploymentPatternLearner
 from deploylearn.cli.app import app
 from deploylearn.errors import SecretKeyError
 from deploylearn.preparation import prepare
-from deploylearn.redaction import REDACTED, SecretCipher, mask, protect, reveal
+from deploylearn.redaction import (
+    ENCRYPTED_PREFIX,
+    REDACTED,
+    SecretCipher,
+    is_secret_key,
+    mask,
+    protect,
+    protect_text,
+    reveal,
+)
 from deploylearn.screen import validate_execution
 from deploylearn.store.neo4j_store import parse_neo4j_url
 from deploylearn.synthetic import SyntheticWorld
@@ -236,6 +245,22 @@ def test_identity_does_not_depend_on_the_key() -> None:
         assert [i.issue_id for i in encrypted.issues] == [i.issue_id for i in plain.issues]
         again = prepare(validate_execution(encrypted.to_seed_dict()), cipher)  # a re-ingest
         assert again.content_hash == plain.content_hash
+
+
+def test_a_token_that_reads_like_an_assignment_keeps_the_text_after_it() -> None:
+    """Fernet's random base64 sometimes reads like ``…Pw=`` (about 1 token in 70): re-protecting
+    ``token enc:v1:…= used`` must not hide ``used``, or a re-ingest changes the content hash."""
+    cipher = SecretCipher(KEY, b"0123456789abcdef")
+    for _ in range(5000):
+        token = cipher.encrypt("correct horse battery")  # 23 bytes of JSON: one "=" of padding
+        body = token.removeprefix(ENCRYPTED_PREFIX)
+        if body.endswith("=") and not body.endswith("==") and is_secret_key(body[:-1]):
+            break
+    else:
+        pytest.fail("no token reading like an assignment in 5000 tries")
+    text = f"token {token} used"
+    assert protect_text(text, cipher) == text
+    assert mask(protect_text(text, cipher)) == f"token {REDACTED} used"
 
 
 def test_writes_under_another_key_are_refused(
