@@ -104,7 +104,7 @@ def prepare_in_workers(
     pending: deque[Future[PreparedChunk]] = deque()
     try:
         for chunk in _chunks(rows, chunk_rows or CHUNK_ROWS):
-            pending.append(pool.submit(_prepare_chunk, chunk))
+            pending.append(_submit(pool, chunk))
             if len(pending) >= 2 * workers:
                 yield _result(pending.popleft())
         while pending:
@@ -113,14 +113,25 @@ def prepare_in_workers(
         pool.shutdown(cancel_futures=True)
 
 
+_WORKER_DIED = (
+    "a worker process preparing the input died (killed, or out of memory?); chunks written "
+    "before it stay written, so ingesting the file again adds only the rest"
+)
+
+
+def _submit(pool: ProcessPoolExecutor, chunk: list[Row]) -> Future[PreparedChunk]:
+    # A pool broken before this chunk refuses it at once (a race with the chunk that broke it).
+    try:
+        return pool.submit(_prepare_chunk, chunk)
+    except BrokenProcessPool as exc:
+        raise WorkerError(_WORKER_DIED) from exc
+
+
 def _result(future: Future[PreparedChunk]) -> PreparedChunk:
     try:
         return future.result()
     except BrokenProcessPool as exc:
-        raise WorkerError(
-            "a worker process preparing the input died (killed, or out of memory?); chunks "
-            "written before it stay written, so ingesting the file again adds only the rest"
-        ) from exc
+        raise WorkerError(_WORKER_DIED) from exc
 
 
 def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
