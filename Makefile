@@ -28,6 +28,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python benchmarks/ingest_benchmark.py

@@ -90,7 +90,7 @@ def run_child(*args: str) -> tuple[dict[str, float], float]:
 
 def write_history(path: Path, size: int) -> float:
     from deploylearn.demo import demo_records
-    from deploylearn.interchange import write_records
+    from deploylearn.ingest.formats import write_records
 
     start = time.perf_counter()
     write_records(path, demo_records(size, seed=1), "jsonl")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from deploylearn.evaluation.report import learning_report, meets_targets, record_demo_history
 from deploylearn.learner import DeploymentPatternLearner
-from deploylearn.pipeline import learning_report, meets_targets, record_demo_history
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -47,11 +47,12 @@ import orjson
 from neo4j import Driver, ManagedTransaction
 
 from deploylearn import DeploymentPatternLearner
-from deploylearn.preparation import PreparedExecution, prepare
-from deploylearn.screen import validate_execution
-from deploylearn.store import gds, neo4j_store
-from deploylearn.store.cypher import Label, Rel
-from deploylearn.store.neo4j_store import Neo4jStore
+from deploylearn.domain.prepared import PreparedExecution, prepare
+from deploylearn.domain.screen import validate_execution
+from deploylearn.domain.vocabulary import Label, Rel
+from deploylearn.store.neo4j import gds
+from deploylearn.store.neo4j import store as neo4j_store
+from deploylearn.store.neo4j.store import Neo4jStore
 
 MiB = 2**20
 

@@ -4,7 +4,7 @@
 
 Generates a seeded synthetic history, records it into a temporary DuckDB store, trains the
 success model on the first 80 % (by time) and serves each later day from the history before
-it (see ``deploylearn.pipeline.serving_backtest``). Prints the regret table (deploylearn vs the
+it (see ``deploylearn.evaluation.serving_backtest``). Prints the regret table (deploylearn vs the
 seed's ranking vs a Wilson bound, and the ratios) and the gate catch rates next to the oracle's.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from deploylearn import DeploymentPatternLearner
+from deploylearn.evaluation.serving_backtest import ServingBacktestSettings, run_serving_backtest
 from deploylearn.pipeline import steps
-from deploylearn.pipeline.serving_backtest import ServingBacktestSettings, run_serving_backtest
 from deploylearn.serving.blend import BlendParams
 from deploylearn.synthetic import SyntheticWorld
 

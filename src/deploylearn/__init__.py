@@ -1,11 +1,10 @@
 """deploylearn: learn which Ignition deployment patterns succeed where, from every execution."""
 
 from deploylearn.config import Settings
+from deploylearn.domain.records import DeploymentExecution
 from deploylearn.learner import DeploymentPatternLearner, IngestReport
-from deploylearn.records import DeploymentExecution
 from deploylearn.store import open_store
-
-__version__ = "0.1.0"
+from deploylearn.version import __version__
 
 __all__ = [
     "DeploymentExecution",

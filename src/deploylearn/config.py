@@ -13,7 +13,7 @@ from deploylearn.store.base import process_actor
 class Settings:
     """``DEPLOYLEARN_STORE``, ``DEPLOYLEARN_SECRET_KEY``, ``DEPLOYLEARN_ACTOR`` (for audit)
     and ``MLFLOW_TRACKING_URI`` (where serving finds the champion; None: the default
-    ``models.tracking.default_tracking_uri``)."""
+    ``tracking.paths.default_tracking_uri``)."""
 
     store_url: str
     secret_key: str | None = None

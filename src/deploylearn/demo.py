@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from deploylearn.errors import DeploylearnError
-from deploylearn.interchange import write_records
+from deploylearn.ingest.formats import write_records
 from deploylearn.learner import DeploymentPatternLearner
 
 DEMO_QUERY = {"environment": "production", "resources": ["project", "database"]}

@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self
 import pandas as pd
 
 from deploylearn.config import Settings
+from deploylearn.domain.prepared import (
+    PreparedExecution,
+    prepare,
+    protect_adaptation,
+    protect_planned,
+)
+from deploylearn.domain.records import parse_adaptation, parse_planned, slugify
+from deploylearn.domain.redaction import SecretCipher, reveal
+from deploylearn.domain.screen import validate_execution
 from deploylearn.errors import (
     ConflictError,
     FieldProblem,
@@ -25,29 +34,20 @@ from deploylearn.errors import (
     UnknownExecutionError,
     WorkerError,
 )
-from deploylearn.interchange import (
+from deploylearn.ingest.formats import (
     Format,
     export_format,
     read_rows,
     write_records,
     write_records_to,
 )
-from deploylearn.preparation import (
-    PreparedExecution,
-    prepare,
-    protect_adaptation,
-    protect_planned,
-)
-from deploylearn.prepare_pool import (
+from deploylearn.ingest.workers import (
     Prepared,
     PreparedChunk,
     can_fork,
     prepare_in_workers,
     prepare_rows,
 )
-from deploylearn.records import parse_adaptation, parse_planned, slugify
-from deploylearn.redaction import SecretCipher, reveal
-from deploylearn.screen import validate_execution
 from deploylearn.store import Store, open_store
 from deploylearn.store.base import KeyRecord
 from deploylearn.store.plan import WriteResult
@@ -455,7 +455,7 @@ class DeploymentPatternLearner:
         ``progress`` is called with the number of lines handled after each batch.
 
         ``workers`` > 1 validates and prepares in that many forked processes, in chunks of
-        ``prepare_pool.CHUNK_ROWS`` rows (one transaction each; ``batch_size`` then does not
+        ``ingest.workers.CHUNK_ROWS`` rows (one transaction each; ``batch_size`` then does not
         apply). Only for stores that write tables (DuckDB) on systems that fork; elsewhere it
         runs in this process. The default picks one worker per CPU (at most ``MAX_WORKERS``)
         for files of ``PARALLEL_MIN_BYTES`` or more. Either way, the stored data and the
@@ -500,7 +500,7 @@ class DeploymentPatternLearner:
 
         ``path`` is a file (written atomically: a temporary file renamed into place) or an
         open binary stream (``fmt`` default ``jsonl``). The format comes from ``fmt`` or the
-        extension (``interchange.EXPORT_SUFFIXES``); an unknown extension, or an existing
+        extension (``ingest.formats.EXPORT_SUFFIXES``); an unknown extension, or an existing
         file without ``overwrite``, is ``OutputFileError``."""
         if not isinstance(path, str | Path):
             return write_records_to(path, self.store.iter_executions(), fmt or "jsonl")
@@ -607,7 +607,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def _reason(reason: str) -> str:
     """A delete or amend must say why (it lands in the audit log, scrubbed of secrets)."""
-    from deploylearn.redaction import scrub_text
+    from deploylearn.domain.redaction import scrub_text
 
     text = scrub_text(str(reason or "").strip())
     if not text:

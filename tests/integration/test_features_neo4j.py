@@ -21,9 +21,10 @@ from sklearn.metrics import roc_auc_score
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.demo import demo_records
-from deploylearn.features import TrainingFrame, build_training_frame, structural_graph
-from deploylearn.features.frame import FastRPParams, gds_node_embeddings
-from deploylearn.store.neo4j_store import Neo4jStore
+from deploylearn.features import TrainingFrame, structural_graph
+from deploylearn.features.frame import FastRPParams
+from deploylearn.pipeline.training_frame import build_training_frame, gds_node_embeddings
+from deploylearn.store.neo4j.store import Neo4jStore
 from tests.conftest import neo4j_url
 
 pytestmark = pytest.mark.neo4j
@@ -151,8 +152,7 @@ def test_gds_embeddings_are_structural_and_reproducible(stores: Stores) -> None:
 
 def test_numpy_graph_is_the_gds_projection(stores: Stores) -> None:
     """Node and relationship counts of the numpy graph equal GDS's projection of the store."""
-    from deploylearn.store import gds
-
+    from deploylearn.store.neo4j import gds
     with DeploymentPatternLearner.open(stores.neo4j) as learner:
         store = learner.store
         assert isinstance(store, Neo4jStore)

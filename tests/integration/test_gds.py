@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from deploylearn import DeploymentPatternLearner
-from deploylearn.store import gds
-from deploylearn.store.neo4j_store import Neo4jStore
+from deploylearn.store.neo4j import gds
+from deploylearn.store.neo4j.store import Neo4jStore
 from tests.conftest import failed_record, make_record
 
 pytestmark = pytest.mark.neo4j

@@ -9,7 +9,7 @@ from neo4j import GraphDatabase
 
 from deploylearn.errors import StoreUnavailableError
 from deploylearn.store import open_store
-from deploylearn.store.neo4j_store import parse_neo4j_url
+from deploylearn.store.neo4j.store import parse_neo4j_url
 from tests.conftest import neo4j_url
 
 pytestmark = pytest.mark.neo4j

@@ -14,7 +14,7 @@ import pytest
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.demo import demo_records
-from deploylearn.records import DeploymentPattern, EnvironmentAdaptation
+from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation
 from deploylearn.serving.adaptations import environment_adaptations
 from tests.conftest import BASE_TIME
 

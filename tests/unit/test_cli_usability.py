@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from deploylearn.cli import common, train_commands
-from deploylearn.interchange import write_records
+from deploylearn.ingest.formats import write_records
 from tests.conftest import failed_record, make_record
 from tests.unit.test_cli import ign, one_line_error
 

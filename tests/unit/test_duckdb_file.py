@@ -9,7 +9,7 @@ import pytest
 from deploylearn import DeploymentPatternLearner
 from deploylearn.errors import ConflictError, InvalidStoreUrlError, StoreUnavailableError
 from deploylearn.store import open_store
-from deploylearn.store.duckdb_sql import LEGACY_COUNT_COLUMNS
+from deploylearn.store.duckdb.sql import LEGACY_COUNT_COLUMNS
 from tests.conftest import failed_record, make_record
 
 SECRET = "Hunter2-PLAINTEXT-CANARY"
@@ -151,8 +151,7 @@ def test_failed_batch_leaves_no_pattern_behind(
 ) -> None:
     """A batch that fails after planning rolls back; the patterns it planned must not stay in
     the store's in-memory index, or the retried batch would never write them."""
-    from deploylearn.store import duckdb_store
-
+    from deploylearn.store.duckdb import store as duckdb_store
     batch = [make_record(i, configuration_used={"canary_knob": "only-here"}) for i in range(3)]
     with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'f.duckdb'}") as learner:
         original = duckdb_store._insert_definitions

@@ -16,7 +16,7 @@ import pytest
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.errors import OutputFileError
-from deploylearn.interchange import write_records
+from deploylearn.ingest.formats import write_records
 from tests.conftest import make_record
 from tests.unit.test_cli import ign, one_line_error
 
@@ -48,7 +48,7 @@ def test_a_killed_export_never_leaves_a_file_under_the_name(tmp_path: Path) -> N
     script = f"""
 import os, signal
 from pathlib import Path
-from deploylearn.interchange import write_records
+from deploylearn.ingest.formats import write_records
 from tests.conftest import make_record
 def batches():
     yield [make_record(i) for i in range(100)]

@@ -19,9 +19,9 @@ from sklearn.metrics import roc_auc_score
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.demo import demo_records
+from deploylearn.domain.records import DeploymentPattern
 from deploylearn.features import (
     TrainingFrame,
-    build_training_frame,
     context_features,
     fastrp,
     fastrp_node_embeddings,
@@ -36,7 +36,7 @@ from deploylearn.features import (
 )
 from deploylearn.features import history as history_module
 from deploylearn.features.embeddings import SPARSITY, node_ids, random_vectors, setting_id
-from deploylearn.records import DeploymentPattern
+from deploylearn.pipeline.training_frame import build_training_frame
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 WINDOW_DAYS = 2.0

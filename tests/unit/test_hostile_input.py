@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from deploylearn import DeploymentPatternLearner, prepare_pool
+from deploylearn import DeploymentPatternLearner
 from deploylearn.errors import InputFileError, InvalidRecordError
-from deploylearn.interchange import write_records
+from deploylearn.ingest import workers as ingest_workers
+from deploylearn.ingest.formats import write_records
 
 from ..conftest import make_record
 from .test_cli import ign, one_line_error
@@ -122,14 +123,14 @@ def test_cli_record_with_a_giant_integer_or_deep_config(duckdb_url: str) -> None
     assert "a: appears more than once" in one_line_error(twice)
 
 
-@pytest.mark.skipif(not prepare_pool.can_fork(), reason="workers are forked")
+@pytest.mark.skipif(not ingest_workers.can_fork(), reason="workers are forked")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_one_giant_integer_in_the_middle_costs_one_line(
     duckdb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     """Issue 11: a giant integer at line 12,001 of 25,001 kept only 10,000 executions; at a
     tenth of the size, with chunks and batches a tenth as large."""
-    monkeypatch.setattr(prepare_pool, "CHUNK_ROWS", 1_000)
+    monkeypatch.setattr(ingest_workers, "CHUNK_ROWS", 1_000)
     lines = [json.dumps(make_record(i)) for i in range(2_501)]
     lines[1_200] = _with_config(1_200, f'{{"validation_timeout": {GIANT}}}')
     path = _jsonl(tmp_path / "history.jsonl", lines)

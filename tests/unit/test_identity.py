@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from deploylearn.identity import (
+from deploylearn.domain.identity import (
     PatternIndex,
     canonical_template,
     normalize_issue,

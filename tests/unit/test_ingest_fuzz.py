@@ -20,9 +20,10 @@ from typing import Any
 import orjson
 import pytest
 
-from deploylearn import DeploymentPatternLearner, prepare_pool
+from deploylearn import DeploymentPatternLearner
 from deploylearn.demo import demo_records
-from deploylearn.interchange import write_records
+from deploylearn.ingest import workers as ingest_workers
+from deploylearn.ingest.formats import write_records
 
 from ..conftest import make_record
 
@@ -200,9 +201,9 @@ def test_valid_records_survive_hostile_ones(
     fmt: str,
     workers: int,
 ) -> None:
-    if workers > 1 and not prepare_pool.can_fork():
+    if workers > 1 and not ingest_workers.can_fork():
         pytest.skip("workers are forked")
-    monkeypatch.setattr(prepare_pool, "CHUNK_ROWS", 700)  # several chunks in flight
+    monkeypatch.setattr(ingest_workers, "CHUNK_ROWS", 700)  # several chunks in flight
     rng = random.Random(f"{SEED}-{fmt}")
     records = _valid_records(rng)
     if fmt == "jsonl":

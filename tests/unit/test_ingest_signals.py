@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from deploylearn import prepare_pool
+from deploylearn.ingest import workers as ingest_workers
 from tests.conftest import make_record
 
 pytestmark = pytest.mark.skipif(
-    not (prepare_pool.can_fork() and Path("/proc").is_dir()), reason="forked workers, /proc"
+    not (ingest_workers.can_fork() and Path("/proc").is_dir()), reason="forked workers, /proc"
 )
 
 

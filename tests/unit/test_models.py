@@ -8,6 +8,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from deploylearn.evaluation.report import KEEP_EMBEDDINGS
 from deploylearn.models import (
     BetaPosteriorBaseline,
     DurationModel,
@@ -33,7 +34,6 @@ from deploylearn.models.success import (
     NONSTATIONARY_FEATURES,
     Calibrator,
 )
-from deploylearn.pipeline.report import KEEP_EMBEDDINGS
 
 FAST = {"max_iter": 40, "min_samples_leaf": 20, "max_leaf_nodes": 7}
 

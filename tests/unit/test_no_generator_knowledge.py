@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from deploylearn import records
+from deploylearn.domain import records
 from deploylearn.synthetic import catalogue
 
-PACKAGE = Path(records.__file__).parent
+PACKAGE = Path(records.__file__).parent.parent
 ROOT = PACKAGE.parent.parent
 # The seed is beside the project (``../shared/seed``), not in it.
 SEED_CANDIDATES = [

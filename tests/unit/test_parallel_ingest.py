@@ -8,14 +8,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from deploylearn import DeploymentPatternLearner, prepare_pool
+from deploylearn import DeploymentPatternLearner
 from deploylearn import learner as learner_module
 from deploylearn.demo import demo_records
 from deploylearn.errors import WorkerError
+from deploylearn.ingest import workers as ingest_workers
 
 from ..conftest import failed_record, make_record
 
-pytestmark = pytest.mark.skipif(not prepare_pool.can_fork(), reason="workers are forked")
+pytestmark = pytest.mark.skipif(not ingest_workers.can_fork(), reason="workers are forked")
 
 
 def _history(tmp_path: Path) -> Path:
@@ -80,7 +81,7 @@ def _same_report(a: dict, b: dict) -> None:
 def test_workers_give_the_same_store_and_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(prepare_pool, "CHUNK_ROWS", 250)  # several chunks, several in flight
+    monkeypatch.setattr(ingest_workers, "CHUNK_ROWS", 250)  # several chunks, several in flight
     path = _history(tmp_path)
     one = _ingest(f"duckdb://{tmp_path / 'one.duckdb'}", path, workers=1)
     two = _ingest(f"duckdb://{tmp_path / 'two.duckdb'}", path, workers=2)
@@ -98,7 +99,7 @@ def test_workers_give_the_same_store_and_report(
 
 
 def test_workers_take_csv_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prepare_pool, "CHUNK_ROWS", 300)
+    monkeypatch.setattr(ingest_workers, "CHUNK_ROWS", 300)
     with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'a.duckdb'}") as learner:
         learner.ingest(_history(tmp_path), workers=1)
         learner.export(tmp_path / "h.csv")
@@ -113,7 +114,7 @@ def test_encrypted_secrets_written_by_workers_can_be_read_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEPLOYLEARN_SECRET_KEY", "correct horse battery staple")
-    monkeypatch.setattr(prepare_pool, "CHUNK_ROWS", 400)
+    monkeypatch.setattr(ingest_workers, "CHUNK_ROWS", 400)
     path = _history(tmp_path)
     with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 's.duckdb'}") as learner:
         report = learner.ingest(path, workers=2)
@@ -139,26 +140,26 @@ def test_workers_are_chosen_by_file_size_and_store(
         assert learner.ingest_workers(path, 3) == 1  # a store that writes rows
 
 
-def _dies_on_second_chunk(chunk: list) -> prepare_pool.PreparedChunk:
+def _dies_on_second_chunk(chunk: list) -> ingest_workers.PreparedChunk:
     if chunk[0][0] > 1:  # not the chunk that starts at line 1
         os._exit(9)
     return _prepare_chunk(chunk)
 
 
-_prepare_chunk = prepare_pool._prepare_chunk
+_prepare_chunk = ingest_workers._prepare_chunk
 
 
 def test_a_worker_that_dies_fails_the_ingest_and_keeps_what_was_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(prepare_pool, "CHUNK_ROWS", 300)
-    monkeypatch.setattr(prepare_pool, "_prepare_chunk", _dies_on_second_chunk)
+    monkeypatch.setattr(ingest_workers, "CHUNK_ROWS", 300)
+    monkeypatch.setattr(ingest_workers, "_prepare_chunk", _dies_on_second_chunk)
     path = _history(tmp_path)
     with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'd.duckdb'}") as learner:
         with pytest.raises(WorkerError, match="worker process"):
             learner.ingest(path, workers=2)
         written = learner.store.stats().executions
-        monkeypatch.setattr(prepare_pool, "_prepare_chunk", _prepare_chunk)
+        monkeypatch.setattr(ingest_workers, "_prepare_chunk", _prepare_chunk)
         report = learner.ingest(path, workers=2)
     assert written in (0, 299)  # the first chunk (one bad line), if written before the failure
     assert report.accepted + written == 1_201

@@ -130,7 +130,7 @@ def test_training_promotes_records_and_is_idempotent(
 ) -> None:
     from mlflow import MlflowClient
 
-    from deploylearn.models.registry import MODEL_NAMES, Registry
+    from deploylearn.tracking.registry import MODEL_NAMES, Registry
 
     with open_store(demo.url) as store:
         steps_seen: list[str] = []
@@ -229,7 +229,7 @@ def test_the_gate_refuses_a_worse_model_not_a_tie(demo: Demo, tracking: dict[str
     """Issue 12 item 4. A first model is judged against serving without a model (not absolute
     thresholds); a retrain a hair worse than the champion is a tie and passes; a clearly worse
     one is refused."""
-    from deploylearn.models.registry import Registry
+    from deploylearn.tracking.registry import Registry
 
     def settings(max_iter: int, **overrides: object) -> TrainingSettings:
         return _fast(
@@ -317,7 +317,7 @@ def test_a_sparse_history_trains_without_durations_and_serves(
 def test_no_refit_serves_exactly_the_evaluated_model(
     demo: Demo, tracking: dict[str, object]
 ) -> None:
-    from deploylearn.models.registry import Registry
+    from deploylearn.tracking.registry import Registry
 
     with open_store(demo.url) as store:
         run = run_training(store, _fast(**tracking, refit=False))

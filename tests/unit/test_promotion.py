@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from deploylearn.models.registry import Registry
 from deploylearn.pipeline import run_training
 from deploylearn.serving.models import load_serving_models
 from deploylearn.store import open_store
+from deploylearn.tracking.registry import Registry
 from tests.unit.test_pipeline import Demo, _fast, demo, tracking  # noqa: F401 (fixtures)
 
 KILL_AT_SECOND_ALIAS = """

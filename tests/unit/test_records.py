@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from deploylearn.domain.records import parse_execution
 from deploylearn.errors import InvalidRecordError
-from deploylearn.records import parse_execution
 from tests.conftest import make_record
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploylearn.redaction import REDACTED, SecretCipher, is_secret_key, protect, scrub_text
+from deploylearn.domain.redaction import REDACTED, SecretCipher, is_secret_key, protect, scrub_text
 
 
 @pytest.mark.parametrize(

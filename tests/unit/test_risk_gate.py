@@ -22,13 +22,13 @@ from typer.testing import CliRunner, Result
 import deploylearn
 from deploylearn.cli.app import app
 from deploylearn.learner import DeploymentPatternLearner
-from deploylearn.models.registry import MODEL_NAMES
 from deploylearn.pipeline import TrainingRun, TrainingSettings, run_training
 from deploylearn.serving.models import ServingModels, check_provenance
 from deploylearn.serving.risk_gate import risk_gate
 from deploylearn.serving.unknowns import Vocabulary, suggestion
 from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
+from deploylearn.tracking.registry import MODEL_NAMES
 
 PLAN = ["-s", "blue_green", "-r", "project,database"]
 

@@ -15,8 +15,8 @@ from scipy.stats import beta
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.demo import demo_records
-from deploylearn.identity import issue_id_for, normalize_issue
-from deploylearn.records import DeploymentPattern, RollbackScenario
+from deploylearn.domain.identity import issue_id_for, normalize_issue
+from deploylearn.domain.records import DeploymentPattern, RollbackScenario
 from deploylearn.serving.rollbacks import (
     _posterior,
     recovery_metric,

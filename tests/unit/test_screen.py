@@ -15,10 +15,14 @@ from typing import Any
 import pytest
 
 from deploylearn.demo import demo_records
+from deploylearn.domain.records import DeploymentExecution, parse_execution
+from deploylearn.domain.screen import (
+    load_json_object,
+    screen_json,
+    screen_mapping,
+    validate_execution,
+)
 from deploylearn.errors import InvalidRecordError
-from deploylearn.interchange import load_json_object
-from deploylearn.records import DeploymentExecution, parse_execution
-from deploylearn.screen import screen_json, screen_mapping, validate_execution
 from tests.conftest import make_record
 
 FIELDS = [*DeploymentExecution.model_fields, "outcome", "duration_seconds"]
@@ -186,7 +190,7 @@ def test_pandas_timestamps_become_plain_datetimes() -> None:
     datetimes, and the content hash equals that of the same record written as ISO text."""
     import pandas as pd
 
-    from deploylearn.preparation import prepare
+    from deploylearn.domain.prepared import prepare
 
     text = make_record(4)
     stamped = {
@@ -203,7 +207,7 @@ def test_pandas_timestamps_become_plain_datetimes() -> None:
 def test_csv_rows_take_the_fast_path_and_other_spellings_still_parse(tmp_path: Path) -> None:
     """CSV booleans written as true/false become booleans (so the screen takes the row);
     other spellings pydantic accepts (yes, 1, TRUE) still arrive as text and are parsed."""
-    from deploylearn.interchange import read_rows, write_records
+    from deploylearn.ingest.formats import read_rows, write_records
 
     records = [make_record(i) for i in range(3)]
     path = tmp_path / "history.csv"

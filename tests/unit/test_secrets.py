@@ -25,9 +25,8 @@ from typer.testing import CliRunner
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.cli.app import app
-from deploylearn.errors import SecretKeyError
-from deploylearn.preparation import prepare
-from deploylearn.redaction import (
+from deploylearn.domain.prepared import prepare
+from deploylearn.domain.redaction import (
     ENCRYPTED_PREFIX,
     REDACTED,
     SecretCipher,
@@ -37,8 +36,9 @@ from deploylearn.redaction import (
     protect_text,
     reveal,
 )
-from deploylearn.screen import validate_execution
-from deploylearn.store.neo4j_store import parse_neo4j_url
+from deploylearn.domain.screen import validate_execution
+from deploylearn.errors import SecretKeyError
+from deploylearn.store.neo4j.store import parse_neo4j_url
 from deploylearn.synthetic import SyntheticWorld
 from tests.conftest import make_record, neo4j_url
 from tests.unit.secret_corpus import (

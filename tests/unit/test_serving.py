@@ -13,9 +13,9 @@ import pytest
 
 from deploylearn import DeploymentPatternLearner
 from deploylearn.demo import demo_records
+from deploylearn.domain.records import DeploymentPattern, parse_planned
 from deploylearn.features import features_for_candidates, training_frame_from_history
 from deploylearn.models.success import SuccessModel
-from deploylearn.records import DeploymentPattern, parse_planned
 from deploylearn.serving.advisor import Advisor, serving_time
 from deploylearn.serving.blend import (
     BlendParams,

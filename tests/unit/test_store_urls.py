@@ -31,7 +31,7 @@ def test_a_password_with_url_delimiters_is_never_shown(password: str) -> None:
 
 
 def test_parse_neo4j_url_keeps_the_whole_password() -> None:
-    from deploylearn.store.neo4j_store import parse_neo4j_url
+    from deploylearn.store.neo4j.store import parse_neo4j_url
 
     parsed = parse_neo4j_url("bolt+s://me:pa/ss#wo?r@d@db.example:7687/graph")
     assert parsed.auth == ("me", "pa/ss#wo?r@d")

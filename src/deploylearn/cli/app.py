@@ -26,7 +26,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploylearn import strict_json
 from deploylearn.cli.common import (
     JsonOption,
     StoreOption,
@@ -41,6 +40,7 @@ from deploylearn.cli.common import (
 from deploylearn.cli.deploy_commands import print_recommendations
 from deploylearn.cli.deploy_commands import register as register_deploy_commands
 from deploylearn.cli.train_commands import evaluate_app, train
+from deploylearn.domain import strict_json
 from deploylearn.errors import (
     DeploylearnError,
     FieldProblem,
@@ -116,7 +116,7 @@ def _global_options(
 ) -> None:
     """Options for every command (given before it: ``ign --tracking-uri URI deploy …``)."""
     configure_output(verbose)
-    if tracking_uri:  # read by Settings.from_env and models.tracking.default_tracking_uri
+    if tracking_uri:  # read by Settings.from_env and tracking.paths.default_tracking_uri
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     if store:  # the envvar of every command's --store
         os.environ["DEPLOYLEARN_STORE"] = store

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 
-from deploylearn import strict_json
+from deploylearn.domain import strict_json
 from deploylearn.errors import InputFileError
 
 out = Console()

@@ -1,8 +1,8 @@
 """Features for the success model: point-in-time history, configuration, context, time and
 structural graph embeddings (GDS FastRP on Neo4j, the same algorithm in numpy elsewhere).
 
-Pure pandas/numpy/scipy: nothing here imports a database driver or MLflow; GDS is reached
-through ``deploylearn.store.gds`` only when a Neo4j store asks for it. See docs/features.md.
+Pure pandas/numpy/scipy: nothing here imports the store, a database driver or MLflow; a
+store's frame is built in ``pipeline.training_frame`` (GDS embeddings too). See docs/features.md.
 """
 
 from deploylearn.features.config import (
@@ -22,7 +22,6 @@ from deploylearn.features.embeddings import (
 from deploylearn.features.frame import (
     FastRPParams,
     TrainingFrame,
-    build_training_frame,
     embedding_features,
     features_for_candidates,
     training_frame_from_history,
@@ -33,7 +32,6 @@ __all__ = [
     "FastRPParams",
     "StructuralGraph",
     "TrainingFrame",
-    "build_training_frame",
     "context_features",
     "embedding_features",
     "fastrp",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deploylearn.domain.records import DeploymentPattern
 from deploylearn.features._columns import (
     MICROS_PER_DAY,
     Exploded,
@@ -21,7 +22,6 @@ from deploylearn.features._columns import (
     explode_resources,
     micros,
 )
-from deploylearn.records import DeploymentPattern
 
 MAX_CATEGORIES = 12
 CATEGORICAL_COLUMNS = (

@@ -1,7 +1,7 @@
 """FastRP graph embeddings on the embedded store: the GDS algorithm in numpy/scipy.
 
 The structural graph is rebuilt from ``Store.executions_frame()`` and ``Store.patterns()`` with
-exactly the nodes and relationships that ``deploylearn.store.gds`` projects on Neo4j
+exactly the nodes and relationships that ``deploylearn.store.neo4j.gds`` projects on Neo4j
 (executions, patterns, environments, gateways, resource types, ``key=value`` config settings;
 FOLLOWS_DEPLOYMENT_PATTERN, DEPLOYED_TO, PROMOTED_FROM, RAN_ON, IN_ENVIRONMENT,
 DEPLOYS_RESOURCE, USES_SETTING, all undirected). Outcomes, issues, rollbacks and metrics are
@@ -32,9 +32,9 @@ import orjson
 import pandas as pd
 import scipy.sparse as sp
 
+from deploylearn.domain.records import DeploymentPattern
+from deploylearn.domain.vocabulary import Label, Rel
 from deploylearn.features._columns import Exploded, explode_resources
-from deploylearn.records import DeploymentPattern
-from deploylearn.store.cypher import Label, Rel
 
 SPARSITY = 3.0
 DEFAULT_ITERATION_WEIGHTS: tuple[float, ...] = (0.0, 1.0, 1.0)

@@ -1,4 +1,5 @@
-"""``build_training_frame``: one call from a store to (X, y, meta) for the success model."""
+"""``training_frame_from_history``: executions and patterns to (X, y, meta) for the success
+model. Pure: the store's frames come in (``pipeline.training_frame`` reads them)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from deploylearn.domain.records import DeploymentPattern
+from deploylearn.domain.vocabulary import Label
 from deploylearn.features._columns import Exploded, explode_resources
 from deploylearn.features.config import (
     context_features,
@@ -26,14 +29,8 @@ from deploylearn.features.embeddings import (
     fastrp_node_embeddings,
 )
 from deploylearn.features.history import DEFAULT_WINDOW_DAYS, point_in_time_features
-from deploylearn.records import DeploymentPattern
-from deploylearn.store.cypher import Label
-
-if TYPE_CHECKING:
-    from deploylearn.store.base import Store
 
 T = TypeVar("T")
-EmbeddingMode = Literal["auto", "none", "numpy", "gds"]
 META_COLUMNS = [
     "execution_id",
     "started_at",
@@ -42,7 +39,6 @@ META_COLUMNS = [
     "gateway_host",
     "deployment_strategy",
 ]
-NEO4J_SCHEMES = ("neo4j", "bolt")
 _ONE_HOT = (
     "resource__",
     "deployment_strategy__",
@@ -101,63 +97,6 @@ class TrainingFrame:
             node_embeddings=self.node_embeddings,
             timings=self.timings,
         )
-
-
-def build_training_frame(
-    store: Store,
-    *,
-    embeddings: EmbeddingMode = "auto",
-    embedding_dimension: int = 32,
-    random_seed: int = 0,
-    since: datetime | None = None,
-) -> TrainingFrame:
-    """The training frame of everything in ``store``.
-
-    ``embeddings``: "gds" runs FastRP in Neo4j (Neo4j stores only), "numpy" runs the same
-    algorithm here, "none" leaves embeddings out, "auto" picks gds on Neo4j and numpy
-    otherwise. ``since`` keeps rows that start at or after it; their history features still
-    see everything before them.
-    """
-    mode = _resolve(store, embeddings)
-    started = time.perf_counter()
-    frame = store.executions_frame()
-    patterns = store.patterns()
-    timings = {"load_s": time.perf_counter() - started}
-    params = FastRPParams(dimension=embedding_dimension, random_seed=random_seed)
-    chosen: Literal["none", "numpy"] | pd.DataFrame = "numpy" if mode == "numpy" else "none"
-    if mode == "gds":
-        chosen = timed_value(timings, "embeddings", lambda: gds_node_embeddings(store, params))
-    result = training_frame_from_history(
-        frame, patterns, embeddings=chosen, fastrp_params=params, since=since
-    )
-    result.timings.update(timings)
-    return result
-
-
-def _resolve(store: Store, embeddings: EmbeddingMode) -> str:
-    on_neo4j = store.url.split(":", 1)[0].split("+", 1)[0].lower() in NEO4J_SCHEMES
-    if embeddings == "auto":
-        return "gds" if on_neo4j else "numpy"
-    if embeddings == "gds" and not on_neo4j:
-        raise ValueError(f"embeddings='gds' needs a Neo4j store, not {store.url}")
-    if embeddings not in ("none", "numpy", "gds"):
-        raise ValueError(f"unknown embeddings mode {embeddings!r}")
-    return embeddings
-
-
-def gds_node_embeddings(store: Store, params: FastRPParams) -> pd.DataFrame:
-    """FastRP computed by GDS inside Neo4j (imports the Neo4j side only when called)."""
-    from deploylearn.store import gds
-
-    embeddings = gds.fastrp_embeddings(
-        store,  # type: ignore[arg-type]
-        dimension=params.dimension,
-        random_seed=params.random_seed,
-        iteration_weights=params.iteration_weights,
-        normalization_strength=params.normalization_strength,
-    )
-    embeddings.attrs[EMBEDDING_SOURCE] = "gds"
-    return embeddings
 
 
 def training_frame_from_history(

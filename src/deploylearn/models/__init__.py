@@ -1,6 +1,5 @@
 """Models: calibrated success probability, pattern similarity, duration quantiles, baselines
-and metrics. Pure scikit-learn estimators; ``models.registry`` alone talks to MLflow (import it
-explicitly, it is not loaded here)."""
+and metrics. Pure scikit-learn estimators; MLflow lives in ``deploylearn.tracking``."""
 
 from deploylearn.models.baselines import (
     BetaPosteriorBaseline,

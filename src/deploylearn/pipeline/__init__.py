@@ -7,7 +7,6 @@
 
 from deploylearn.pipeline.backtest import BacktestReport, BacktestSettings, run_backtest
 from deploylearn.pipeline.lock import TrainingLockedError, training_lock
-from deploylearn.pipeline.report import learning_report, meets_targets, record_demo_history
 from deploylearn.pipeline.train import (
     EXIT_GATE_REFUSED,
     EXIT_LOCKED,
@@ -28,9 +27,6 @@ __all__ = [
     "TrainingLockedError",
     "TrainingRun",
     "TrainingSettings",
-    "learning_report",
-    "meets_targets",
-    "record_demo_history",
     "run_backtest",
     "run_training",
     "training_lock",

@@ -35,6 +35,7 @@ import pandas as pd
 from deploylearn.models.baselines import RawFieldsModel, parrot, running_rate
 from deploylearn.models.success import SuccessModel
 from deploylearn.pipeline import steps
+from deploylearn.pipeline.training_frame import resolve_embeddings
 
 if TYPE_CHECKING:
     from deploylearn.store.base import Store
@@ -86,7 +87,7 @@ def run_backtest(
     """Backtest on everything in ``store``; ``truth`` (execution_id -> true p) adds the oracle."""
     settings = settings or BacktestSettings()
     history = steps.extract(store)
-    mode = steps.resolve_embeddings(history.store_url, settings.embeddings)
+    mode = resolve_embeddings(history.store_url, settings.embeddings)
     gds_table = (
         steps.gds_embeddings(store, settings.embedding_dimension, settings.seed)
         if mode == "gds"

@@ -14,9 +14,9 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import deploylearn
 from deploylearn.features._columns import column_name
 from deploylearn.serving.models import STORE_ID_TAG
+from deploylearn.version import __version__
 
 VERSION_TAG = "deploylearn.package_version"  # not .version: Registry.versions has one
 GIT_COMMIT_TAG = "deploylearn.git_commit"
@@ -50,13 +50,13 @@ def package_version() -> str:
     try:
         return version("deploylearn")
     except PackageNotFoundError:
-        return deploylearn.__version__
+        return __version__
 
 
 def git_commit(folder: Path | None = None) -> tuple[str, bool] | None:
     """(HEAD commit, has uncommitted changes) of the git checkout that tracks the
     ``deploylearn`` package, or None (no git, an installed wheel, a timeout)."""
-    here = folder or Path(deploylearn.__file__).resolve().parent
+    here = folder or Path(__file__).resolve().parents[1]  # the deploylearn package
     git = shutil.which("git")
     if git is None:
         return None

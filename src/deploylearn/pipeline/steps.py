@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from deploylearn.domain.records import DeploymentPattern
+from deploylearn.domain.vocabulary import Label
 from deploylearn.features import (
     TrainingFrame,
     fastrp_node_embeddings,
@@ -24,7 +26,7 @@ from deploylearn.features import (
     training_frame_from_history,
 )
 from deploylearn.features.embeddings import embedding_lookup
-from deploylearn.features.frame import FastRPParams, gds_node_embeddings
+from deploylearn.features.frame import FastRPParams
 from deploylearn.models.baselines import default_baselines
 from deploylearn.models.duration import DurationModel
 from deploylearn.models.metrics import (
@@ -38,7 +40,7 @@ from deploylearn.models.metrics import (
 )
 from deploylearn.models.similarity import PatternSimilarity
 from deploylearn.models.success import SuccessModel
-from deploylearn.records import DeploymentPattern
+from deploylearn.pipeline.training_frame import gds_node_embeddings
 from deploylearn.serving.blend import (
     CONFIDENCE_QUANTILE,
     HALF_LIFE_GRID,
@@ -49,14 +51,12 @@ from deploylearn.serving.blend import (
     decayed_counts_as_of,
     posterior,
 )
-from deploylearn.store.cypher import Label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from deploylearn.store.base import Store
 
-NEO4J_SCHEMES = ("neo4j", "bolt")
 MODEL_LABEL = "success model"
 RANKING_LABEL = "ranking twin (recommendations)"
 ORACLE_LABEL = "oracle (true probability)"
@@ -83,18 +83,6 @@ def extract(store: Store) -> History:
     frame = store.executions_frame()
     frame = frame.sort_values(["started_at", "execution_id"], kind="stable").reset_index(drop=True)
     return History(frame=frame, patterns=list(store.patterns()), store_url=store.url)
-
-
-def resolve_embeddings(store_url: str, mode: str) -> str:
-    """``auto`` -> ``gds`` on Neo4j, ``numpy`` elsewhere; validates the others."""
-    on_neo4j = store_url.split(":", 1)[0].split("+", 1)[0].lower() in NEO4J_SCHEMES
-    if mode == "auto":
-        return "gds" if on_neo4j else "numpy"
-    if mode not in ("none", "numpy", "gds"):
-        raise ValueError(f"embeddings must be auto, none, numpy or gds, not {mode!r}")
-    if mode == "gds" and not on_neo4j:
-        raise ValueError(f"embeddings='gds' needs a Neo4j store, not {store_url}")
-    return mode
 
 
 def gds_embeddings(store: Store, dimension: int, random_seed: int) -> pd.DataFrame:

@@ -42,7 +42,6 @@ from deploylearn.models.success import (
     permutation_importances,
     select_success_params,
 )
-from deploylearn.models.tracking import default_tracking_uri, mlruns_dir
 from deploylearn.pipeline import provenance, steps
 from deploylearn.pipeline.gate import (
     FALLBACK_LABEL,
@@ -51,11 +50,13 @@ from deploylearn.pipeline.gate import (
     gate_rules,
 )
 from deploylearn.pipeline.lock import training_lock
+from deploylearn.pipeline.training_frame import resolve_embeddings
 from deploylearn.serving.blend import DEFAULT_PRIOR_STRENGTH, NO_MODEL, BlendParams
+from deploylearn.tracking.paths import default_tracking_uri, mlruns_dir
 
 if TYPE_CHECKING:
-    from deploylearn.models.registry import GateResult, ModelRef, Registry
     from deploylearn.store.base import Store
+    from deploylearn.tracking.registry import GateResult, ModelRef, Registry
 
 Outcome = Literal["promoted", "unchanged", "refused", "dry_run"]
 EXIT_OK = 0
@@ -172,7 +173,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
     step("extract")
     history = steps.extract(store)
     store_id = store.store_id()
-    mode = steps.resolve_embeddings(history.store_url, settings.embeddings)
+    mode = resolve_embeddings(history.store_url, settings.embeddings)
     # the store id is part of it: the same rows in another store still need their own model
     fp = steps.fingerprint(
         history, {**settings.fingerprint_fields(), "embeddings": mode, "store_id": store_id}
@@ -181,7 +182,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
     registry: Registry | None = None
     note = ""  # what the run repaired before training
     if not settings.dry_run:
-        from deploylearn.models.registry import Registry
+        from deploylearn.tracking.registry import Registry
 
         registry = Registry(tracking_uri)
         repaired = registry.repair_promotion()
@@ -582,7 +583,7 @@ def _gate(
 ) -> tuple[GateResult, GateRules]:
     """MLflow validation of the challenger against what serves now, on the same rows: the
     champion, or without one the serving fallback (``pipeline.gate``)."""
-    from deploylearn.models.registry import Threshold
+    from deploylearn.tracking.registry import Threshold
 
     champion_ref = registry.champion("success")
     rows = holdout

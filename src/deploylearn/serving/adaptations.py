@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, hypergeom, norm
 
-from deploylearn.identity import canonical_template, numbers_close
-from deploylearn.records import DeploymentPattern, EnvironmentAdaptation
+from deploylearn.domain.identity import canonical_template, numbers_close
+from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation
 
 DEFAULT_MIN_SUPPORT = 20
 ALPHA = 0.05  # false discovery rate over every candidate rule of one call

@@ -42,11 +42,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deploylearn.domain.identity import PatternIndex, canonical_template, pattern_family
+from deploylearn.domain.records import DeploymentPattern, PlannedDeployment
 from deploylearn.features._columns import column_name
 from deploylearn.features.config import knob_row
-from deploylearn.identity import PatternIndex, canonical_template, pattern_family
 from deploylearn.models.similarity import PatternSimilarity
-from deploylearn.records import DeploymentPattern, PlannedDeployment
 from deploylearn.serving.blend import (
     CONFIDENCE_QUANTILE,
     INTERVAL,

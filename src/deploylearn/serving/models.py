@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from deploylearn.models.tracking import default_tracking_uri
 from deploylearn.serving.blend import RANKINGS, BlendParams
+from deploylearn.tracking.paths import default_tracking_uri
 
 EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"  # as logged by pipeline.train
 STORE_ID_TAG = "deploylearn.store_id"  # on registered versions and runs, set by pipeline.train
@@ -102,7 +102,7 @@ def load_serving_models(tracking_uri: str | None = None) -> ServingModels | None
     uri = tracking_uri or default_tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         return None
-    from deploylearn.models.registry import Registry
+    from deploylearn.tracking.registry import Registry
 
     registry = Registry(uri)
     champions = registry.champions()

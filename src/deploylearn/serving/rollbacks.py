@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta, false_discovery_control, fisher_exact
 
-from deploylearn.identity import issue_id_for
-from deploylearn.records import DeploymentPattern, RollbackScenario
+from deploylearn.domain.identity import issue_id_for
+from deploylearn.domain.records import DeploymentPattern, RollbackScenario
 from deploylearn.serving.trigger_groups import TriggerGroup, group_reasons
 
 CREDIBLE = 0.90

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deploylearn.domain.records import DeploymentPattern
+from deploylearn.domain.vocabulary import Label
 from deploylearn.features._columns import (
     MICROS_PER_DAY,
     column_name,
@@ -39,8 +41,6 @@ from deploylearn.features.history import (
     add_count_columns,
     resource_sets,
 )
-from deploylearn.records import DeploymentPattern
-from deploylearn.store.cypher import Label
 
 _NONE = "none"
 _column_name = functools.lru_cache(maxsize=65536)(column_name)  # hot on the request path

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from deploylearn.identity import canonical_template
-from deploylearn.records import DeploymentPattern
+from deploylearn.domain.identity import canonical_template
+from deploylearn.domain.records import DeploymentPattern
 
 CONFIGURATION_KEYS = "configuration_keys"
 # Request fields whose unknown value fails the risk gate (configuration keys only warn).

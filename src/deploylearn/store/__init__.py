@@ -27,11 +27,17 @@ __all__ = [
     "WriteResult",
     "default_store_path",
     "default_store_url",
+    "is_neo4j_url",
     "open_store",
 ]
 
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
 NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+
+def is_neo4j_url(url: str) -> bool:
+    """Whether ``url`` names a Neo4j server (any of ``NEO4J_SCHEMES``)."""
+    return url.split(":", 1)[0].lower() in NEO4J_SCHEMES
 
 
 def default_store_path() -> Path:
@@ -53,7 +59,7 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     url = url or default_store_url()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "duckdb":
-        from deploylearn.store.duckdb_store import (
+        from deploylearn.store.duckdb.store import (
             DEFAULT_MEMORY_LIMIT,
             DEFAULT_THREADS,
             DuckDBStore,
@@ -103,7 +109,7 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
             create=create,
         )
     if scheme in NEO4J_SCHEMES:
-        from deploylearn.store.neo4j_store import Neo4jStore
+        from deploylearn.store.neo4j.store import Neo4jStore
 
         return Neo4jStore.from_url(url, create=create)
     if not scheme and url.endswith(".duckdb"):

@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Self
 import pandas as pd
 import pyarrow as pa
 
-from deploylearn.preparation import PreparedExecution
-from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
+from deploylearn.domain.prepared import PreparedExecution
+from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
 from deploylearn.store.plan import PlanRow, WriteResult
 
 SCHEMA_VERSION = 1

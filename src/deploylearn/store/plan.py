@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from deploylearn.identity import PatternIndex, pattern_name
-from deploylearn.preparation import Issue, PreparedExecution
+from deploylearn.domain.identity import PatternIndex, pattern_name
+from deploylearn.domain.prepared import Issue, PreparedExecution
 
 
 class Plannable(Protocol):

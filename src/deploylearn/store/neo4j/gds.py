@@ -21,10 +21,10 @@ from graphdatascience import GraphDataScience
 from graphdatascience.graph.graph_api import Graph
 from neo4j.exceptions import Neo4jError
 
+from deploylearn.domain.vocabulary import Label, Rel
 from deploylearn.errors import StoreError
-from deploylearn.store import cypher
-from deploylearn.store.cypher import Label, Rel
-from deploylearn.store.neo4j_store import Neo4jStore
+from deploylearn.store.neo4j import cypher
+from deploylearn.store.neo4j.store import Neo4jStore
 
 STRUCTURE_GRAPH = "deploylearn-structure"
 SIMILARITY_GRAPH = "deploylearn-pattern-settings"

@@ -13,40 +13,7 @@ stamp on it; other writes (adaptations) add AuditEntry nodes.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-
-class Label(StrEnum):
-    PATTERN = "DeploymentPattern"
-    EXECUTION = "DeploymentExecution"
-    ADAPTATION = "EnvironmentAdaptation"
-    ROLLBACK_SCENARIO = "RollbackScenario"
-    METRIC = "DeploymentMetric"
-    ENVIRONMENT = "Environment"
-    GATEWAY = "Gateway"
-    RESOURCE_TYPE = "ResourceType"
-    ISSUE = "Issue"
-    CONFIG_SETTING = "ConfigSetting"
-    AUDIT = "AuditEntry"
-    META = "DeploylearnMeta"
-
-
-class Rel(StrEnum):
-    FOLLOWS_DEPLOYMENT_PATTERN = "FOLLOWS_DEPLOYMENT_PATTERN"
-    ADAPTS_TO_ENVIRONMENT = "ADAPTS_TO_ENVIRONMENT"
-    TRIGGERS_ROLLBACK = "TRIGGERS_ROLLBACK"
-    MEASURES_DEPLOYMENT = "MEASURES_DEPLOYMENT"
-    LEARNS_FROM_EXECUTION = "LEARNS_FROM_EXECUTION"
-    SIMILAR_TO_PATTERN = "SIMILAR_TO_PATTERN"
-    CAUSED_BY_ISSUE = "CAUSED_BY_ISSUE"
-    RESOLVED_BY_ADAPTATION = "RESOLVED_BY_ADAPTATION"
-    DEPLOYED_TO = "DEPLOYED_TO"
-    PROMOTED_FROM = "PROMOTED_FROM"
-    RAN_ON = "RAN_ON"
-    IN_ENVIRONMENT = "IN_ENVIRONMENT"
-    DEPLOYS_RESOURCE = "DEPLOYS_RESOURCE"
-    USES_SETTING = "USES_SETTING"
-
+from deploylearn.domain.vocabulary import Label, Rel
 
 CONSTRAINTS = [
     f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
@@ -147,7 +114,7 @@ MERGE (p)-[:{Rel.USES_SETTING}]->(s)
 # A CREATE_EXECUTIONS row is a list, its values in this order (no key strings to build, encode
 # and decode per row): the execution's stored properties, then its times as ISO strings (the
 # driver's encoder spends tens of µs per datetime; the server parses them), then whether it
-# founded its pattern and its metrics. neo4j_store._execution_row builds them.
+# founded its pattern and its metrics. store.neo4j.store._execution_row builds them.
 EXECUTION_PROPERTIES = (
     "execution_id",
     "content_hash",

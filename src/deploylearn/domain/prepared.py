@@ -13,10 +13,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from deploylearn.identity import canonical_template, issue_id_for, normalize_issue
-from deploylearn.records import DeploymentExecution, EnvironmentAdaptation, PlannedDeployment
-from deploylearn.redaction import SecretCipher, mask, protect, protect_text
-from deploylearn.screen import ScreenedExecution
+from deploylearn.domain.identity import canonical_template, issue_id_for, normalize_issue
+from deploylearn.domain.records import DeploymentExecution, EnvironmentAdaptation, PlannedDeployment
+from deploylearn.domain.redaction import SecretCipher, mask, protect, protect_text
+from deploylearn.domain.screen import ScreenedExecution
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class Issue:
 
     def __reduce__(self) -> tuple[type[Issue], tuple[str, str, str]]:
         # not through the dataclass's Python __setstate__: worker processes send these back
-        # inside each prepared chunk's PlanRows (prepare_pool)
+        # inside each prepared chunk's PlanRows (ingest.workers)
         return Issue, (self.issue_id, self.normalized, self.example)
 
 

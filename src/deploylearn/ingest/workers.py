@@ -33,11 +33,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from deploylearn.domain.prepared import PreparedExecution, prepare
+from deploylearn.domain.redaction import SecretCipher
+from deploylearn.domain.screen import validate_execution
 from deploylearn.errors import FieldProblem, InvalidRecordError, WorkerError
-from deploylearn.interchange import Row
-from deploylearn.preparation import PreparedExecution, prepare
-from deploylearn.redaction import SecretCipher
-from deploylearn.screen import validate_execution
+from deploylearn.ingest.formats import Row
 from deploylearn.store.plan import PlanRow
 
 Prepared = tuple[int, PreparedExecution | InvalidRecordError]

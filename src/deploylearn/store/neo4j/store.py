@@ -24,11 +24,11 @@ from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j.exceptions import AuthError, ConstraintError, Neo4jError, ServiceUnavailable
 from neo4j.time import DateTime
 
+from deploylearn.domain.identity import PatternIndex
+from deploylearn.domain.prepared import PreparedExecution, adaptation_id_for
+from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
+from deploylearn.domain.vocabulary import Label
 from deploylearn.errors import InvalidStoreUrlError, StoreError, StoreUnavailableError
-from deploylearn.identity import PatternIndex
-from deploylearn.preparation import PreparedExecution, adaptation_id_for
-from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
-from deploylearn.store import cypher
 from deploylearn.store.base import (
     EXECUTION_FRAME_DTYPES,
     ISSUE_FRAME_DTYPES,
@@ -43,6 +43,7 @@ from deploylearn.store.base import (
     typed_frame,
     wipe_detail,
 )
+from deploylearn.store.neo4j import cypher
 from deploylearn.store.plan import WritePlan, WriteResult, plan_write
 
 
@@ -161,7 +162,7 @@ class Neo4jStore(Store):
     def _check_ours(self, create: bool) -> None:
         """Refuse a database holding other data, or a newer deploylearn's schema; with
         ``create=False``, one where deploylearn never created its schema."""
-        rows = self._run(cypher.OWNERSHIP, labels=[label.value for label in cypher.Label])
+        rows = self._run(cypher.OWNERSHIP, labels=[label.value for label in Label])
         version, foreign = rows[0]["version"], rows[0]["foreign"]
         where = f"Neo4j database {self.url}"
         if version is None and foreign:

@@ -41,7 +41,7 @@ from mlflow.models.evaluation.validation import ModelValidationFailedException
 
 from deploylearn.errors import DeploylearnError
 from deploylearn.models import metrics as m
-from deploylearn.models.tracking import default_tracking_uri
+from deploylearn.tracking.paths import default_tracking_uri
 
 EXPERIMENT_NAME = "deploylearn"
 CHAMPION_ALIAS = "champion"

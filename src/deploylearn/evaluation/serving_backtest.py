@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deploylearn.domain.records import DeploymentPattern, parse_planned
 from deploylearn.models.success import select_success_params
 from deploylearn.pipeline import steps
-from deploylearn.records import DeploymentPattern, parse_planned
 from deploylearn.serving.advisor import Advisor
 from deploylearn.serving.blend import BlendParams, posterior, wilson_lower_bound
 from deploylearn.serving.models import ServingModels

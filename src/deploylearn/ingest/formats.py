@@ -25,9 +25,9 @@ from typing import Any, BinaryIO, Literal
 import msgspec
 import orjson
 
-from deploylearn import strict_json
+from deploylearn.domain import strict_json
+from deploylearn.domain.records import DeploymentExecution
 from deploylearn.errors import FieldProblem, InputFileError, InvalidRecordError, OutputFileError
-from deploylearn.records import DeploymentExecution
 
 Format = Literal["jsonl", "json", "csv"]
 FIELD_ORDER: tuple[str, ...] = (
@@ -93,17 +93,6 @@ def read_rows(path: Path, fmt: Format | None = None) -> Iterator[Row]:
 
 def _bad(line: int, field: str, message: str) -> Row:
     return line, InvalidRecordError([FieldProblem(field, message, line)])
-
-
-def load_json_object(raw: bytes) -> dict[str, Any]:
-    """One JSON Lines line as a mapping, or ``InvalidRecordError`` saying why it is not one."""
-    try:
-        value = strict_json.loads(raw)
-    except strict_json.JsonTextError as exc:
-        raise InvalidRecordError([FieldProblem(exc.path or "record", str(exc))]) from None
-    if not isinstance(value, dict):
-        raise InvalidRecordError([FieldProblem("record", "must be a JSON object")])
-    return value
 
 
 def _read_jsonl(path: Path) -> Iterator[Row]:
@@ -422,7 +411,6 @@ __all__ = [
     "Format",
     "detect_format",
     "export_format",
-    "load_json_object",
     "read_rows",
     "write_records",
     "write_records_to",

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from deploylearn.redaction import is_secret_key, key_words
+from deploylearn.domain.redaction import is_secret_key, key_words
 
 NUMERIC_TOLERANCE = 0.15  # for "roughly the same value" in explanations, not for identity
 VOLATILE_WORDS = frozenset(

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from deploylearn.records import MAX_JSON_DEPTH
+from deploylearn.domain.records import MAX_JSON_DEPTH
 
 _decoder = msgspec.json.Decoder()
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:]')

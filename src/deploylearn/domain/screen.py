@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta
 
-from deploylearn.interchange import load_json_object
-from deploylearn.records import (
+from deploylearn.domain import strict_json
+from deploylearn.domain.records import (
     MAX_LOG_CHARS,
     DeploymentExecution,
     ExecutionOutcome,
@@ -30,7 +30,8 @@ from deploylearn.records import (
     json_problem,
     parse_execution,
 )
-from deploylearn.strict_json import duplicate_free
+from deploylearn.domain.strict_json import duplicate_free
+from deploylearn.errors import FieldProblem, InvalidRecordError
 
 _Name = Annotated[str, Meta(min_length=1, max_length=300)]
 _Text = Annotated[str, Meta(max_length=4000)]
@@ -204,3 +205,14 @@ def validate_execution(
         if screened is not None:
             return screened
     return parse_execution(raw)
+
+
+def load_json_object(raw: bytes) -> dict[str, Any]:
+    """One JSON Lines line as a mapping, or ``InvalidRecordError`` saying why it is not one."""
+    try:
+        value = strict_json.loads(raw)
+    except strict_json.JsonTextError as exc:
+        raise InvalidRecordError([FieldProblem(exc.path or "record", str(exc))]) from None
+    if not isinstance(value, dict):
+        raise InvalidRecordError([FieldProblem("record", "must be a JSON object")])
+    return value

@@ -26,11 +26,10 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from deploylearn.domain.identity import PatternIndex
+from deploylearn.domain.prepared import PreparedExecution, adaptation_id_for
+from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
 from deploylearn.errors import StoreError, StoreUnavailableError
-from deploylearn.identity import PatternIndex
-from deploylearn.preparation import PreparedExecution, adaptation_id_for
-from deploylearn.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
-from deploylearn.store import duckdb_sql as sql
 from deploylearn.store.base import (
     EXECUTION_FRAME_DTYPES,
     ISSUE_FRAME_DTYPES,
@@ -45,6 +44,7 @@ from deploylearn.store.base import (
     typed_frame,
     wipe_detail,
 )
+from deploylearn.store.duckdb import sql as sql
 from deploylearn.store.plan import (
     Plannable,
     PlannableT,
@@ -149,7 +149,7 @@ def _create_schema(con: duckdb.DuckDBPyConnection, version: int | None) -> None:
 class DuckDBStore(Store):
     """Deployment history in a DuckDB file (or in memory for ``duckdb://:memory:``)."""
 
-    writes_prepared_tables = True  # ingest may prepare in worker processes (prepare_pool)
+    writes_prepared_tables = True  # ingest may prepare in worker processes (ingest.workers)
 
     def __init__(
         self,
@@ -839,7 +839,7 @@ def _persist(
     known: tuple[set[str], set[str]] | None,
 ) -> None:
     """Write a plan: ``insert`` its executions, then the patterns, issues and scenarios they
-    are the first of (counts are aggregated at read time, see ``duckdb_sql``)."""
+    are the first of (counts are aggregated at read time, see ``store.duckdb.sql``)."""
     if not plan.inserts:
         return
     insert(con, plan)

@@ -1,0 +1,1 @@
+"""The embedded default store: DuckDB (``store``), with all its SQL in ``sql``."""
