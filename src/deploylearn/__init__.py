@@ -2,7 +2,8 @@
 
 from deploylearn.config import Settings
 from deploylearn.domain.records import DeploymentExecution
-from deploylearn.learner import DeploymentPatternLearner, IngestReport
+from deploylearn.ingest.runner import IngestReport
+from deploylearn.learner import DeploymentPatternLearner
 from deploylearn.store import open_store
 from deploylearn.version import __version__
 

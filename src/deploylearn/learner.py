@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import gc
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +15,6 @@ import pandas as pd
 
 from deploylearn.config import Settings
 from deploylearn.domain.prepared import (
-    PreparedExecution,
     prepare,
     protect_adaptation,
     protect_planned,
@@ -30,79 +27,22 @@ from deploylearn.errors import (
     FieldProblem,
     InvalidRecordError,
     SecretKeyError,
-    StoreError,
     UnknownExecutionError,
-    WorkerError,
 )
 from deploylearn.ingest.formats import (
     Format,
     export_format,
-    read_rows,
     write_records,
     write_records_to,
 )
-from deploylearn.ingest.workers import (
-    Prepared,
-    PreparedChunk,
-    can_fork,
-    prepare_in_workers,
-    prepare_rows,
-)
+from deploylearn.ingest.runner import IngestReport, ingest_file, ingest_workers, write_prepared
+from deploylearn.ingest.workers import prepare_rows
 from deploylearn.store import Store, open_store
 from deploylearn.store.base import KeyRecord
-from deploylearn.store.plan import WriteResult
 
 if TYPE_CHECKING:
     from deploylearn.serving.advisor import Advisor
     from deploylearn.serving.models import ServingModels
-
-MAX_KEPT_ERRORS = 1000
-# ingest() prepares in worker processes from this file size on (~20,000 demo executions):
-# below it, forking and the pipeline's start cost more than they save.
-PARALLEL_MIN_BYTES = 20 * 2**20
-# The writer takes ~23 µs per execution, a worker ~50 µs: past 3–4 workers the writer bounds.
-MAX_WORKERS = 4
-
-
-@dataclass
-class IngestReport:
-    """What an ingest did. ``errors`` keeps the first ``MAX_KEPT_ERRORS`` problems."""
-
-    source: str
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    errors: list[FieldProblem] = field(default_factory=list)
-
-    @property
-    def read(self) -> int:
-        return self.accepted + self.duplicates + self.rejected
-
-    def _tally(self, result: WriteResult, lines: Sequence[int]) -> None:
-        """Count a batch write; ``lines[i]`` is the line of the batch's i-th execution."""
-        self.accepted += len(result.inserted)
-        self.duplicates += len(result.duplicates)
-        for position, message in result.conflicts:
-            self._reject([FieldProblem("execution_id", message, lines[position])])
-
-    def _reject(self, problems: Iterable[FieldProblem]) -> None:
-        self.rejected += 1
-        for problem in problems:
-            if len(self.errors) < MAX_KEPT_ERRORS:
-                self.errors.append(problem)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "read": self.read,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "errors": [
-                {"line": e.line, "field": e.field, "message": e.message} for e in self.errors
-            ],
-        }
-
 
 class DeploymentPatternLearner:
     """Records deployment executions and answers questions about them.
@@ -278,9 +218,12 @@ class DeploymentPatternLearner:
 
         Errors carry the record's 1-based position as their line.
         """
-        return self._write_prepared(
+        self._advisor = None
+        return write_prepared(
+            self.store,
             prepare_rows(enumerate(records, 1), self._cipher),
             source="<records>",
+            actor=self.settings.actor,
             batch_size=batch_size,
             progress=progress,
         )
@@ -461,33 +404,21 @@ class DeploymentPatternLearner:
         for files of ``PARALLEL_MIN_BYTES`` or more. Either way, the stored data and the
         report's counts and errors are the same; errors may be listed in another order.
         """
-        path = Path(path)
-        rows = read_rows(path, fmt)
-        workers = self.ingest_workers(path, workers)
-        if workers > 1:
-            chunks = prepare_in_workers(
-                rows,
-                cipher=self._cipher,
-                build=type(self.store).execution_table,
-                workers=workers,
-            )
-            return self._write_chunks(chunks, source=str(path), progress=progress)
-        return self._write_prepared(
-            prepare_rows(rows, self._cipher),
-            source=str(path),
+        self._advisor = None
+        return ingest_file(
+            self.store,
+            path,
+            cipher=self._cipher,
+            actor=self.settings.actor,
+            fmt=fmt,
             batch_size=batch_size,
             progress=progress,
+            workers=workers,
         )
 
     def ingest_workers(self, path: str | Path, requested: int | None = None) -> int:
         """How many worker processes ``ingest(path, workers=requested)`` uses (1: none)."""
-        if not self.store.writes_prepared_tables or not can_fork():
-            return 1
-        if requested is not None:
-            return max(1, requested)
-        if Path(path).stat().st_size < PARALLEL_MIN_BYTES:
-            return 1
-        return min(os.cpu_count() or 1, MAX_WORKERS)
+        return ingest_workers(self.store, path, requested)
 
     def export(
         self,
@@ -507,103 +438,6 @@ class DeploymentPatternLearner:
         path = Path(path)
         fmt = export_format(path, fmt)
         return write_records(path, self.store.iter_executions(), fmt, overwrite=overwrite)
-
-    def _write_prepared(
-        self,
-        prepared: Iterable[Prepared],
-        *,
-        source: str,
-        batch_size: int = 5000,
-        progress: Callable[[int], None] | None = None,
-    ) -> IngestReport:
-        # Tried and dropped: writing batch N in a thread while batch N+1 is prepared. DuckDB
-        # releases the GIL, but the store's Python half (plan, columns, Arrow) competes with
-        # the preparing thread: 16.3k/s against 17.9k/s without the thread; on Neo4j the writes
-        # slowed by what preparation cost (docs/performance.md).
-        report = IngestReport(source)
-        batch: list[PreparedExecution] = []
-        lines: list[int] = []
-
-        def flush() -> None:
-            self._advisor = None
-            result = self.store.write_executions(batch, actor=self.settings.actor)
-            report._tally(result, lines)
-            if progress:
-                progress(report.read)
-            batch.clear()
-            lines.clear()
-
-        with _cyclic_gc_paused(), _says_what_was_committed(report), self.store.bulk_load():
-            for line, item in prepared:
-                if isinstance(item, InvalidRecordError):
-                    report._reject(item.problems)
-                    continue
-                batch.append(item)
-                lines.append(line)
-                if len(batch) >= batch_size:
-                    flush()
-            if batch:
-                flush()
-            elif progress:
-                progress(report.read)
-        return report
-
-    def _write_chunks(
-        self,
-        chunks: Iterable[PreparedChunk],
-        *,
-        source: str,
-        progress: Callable[[int], None] | None = None,
-    ) -> IngestReport:
-        """Write chunks prepared in worker processes, in order, one transaction each."""
-        report = IngestReport(source)
-        with _cyclic_gc_paused(), _says_what_was_committed(report), self.store.bulk_load():
-            for chunk in chunks:
-                for problems in chunk.rejected:
-                    report._reject(problems)
-                if chunk.rows and chunk.table is not None:
-                    self._advisor = None
-                    result = self.store.write_execution_table(
-                        chunk.rows, chunk.table, actor=self.settings.actor
-                    )
-                    report._tally(result, chunk.lines)
-                if progress:
-                    progress(report.read)
-        return report
-
-
-@contextmanager
-def _says_what_was_committed(report: IngestReport) -> Iterator[None]:
-    """A store or worker failure mid-ingest re-raised (same type) with what was committed
-    before it: batches are transactions, so those stay, and ingesting again adds the rest."""
-    try:
-        yield
-    except (StoreError, WorkerError) as exc:
-        done = report.accepted + report.duplicates
-        raise type(exc)(
-            f"{exc}; {report.accepted} executions of {report.source} were committed before "
-            f"this ({done} lines stored or already present), ingesting it again adds only "
-            "the rest"
-        ) from exc
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector during a bulk write.
-
-    A batch keeps tens of thousands of prepared executions alive. Each allocation-driven
-    collection then walks all of them, which cost a fifth of bulk ingest time (13.7k vs
-    17.6k executions/s on 100k demo executions). Records hold no reference cycles, so
-    reference counting still frees everything. The previous state is restored at the end.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
 
 def _reason(reason: str) -> str:
     """A delete or amend must say why (it lands in the audit log, scrubbed of secrets)."""

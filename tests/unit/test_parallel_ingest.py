@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from deploylearn import DeploymentPatternLearner
-from deploylearn import learner as learner_module
 from deploylearn.demo import demo_records
 from deploylearn.errors import WorkerError
+from deploylearn.ingest import runner as ingest_runner
 from deploylearn.ingest import workers as ingest_workers
 
 from ..conftest import failed_record, make_record
@@ -133,9 +133,9 @@ def test_workers_are_chosen_by_file_size_and_store(
     with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'w.duckdb'}") as learner:
         assert learner.ingest_workers(path, None) == 1  # small file
         assert learner.ingest_workers(path, 3) == 3  # asked for
-        monkeypatch.setattr(learner_module, "PARALLEL_MIN_BYTES", 1)
-        monkeypatch.setattr(learner_module.os, "cpu_count", lambda: 64)
-        assert learner.ingest_workers(path, None) == learner_module.MAX_WORKERS
+        monkeypatch.setattr(ingest_runner, "PARALLEL_MIN_BYTES", 1)
+        monkeypatch.setattr(ingest_runner.os, "cpu_count", lambda: 64)
+        assert learner.ingest_workers(path, None) == ingest_runner.MAX_WORKERS
         monkeypatch.setattr(type(learner.store), "writes_prepared_tables", False)
         assert learner.ingest_workers(path, 3) == 1  # a store that writes rows
 

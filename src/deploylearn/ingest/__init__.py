@@ -1,2 +1,2 @@
-"""Ingest: reading files of executions (``formats``) and preparing them in worker processes
-(``workers``); the store writes what they prepare."""
+"""Ingest: reading files of executions (``formats``), preparing them in worker processes
+(``workers``) and writing them to a store in batches with a report (``runner``)."""

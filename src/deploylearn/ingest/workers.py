@@ -154,7 +154,7 @@ def _start_worker(cipher: SecretCipher | None, build: TableBuilder, parent: int)
     _worker = (cipher, build)
     _exit_with_parent(parent)
     # Like the parent's ingest: a chunk's objects hold no reference cycles, and collections
-    # that walk them all cost a fifth of the time (see learner._cyclic_gc_paused).
+    # that walk them all cost a fifth of the time (see runner._cyclic_gc_paused).
     gc.disable()
 
 
