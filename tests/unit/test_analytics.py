@@ -17,10 +17,9 @@ from deploylearn import DeploymentPatternLearner
 from deploylearn.serving.analytics import (
     BUILTIN_METRICS,
     deployment_analytics,
-    two_proportion_test,
-    wilson_interval,
 )
 from deploylearn.serving.analytics_plot import analytics_plot
+from deploylearn.serving.stats import two_proportion_test, wilson_interval
 from deploylearn.synthetic import SyntheticWorld
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

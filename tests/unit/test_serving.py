@@ -21,10 +21,10 @@ from deploylearn.serving.blend import (
     BlendParams,
     empirical_prior,
     posterior,
-    wilson_lower_bound,
 )
 from deploylearn.serving.models import ServingModels
 from deploylearn.serving.snapshot import HistorySnapshot
+from deploylearn.serving.stats import wilson_lower_bounds
 from tests.conftest import failed_record, make_record
 
 N = 6000
@@ -121,7 +121,7 @@ def test_empirical_prior_falls_back_through_the_hierarchy() -> None:
 
 
 def test_wilson_lower_bound_penalizes_small_samples() -> None:
-    low = wilson_lower_bound(np.array([1, 90, 0]), np.array([1, 100, 0]))
+    low = wilson_lower_bounds(np.array([1, 90, 0]), np.array([1, 100, 0]))
     assert low[0] < low[1] and low[2] == 0.0
     assert 0.82 < low[1] < 0.9
 

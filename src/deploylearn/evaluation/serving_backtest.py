@@ -29,8 +29,9 @@ from deploylearn.domain.records import DeploymentPattern, parse_planned
 from deploylearn.models.success import select_success_params
 from deploylearn.pipeline import steps
 from deploylearn.serving.advisor import Advisor
-from deploylearn.serving.blend import BlendParams, posterior, wilson_lower_bound
+from deploylearn.serving.blend import BlendParams, posterior
 from deploylearn.serving.models import ServingModels
+from deploylearn.serving.stats import wilson_lower_bounds
 
 METHODS = ("deploylearn", "seed ranking", "Wilson bound")
 
@@ -216,7 +217,7 @@ def _picks(
         true_p = world.success_probabilities(candidates)
         stats = [advisor.snapshot.key("pattern_environment", p, env) for p in ids]
         seed_score = np.array([advisor.snapshot.key("pattern", p).successes for p in ids])
-        wilson = wilson_lower_bound(
+        wilson = wilson_lower_bounds(
             np.array([s.successes for s in stats]), np.array([s.runs for s in stats])
         )
         choices = {

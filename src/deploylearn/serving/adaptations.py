@@ -39,12 +39,12 @@ from scipy.stats import false_discovery_control, hypergeom, norm
 
 from deploylearn.domain.identity import canonical_template, numbers_close
 from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation
+from deploylearn.serving.stats import wilson_interval
 
 DEFAULT_MIN_SUPPORT = 20
 ALPHA = 0.05  # false discovery rate over every candidate rule of one call
 MIN_LIFT = 0.05  # a rule's value must be this much more common among target successes
 CONVENTION = 0.5  # share of target successes above which a significant shift needs no uplift
-Z95 = float(norm.ppf(0.975))
 
 
 class _Absent:
@@ -387,26 +387,16 @@ def _judge(candidates: list[_Candidate]) -> None:
         )
 
 
-def _wilson(s: int, n: int, z: float = Z95) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    phat = s / n
-    denom = 1 + z * z / n
-    centre = (phat + z * z / (2 * n)) / denom
-    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def _uplift(
     s1: int, f1: int, s0: int, f0: int
 ) -> tuple[float | None, tuple[float, float] | None, float | None]:
     """Rate(with) − rate(without), its 95 % Newcombe (hybrid Wilson) interval, a z-test p."""
     n1, n0 = s1 + f1, s0 + f0
-    if n1 == 0 or n0 == 0:
+    with_rate, without_rate = wilson_interval(s1, n1), wilson_interval(s0, n0)
+    if with_rate is None or without_rate is None:  # a side without runs
         return None, None, None
     p1, p0 = s1 / n1, s0 / n0
-    l1, u1 = _wilson(s1, n1)
-    l0, u0 = _wilson(s0, n0)
+    (l1, u1), (l0, u0) = with_rate, without_rate
     d = p1 - p0
     low = d - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
     high = d + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)

@@ -14,7 +14,6 @@ an imported or synthetic history still has a window (the result says which it us
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,9 +25,9 @@ import pyarrow.compute as pc
 from scipy import stats
 
 from deploylearn.serving.rollbacks import recovery_metric, recovery_seconds
+from deploylearn.serving.stats import finite_or_none, two_proportion_test, wilson_interval
 
 ALPHA = 0.05  # a trend or a comparison is "significant" below this p-value
-Z95 = 1.959963984540054  # two-sided 95 % normal quantile (Wilson intervals)
 MIN_INSIGHT_N = 30  # outcomes needed on each side before a number becomes an insight
 MIN_GROUP_N = 20  # breakdown rows with fewer outcomes are listed but never ranked
 MIN_RATIO = 1.5  # "fails k× as often" needs k ≥ this ...
@@ -61,45 +60,6 @@ LEAD_TIME_REASON = (
 
 
 # ------------------------------------------------------------------ statistics
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval for a binomial proportion; None when ``n`` is 0."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    low = 0.0 if successes <= 0 else max(0.0, centre - half)
-    high = 1.0 if successes >= n else min(1.0, centre + half)  # exact ends, no 0.9999…
-    return low, high
-
-
-def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[str, float, float] | None:
-    """(test name, statistic, two-sided p) comparing k1/n1 with k2/n2; None if a side is empty.
-
-    The pooled two-proportion z-test when every expected cell count of the 2×2 table is at
-    least 5, Fisher's exact test (statistic: the odds ratio) otherwise.
-    """
-    if n1 <= 0 or n2 <= 0:
-        return None
-    pooled = (k1 + k2) / (n1 + n2)
-    expected = (n1 * pooled, n1 * (1 - pooled), n2 * pooled, n2 * (1 - pooled))
-    if min(expected) >= 5:
-        se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-        z = (k1 / n1 - k2 / n2) / se
-        return "two-proportion z-test", float(z), float(2 * stats.norm.sf(abs(z)))
-    odds, p = stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]])
-    return "Fisher exact test", _num(odds), float(p)
-
-
-def _num(value: Any) -> float | None:
-    """A plain float, or None for missing / NaN / infinite values."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def _rate(count: int, n: int) -> dict[str, Any]:
     interval = wilson_interval(count, n)
     return {
@@ -284,10 +244,10 @@ def _continuous_trend(current: pd.Series, previous: pd.Series) -> dict[str, Any]
             previous.dropna().to_numpy(float),
             alternative="two-sided",
         )
-        p_value = _num(p)
+        p_value = finite_or_none(p)
         result.update(
             test="Mann–Whitney U test",
-            statistic=_num(u),
+            statistic=finite_or_none(u),
             p_value=p_value,
             significant=bool(p_value is not None and p_value < ALPHA),
         )
@@ -323,8 +283,8 @@ def _daily(win: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> list[di
                 "failures": int(row["failures"]),
                 "rollbacks": int(row["rollbacks"]),
                 "success_rate": int(row["successes"]) / known if known else None,
-                "duration_p50_seconds": _num(p50.loc[stamp]),
-                "duration_p90_seconds": _num(p90.loc[stamp]),
+                "duration_p50_seconds": finite_or_none(p50.loc[stamp]),
+                "duration_p90_seconds": finite_or_none(p90.loc[stamp]),
             }
         )
     return rows
@@ -356,7 +316,7 @@ def _group_rows(win: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
             success_rate=_rate(n - failures, n),
             failure_rate=_rate(failures, n),
             rollback_rate=_rate(rollbacks, n),
-            duration_p50_seconds=_num(p50.get(index)),
+            duration_p50_seconds=finite_or_none(p50.get(index)),
         )
         rows.append(entry)
     return rows

@@ -237,15 +237,3 @@ def empirical_prior_rates(
             [cs / (cs + cf), es / (es + ef), gs / (gs + gf)],
             default=0.5,
         )
-
-
-def wilson_lower_bound(successes: np.ndarray, runs: np.ndarray, z: float = 1.96) -> np.ndarray:
-    """The Wilson score interval's lower end (0 with no runs): a frequentist ranking baseline."""
-    n = np.asarray(runs, dtype=np.float64)
-    s = np.asarray(successes, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(n > 0, s / n, 0.0)
-        centre = p + z * z / (2 * n)
-        spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-        low = (centre - spread) / (1 + z * z / n)
-    return np.where(n > 0, low, 0.0)
