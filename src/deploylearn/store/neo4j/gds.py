@@ -14,15 +14,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 from graphdatascience import GraphDataScience
 from graphdatascience.graph.graph_api import Graph
-from neo4j.exceptions import Neo4jError
+from neo4j.exceptions import Neo4jError, ServiceUnavailable
 
 from deploylearn.domain.vocabulary import Label, Rel
-from deploylearn.errors import StoreError
+from deploylearn.errors import StoreError, StoreUnavailableError
 from deploylearn.store.neo4j import cypher
 from deploylearn.store.neo4j.store import Neo4jStore
 
@@ -97,22 +96,23 @@ class SimilarityRun:
     seconds: float
 
 
-def _database(store: Neo4jStore) -> str | None:
-    # The store's URL keeps its path, which names the database (as in ``open_store``).
-    return urlsplit(store.url).path.strip("/") or None
-
-
 @contextmanager
 def gds_client(store: Neo4jStore) -> Iterator[GraphDataScience]:
-    """A GDS client on the store's own driver (Bolt only: OpenGDS has no Arrow server)."""
+    """A GDS client on the store's own driver and database (Bolt only: OpenGDS has no Arrow
+    server), with the store's error mapping: a server that went away is
+    ``StoreUnavailableError``, any other failure ``StoreError``."""
     try:
         gds = GraphDataScience(
-            store._driver, arrow=False, show_progress=False, database=_database(store)
+            store._driver, arrow=False, show_progress=False, database=store._database
         )
+    except ServiceUnavailable as exc:
+        raise StoreUnavailableError(f"Neo4j at {store.url} went away: {exc}") from exc
     except Neo4jError as exc:
         raise StoreError(f"cannot use Graph Data Science on {store.url}: {exc}") from exc
     try:
         yield gds
+    except ServiceUnavailable as exc:
+        raise StoreUnavailableError(f"Neo4j at {store.url} went away: {exc}") from exc
     except Neo4jError as exc:
         raise StoreError(f"Graph Data Science call failed on {store.url}: {exc}") from exc
     finally:
@@ -344,26 +344,22 @@ def write_pattern_similarity_run(
 
 
 def _delete_similarity(store: Neo4jStore) -> None:
-    try:
-        with store._driver.session(database=_database(store)) as session:
-            session.run(cypher.DELETE_PATTERN_SIMILARITY).consume()
-    except Neo4jError as exc:
-        raise StoreError(f"cannot delete pattern similarity in {store.url}: {exc}") from exc
+    store._write(lambda tx: tx.run(cypher.DELETE_PATTERN_SIMILARITY).consume())
 
 
 def similar_patterns(store: Neo4jStore, pattern_id: str, limit: int = 5) -> list[dict[str, Any]]:
     """The patterns most similar to ``pattern_id`` (highest score first) with their scores."""
-    return _read(store, cypher.SIMILAR_PATTERNS, pattern_id=pattern_id, limit=limit)
+    return store._run(cypher.SIMILAR_PATTERNS, pattern_id=pattern_id, limit=limit)
 
 
 def pattern_similarity_edges(store: Neo4jStore) -> list[dict[str, Any]]:
     """Every ``SIMILAR_TO_PATTERN`` edge as ``{source, target, score}``, sorted."""
-    return _read(store, cypher.PATTERN_SIMILARITY_EDGES)
+    return store._run(cypher.PATTERN_SIMILARITY_EDGES)
 
 
 def heap_usage(store: Neo4jStore) -> HeapUsage:
     """The server JVM's current heap (for benchmarks; needs JMX procedures, on by default)."""
-    row = _read(store, cypher.JVM_HEAP)[0]
+    row = store._run(cypher.JVM_HEAP)[0]
     return HeapUsage(int(row["used"]), int(row["committed"]), int(row["max"]))
 
 
@@ -386,13 +382,3 @@ def estimate_memory(
                 MemoryEstimate("nodeSimilarity", est.bytes_min, est.bytes_max, est.required_memory)
             )
     return out
-
-
-def _read(store: Neo4jStore, query: str, **params: Any) -> list[dict[str, Any]]:
-    try:
-        records, _, _ = store._driver.execute_query(
-            query, params, database_=_database(store), routing_="r"
-        )
-    except Neo4jError as exc:
-        raise StoreError(f"Neo4j query failed: {exc}") from exc
-    return [record.data() for record in records]

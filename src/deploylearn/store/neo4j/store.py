@@ -186,10 +186,13 @@ class Neo4jStore(Store):
         self._driver.close()
 
     def _run(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        """A read query's rows, with the store's error mapping (also for ``gds``)."""
         try:
             records, _, _ = self._driver.execute_query(
                 query, params, database_=self._database, routing_="r"
             )
+        except ServiceUnavailable as exc:
+            raise StoreUnavailableError(f"Neo4j at {self.url} went away: {exc}") from exc
         except Neo4jError as exc:
             raise StoreError(f"Neo4j query failed: {exc}") from exc
         return [record.data() for record in records]
