@@ -334,3 +334,35 @@ def test_predict_file_and_fail_below_gate(demo_store: str, tmp_path: Path) -> No
     bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "deployment_strategy": ""}))
     error = one_line_error(ign("deploy", "predict", "--file", str(bad), store=demo_store))
     assert "line 2" in error and "deployment_strategy" in error
+
+
+def test_record_resources_take_commas_or_semicolons(duckdb_url: str) -> None:
+    # one rule with records and CSV (records.split_resources); ';' was not a separator here
+    result = ign(
+        "deploy",
+        "record",
+        "-n",
+        "x",
+        "-e",
+        "production",
+        "-g",
+        "gw",
+        "-s",
+        "canary",
+        "-r",
+        "project; Database,",
+        "--execution-id",
+        "ci-7",
+        store=duckdb_url,
+    )
+    assert result.returncode == 0, result.stderr
+    exported = ign("deploy", "export", "-", store=duckdb_url)
+    assert exported.returncode == 0, exported.stderr
+    assert orjson.loads(exported.stdout)["resources_deployed"] == ["database", "project"]
+
+
+def test_question_resources_split_like_records() -> None:
+    from deploylearn.cli.deploy_commands import _split
+
+    assert _split(" project;database , tags", "--resources") == ["project", "database", "tags"]
+    assert _split("a;b, c", "--metrics") == ["a;b", "c"]  # other lists stay comma-separated

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import csv
+import io
+from pathlib import Path
+
 import pytest
 
-from deploylearn.domain.records import parse_execution
+from deploylearn.domain.records import parse_execution, parse_planned, split_resources
+from deploylearn.domain.screen import validate_execution
 from deploylearn.errors import InvalidRecordError
+from deploylearn.ingest.formats import FIELD_ORDER, read_rows, write_records_to
 from tests.conftest import make_record
 
 
@@ -76,3 +82,63 @@ def test_offsets_are_converted_to_utc() -> None:
         make_record(started_at="2025-03-01T10:00:00+02:00", completed_at="2025-03-01T08:30:00Z")
     )
     assert record.started_at.isoformat() == "2025-03-01T08:00:00+00:00"
+
+
+# -- resources_deployed given as one string: records.split_resources, one rule everywhere --
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("database", ["database"]),
+        ("project,database", ["database", "project"]),
+        ("project, Database ;tags", ["database", "project", "tags"]),
+        ("project;;project,", ["project"]),
+    ],
+)
+def test_a_resource_string_is_split_alike_for_executions_and_plans(
+    text: str, expected: list[str]
+) -> None:
+    # executions took only a single name as a string before (a ',' failed the slug pattern)
+    assert parse_execution(make_record(resources_deployed=text)).resources_deployed == expected
+    planned = parse_planned(
+        {
+            "target_environment": "production",
+            "deployment_strategy": "canary",
+            "resources_deployed": text,
+        }
+    )
+    assert planned.resources_deployed == expected
+    assert validate_execution(make_record(resources_deployed=text)).resources_deployed == expected
+
+
+@pytest.mark.parametrize("text", ["", "  ", " , ;"])
+def test_a_resource_string_without_names_is_at_least_one_short(text: str) -> None:
+    assert problems(resources_deployed=text) == [
+        ("resources_deployed", "List should have at least 1 item after validation, not 0")
+    ]
+
+
+def test_split_resources_strips_and_drops_blanks() -> None:
+    assert split_resources(" a ,b;; c ,") == ["a", "b", "c"]
+    assert split_resources("") == []
+    assert split_resources("Blue Green") == ["Blue Green"]  # spelling is the records' job
+
+
+def test_a_csv_resources_cell_takes_either_separator(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    header = ",".join(FIELD_ORDER)
+    record = make_record()
+    cells = write_csv_cells(record)
+    cells["resources_deployed"] = '"project,database"'
+    path.write_text(header + "\n" + ",".join(cells[k] for k in FIELD_ORDER) + "\n")
+    [(line, raw)] = list(read_rows(path))
+    assert line == 2 and isinstance(raw, dict)
+    assert raw["resources_deployed"] == ["project", "database"]
+    assert parse_execution(raw).resources_deployed == ["database", "project"]
+
+
+def write_csv_cells(record: dict[str, object]) -> dict[str, str]:
+    buffer = io.BytesIO()
+    write_records_to(buffer, [[record]], "csv")
+    text = buffer.getvalue().decode()
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    return {k: '"' + v.replace('"', '""') + '"' for k, v in row.items()}

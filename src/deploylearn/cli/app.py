@@ -41,6 +41,7 @@ from deploylearn.cli.deploy_commands import print_recommendations
 from deploylearn.cli.deploy_commands import register as register_deploy_commands
 from deploylearn.cli.train_commands import evaluate_app, train
 from deploylearn.domain import strict_json
+from deploylearn.domain.records import split_resources
 from deploylearn.errors import (
     DeploylearnError,
     FieldProblem,
@@ -206,7 +207,7 @@ def record(
         "source_environment": source_environment,
         "gateway_host": gateway_host,
         "deployment_strategy": deployment_strategy,
-        "resources_deployed": [r for r in (resources or "").split(",") if r.strip()],
+        "resources_deployed": split_resources(resources or ""),
         "configuration_used": parse_config(config),
         "status": status,
         "started_at": started_at or now,

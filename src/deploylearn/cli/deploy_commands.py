@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from deploylearn.cli.common import JsonOption, StoreOption, err, out, parse_config, print_json, show
+from deploylearn.domain.records import split_resources
 from deploylearn.errors import InputFileError
 
 EXIT_RISK_GATE = 7
@@ -37,7 +38,11 @@ def _learner(store: str | None, use_model: bool = True):  # type: ignore[no-unty
 
 
 def _split(value: str | None, option: str, *, required: bool = True) -> list[str]:
-    items = [v.strip() for v in (value or "").split(",") if v.strip()]
+    """Comma-separated values; ``--resources`` also takes ``;`` (records.split_resources)."""
+    if option == "--resources":
+        items = split_resources(value or "")
+    else:
+        items = [v.strip() for v in (value or "").split(",") if v.strip()]
     if required and not items:
         raise InputFileError(f"{option}: name at least one value (comma-separated)")
     return items

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from deploylearn.domain.execution_schema import EXPORT_FIELDS
 from deploylearn.domain.identity import canonical_template, issue_id_for, normalize_issue
 from deploylearn.domain.records import DeploymentExecution, EnvironmentAdaptation, PlannedDeployment
 from deploylearn.domain.redaction import SecretCipher, mask, protect, protect_text
@@ -91,28 +92,11 @@ class PreparedExecution:
         return out
 
     def to_seed_dict(self) -> dict[str, Any]:
-        """The seed's keywords plus ``execution_id``: the import/export shape."""
+        """The seed's keywords plus ``execution_id``: the import/export shape, in the order
+        of ``execution_schema.EXPORT_FIELDS`` (lists copied)."""
         return {
-            "execution_id": self.execution_id,
-            "execution_name": self.execution_name,
-            "deployment_type": self.deployment_type,
-            "target_environment": self.target_environment,
-            "source_environment": self.source_environment,
-            "gateway_host": self.gateway_host,
-            "deployment_strategy": self.deployment_strategy,
-            "resources_deployed": list(self.resources_deployed),
-            "configuration_used": self.configuration_used,
-            "status": self.status,
-            "started_at": self.started_at,
-            "completed_at": self.completed_at,
-            "failure_reasons": list(self.failure_reasons),
-            "rollback_triggered": self.rollback_triggered,
-            "rollback_successful": self.rollback_successful,
-            "user_id": self.user_id,
-            "automation_triggered": self.automation_triggered,
-            "execution_log": self.execution_log,
-            "performance_data": self.performance_data,
-            "lessons_learned": list(self.lessons_learned),
+            name: list(value) if isinstance(value := getattr(self, name), list) else value
+            for name in EXPORT_FIELDS
         }
 
 

@@ -58,14 +58,30 @@ def _listify(value: object) -> object:
     return value
 
 
+_RESOURCE_SEPARATORS = re.compile(r"[;,]")
+
+
+def split_resources(text: str) -> list[str]:
+    """A resource list written as one string: names separated by ``,`` or ``;``, each
+    stripped, blank ones dropped ('project, database' → ['project', 'database']).
+
+    The one rule for ``resources_deployed`` given as a string to an execution or a planned
+    deployment, in a CSV cell, and for ``--resources`` on the command line.
+    """
+    return [part.strip() for part in _RESOURCE_SEPARATORS.split(text) if part.strip()]
+
+
 def _fix_spelling(data: dict[str, Any]) -> dict[str, Any]:
     """Slug fields and resource names in canonical spelling, in place ('Blue-Green' →
-    'blue_green'); shared by executions and planned deployments."""
+    'blue_green', a string of resources split by ``split_resources``); shared by executions
+    and planned deployments."""
     for key in _SLUG_FIELDS:
         value = data.get(key)
         if isinstance(value, str):
             data[key] = slugify(value)
     resources = data.get("resources_deployed")
+    if isinstance(resources, str):
+        resources = split_resources(resources)
     if isinstance(resources, list):
         data["resources_deployed"] = [_slug(r) for r in resources]
     return data
@@ -81,7 +97,8 @@ _SLUG_FIELDS = (
     "deployment_strategy",
     "status",
 )
-_LIST_FIELDS = ("resources_deployed", "failure_reasons", "lessons_learned")
+# a bare string is one item of these (resources_deployed: see split_resources)
+_LIST_FIELDS = ("failure_reasons", "lessons_learned")
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Host = Annotated[
     str,
@@ -484,9 +501,6 @@ class PlannedDeployment(BaseModel):
         data = dict(data)
         if "configuration" in data and "configuration_used" not in data:
             data["configuration_used"] = data.pop("configuration")
-        resources = data.get("resources_deployed")
-        if isinstance(resources, str):
-            data["resources_deployed"] = [r for r in re.split(r"[;,]", resources) if r.strip()]
         data = _fix_spelling(data)
         if isinstance(data.get("resources_deployed"), list):
             data["resources_deployed"] = sorted({str(r) for r in data["resources_deployed"]})

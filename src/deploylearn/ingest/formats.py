@@ -26,35 +26,19 @@ import msgspec
 import orjson
 
 from deploylearn.domain import strict_json
-from deploylearn.domain.records import DeploymentExecution
+from deploylearn.domain.execution_schema import EXPORT_FIELDS, Kind, names
+from deploylearn.domain.records import DeploymentExecution, split_resources
 from deploylearn.errors import FieldProblem, InputFileError, InvalidRecordError, OutputFileError
 
 Format = Literal["jsonl", "json", "csv"]
-FIELD_ORDER: tuple[str, ...] = (
-    "execution_id",
-    "execution_name",
-    "deployment_type",
-    "target_environment",
-    "source_environment",
-    "gateway_host",
-    "deployment_strategy",
-    "resources_deployed",
-    "configuration_used",
-    "status",
-    "started_at",
-    "completed_at",
-    "failure_reasons",
-    "rollback_triggered",
-    "rollback_successful",
-    "user_id",
-    "automation_triggered",
-    "execution_log",
-    "performance_data",
-    "lessons_learned",
+# The import/export fields in their order: the CSV header and every exported record's keys.
+FIELD_ORDER: tuple[str, ...] = EXPORT_FIELDS
+_JSON_COLUMNS = names(kind=Kind.JSON, exported=True)
+# lists of text as JSON arrays; resources_deployed (slugs) is ``;``-separated instead
+_TEXT_LIST_COLUMNS = tuple(
+    name for name in names(kind=Kind.TEXTS, exported=True) if name != "resources_deployed"
 )
-_JSON_COLUMNS = ("configuration_used", "performance_data")
-_TEXT_LIST_COLUMNS = ("failure_reasons", "lessons_learned")
-_BOOL_COLUMNS = ("rollback_triggered", "rollback_successful", "automation_triggered")
+_BOOL_COLUMNS = names(kind=Kind.FLAG, exported=True)
 # a CSV without one of these columns cannot hold a valid row: one error for the file
 REQUIRED_COLUMNS = tuple(
     name for name, spec in DeploymentExecution.model_fields.items() if spec.is_required()
@@ -266,7 +250,7 @@ def _cell(key: str, cell: str) -> Any:
         # booleans let the fast screen take CSV rows (100k demo rows: 12.9k -> 15.2k/s).
         return cell == "true"
     if key == "resources_deployed":
-        return [part.strip() for part in cell.split(";") if part.strip()]
+        return split_resources(cell)
     if key in _JSON_COLUMNS:
         return strict_json.loads(cell)
     if key in _TEXT_LIST_COLUMNS:

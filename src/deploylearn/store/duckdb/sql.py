@@ -13,6 +13,35 @@ UPDATE; 1.9 vs 4 ms), and no interleaving of writers can lose a count. Reading t
 aggregate over ``executions`` (~10 ms at 100k executions).
 """
 
+from deploylearn.domain.execution_schema import COLUMN_NAMES, COLUMNS, EXPORT_FIELDS, Column, Kind
+from deploylearn.store.base import EXECUTION_FRAME_DTYPES
+
+# DuckDB's type for each kind of execution column (domain.execution_schema).
+SQL_TYPES: dict[Kind, str] = {
+    Kind.TEXT: "VARCHAR",
+    Kind.TEXTS: "VARCHAR[]",
+    Kind.JSON: "VARCHAR",
+    Kind.NUMBER: "DOUBLE",
+    Kind.NUMBERS: "DOUBLE[]",
+    Kind.FLAG: "BOOLEAN",
+    Kind.TIME: "TIMESTAMPTZ",
+}
+
+
+def _column_definition(column: Column) -> str:
+    constraint = (
+        " PRIMARY KEY" if column.primary_key else "" if column.nullable else " NOT NULL"
+    )
+    return f"{column.name} {SQL_TYPES[column.kind]}{constraint}"
+
+
+# The executions table, one column per domain.execution_schema.COLUMNS entry, in its order.
+EXECUTIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS executions (\n        "
+    + ",\n        ".join(map(_column_definition, COLUMNS))
+    + "\n    )"
+)
+
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS patterns (
@@ -21,38 +50,7 @@ SCHEMA = [
         pattern_name VARCHAR NOT NULL,
         configuration_template VARCHAR NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS executions (
-        execution_id VARCHAR PRIMARY KEY,
-        content_hash VARCHAR NOT NULL,
-        pattern_id VARCHAR NOT NULL,
-        execution_name VARCHAR NOT NULL,
-        deployment_type VARCHAR NOT NULL,
-        target_environment VARCHAR NOT NULL,
-        source_environment VARCHAR,
-        gateway_host VARCHAR NOT NULL,
-        deployment_strategy VARCHAR NOT NULL,
-        resources_deployed VARCHAR[] NOT NULL,
-        configuration_used VARCHAR NOT NULL,
-        status VARCHAR NOT NULL,
-        outcome VARCHAR,
-        started_at TIMESTAMPTZ NOT NULL,
-        completed_at TIMESTAMPTZ,
-        duration_seconds DOUBLE,
-        failure_reasons VARCHAR[] NOT NULL,
-        issue_ids VARCHAR[] NOT NULL,
-        rollback_triggered BOOLEAN NOT NULL,
-        rollback_successful BOOLEAN,
-        rollback_scenario_id VARCHAR,
-        user_id VARCHAR,
-        automation_triggered BOOLEAN NOT NULL,
-        execution_log VARCHAR,
-        performance_data VARCHAR NOT NULL,
-        lessons_learned VARCHAR[] NOT NULL,
-        recorded_at TIMESTAMPTZ NOT NULL,
-        recorded_by VARCHAR NOT NULL,
-        metric_types VARCHAR[] NOT NULL,
-        metric_values DOUBLE[] NOT NULL
-    )""",
+    EXECUTIONS_TABLE,
     """CREATE TABLE IF NOT EXISTS issues (
         issue_id VARCHAR PRIMARY KEY,
         normalized VARCHAR NOT NULL,
@@ -193,9 +191,17 @@ ALL_PATTERN_TEMPLATES = f"""
     ORDER BY c.first_seen NULLS LAST, p.pattern_id
 """
 
-EXECUTION_COLUMNS = 30
-INSERT_EXECUTION_ROWS = f"INSERT INTO executions VALUES ({', '.join(['?'] * EXECUTION_COLUMNS)})"
-INSERT_EXECUTION_TABLE = "INSERT INTO executions SELECT * FROM batch_rows"
+EXECUTION_COLUMNS = len(COLUMNS)
+# By column name, so neither statement depends on the table's (or batch_rows's) column order.
+_EXECUTION_COLUMN_LIST = ", ".join(COLUMN_NAMES)
+INSERT_EXECUTION_ROWS = (
+    f"INSERT INTO executions ({_EXECUTION_COLUMN_LIST}) "
+    f"VALUES ({', '.join(['?'] * EXECUTION_COLUMNS)})"
+)
+INSERT_EXECUTION_TABLE = (
+    f"INSERT INTO executions ({_EXECUTION_COLUMN_LIST}) "
+    f"SELECT {_EXECUTION_COLUMN_LIST} FROM batch_rows"
+)
 
 # Definitions are inserted once; a concurrent or earlier writer may have inserted them already.
 INSERT_PATTERN = "INSERT INTO patterns VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -234,21 +240,12 @@ DELETE_UNUSED_SCENARIO = """
       AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.rollback_scenario_id = $id)
 """
 
-EXPORT_COLUMNS = (
-    "execution_id, execution_name, deployment_type, target_environment, source_environment, "
-    "gateway_host, deployment_strategy, resources_deployed, configuration_used, status, "
-    "started_at, completed_at, failure_reasons, rollback_triggered, rollback_successful, "
-    "user_id, automation_triggered, execution_log, performance_data, lessons_learned, pattern_id"
-)
+# The import/export fields in their order, then pattern_id (get_execution adds it).
+EXPORT_COLUMNS = ", ".join((*EXPORT_FIELDS, "pattern_id"))
 SELECT_EXECUTION = f"SELECT {EXPORT_COLUMNS} FROM executions WHERE execution_id = ?"
 SELECT_ALL_EXECUTIONS = f"SELECT {EXPORT_COLUMNS} FROM executions ORDER BY started_at, execution_id"
 
-FRAME_COLUMNS = (
-    "execution_id, pattern_id, deployment_type, target_environment, source_environment, "
-    "gateway_host, deployment_strategy, resources_deployed, status, outcome, started_at, "
-    "completed_at, duration_seconds, rollback_triggered, rollback_successful, "
-    "automation_triggered, user_id, issue_ids"
-)
+FRAME_COLUMNS = ", ".join(EXECUTION_FRAME_DTYPES)
 SELECT_FRAME = f"""
     SELECT {FRAME_COLUMNS} FROM executions
     WHERE started_at >= coalesce(?::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)

@@ -26,6 +26,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from deploylearn.domain.execution_schema import COLUMNS, EXPORT_FIELDS, Kind, Source, names
 from deploylearn.domain.identity import PatternIndex
 from deploylearn.domain.prepared import PreparedExecution, adaptation_id_for
 from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
@@ -672,65 +673,32 @@ class DuckDBStore(Store):
         )
 
 
+# Export rows are the columns of ``sql.EXPORT_COLUMNS``: EXPORT_FIELDS, then pattern_id.
+_EXPORT_LISTS = names(kind=Kind.TEXTS, exported=True)
+_EXPORT_JSON = names(kind=Kind.JSON, exported=True)
+
+
 def _export_row(row: tuple[Any, ...]) -> dict[str, Any]:
-    return {
-        "execution_id": row[0],
-        "execution_name": row[1],
-        "deployment_type": row[2],
-        "target_environment": row[3],
-        "source_environment": row[4],
-        "gateway_host": row[5],
-        "deployment_strategy": row[6],
-        "resources_deployed": list(row[7]),
-        "configuration_used": orjson.loads(row[8]),
-        "status": row[9],
-        "started_at": row[10],
-        "completed_at": row[11],
-        "failure_reasons": list(row[12]),
-        "rollback_triggered": row[13],
-        "rollback_successful": row[14],
-        "user_id": row[15],
-        "automation_triggered": row[16],
-        "execution_log": row[17],
-        "performance_data": orjson.loads(row[18]),
-        "lessons_learned": list(row[19]),
-    }
+    record = dict(zip(EXPORT_FIELDS, row, strict=False))  # not the trailing pattern_id
+    for name in _EXPORT_LISTS:
+        record[name] = list(record[name])
+    for name in _EXPORT_JSON:
+        record[name] = orjson.loads(record[name])
+    return record
 
 
-_EXECUTION_SCHEMA = pa.schema(
-    [
-        ("execution_id", pa.string()),
-        ("content_hash", pa.string()),
-        ("pattern_id", pa.string()),
-        ("execution_name", pa.string()),
-        ("deployment_type", pa.string()),
-        ("target_environment", pa.string()),
-        ("source_environment", pa.string()),
-        ("gateway_host", pa.string()),
-        ("deployment_strategy", pa.string()),
-        ("resources_deployed", _STRS),
-        ("configuration_used", pa.string()),
-        ("status", pa.string()),
-        ("outcome", pa.string()),
-        ("started_at", _TS),
-        ("completed_at", _TS),
-        ("duration_seconds", pa.float64()),
-        ("failure_reasons", _STRS),
-        ("issue_ids", _STRS),
-        ("rollback_triggered", pa.bool_()),
-        ("rollback_successful", pa.bool_()),
-        ("rollback_scenario_id", pa.string()),
-        ("user_id", pa.string()),
-        ("automation_triggered", pa.bool_()),
-        ("execution_log", pa.string()),
-        ("performance_data", pa.string()),
-        ("lessons_learned", _STRS),
-        ("recorded_at", _TS),
-        ("recorded_by", pa.string()),
-        ("metric_types", _STRS),
-        ("metric_values", pa.list_(pa.float64())),
-    ]
-)
+# Arrow's type for each kind of execution column (domain.execution_schema). Fields stay
+# nullable, as DuckDB's NOT NULL is what is enforced (Arrow does not check the flag).
+_ARROW_TYPES: dict[Kind, pa.DataType] = {
+    Kind.TEXT: pa.string(),
+    Kind.TEXTS: _STRS,
+    Kind.JSON: pa.string(),
+    Kind.NUMBER: pa.float64(),
+    Kind.NUMBERS: pa.list_(pa.float64()),
+    Kind.FLAG: pa.bool_(),
+    Kind.TIME: _TS,
+}
+_EXECUTION_SCHEMA = pa.schema([(c.name, _ARROW_TYPES[c.kind]) for c in COLUMNS])
 
 
 _PATTERN_SCHEMA = pa.schema(
@@ -936,18 +904,20 @@ def _execution_columns(
     """The executions as columns in ``_EXECUTION_SCHEMA`` order (column-major: on bulk paths
     each column goes to Arrow in one call, with no per-row tuples in between)."""
     metrics = [e.metrics() for e in inserts]
-    derived = {
+    computed = {  # the columns whose Source is not RECORD
         "pattern_id": list(pattern_ids),
-        "configuration_used": [_dumps(e.configuration_used) for e in inserts],
         "issue_ids": [[i.issue_id for i in e.issues] for e in inserts],
-        "performance_data": [_dumps(e.performance_data) for e in inserts],
         "recorded_at": [now] * len(inserts),
         "recorded_by": [actor] * len(inserts),
         "metric_types": [[name for name, _ in m] for m in metrics],
         "metric_values": [[value for _, value in m] for m in metrics],
     }
-    # every other column is the PreparedExecution attribute of the same name
+    # every other column is the PreparedExecution attribute of the same name (JSON as text)
     return [
-        derived[name] if name in derived else list(map(attrgetter(name), inserts))
-        for name in _EXECUTION_SCHEMA.names
+        computed[c.name]
+        if c.source is not Source.RECORD
+        else [_dumps(v) for v in map(attrgetter(c.name), inserts)]
+        if c.kind is Kind.JSON
+        else list(map(attrgetter(c.name), inserts))
+        for c in COLUMNS
     ]

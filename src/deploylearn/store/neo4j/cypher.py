@@ -13,7 +13,9 @@ stamp on it; other writes (adaptations) add AuditEntry nodes.
 
 from __future__ import annotations
 
+from deploylearn.domain.execution_schema import BY_NAME, COLUMNS, Kind, Source
 from deploylearn.domain.vocabulary import Label, Rel
+from deploylearn.store.base import EXECUTION_FRAME_DTYPES
 
 CONSTRAINTS = [
     f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
@@ -111,37 +113,18 @@ MERGE (s:{Label.CONFIG_SETTING} {{setting_id: setting.id}})
 ON CREATE SET s.key = setting.key, s.value = setting.value
 MERGE (p)-[:{Rel.USES_SETTING}]->(s)
 """
+# An Execution node holds every column of domain.execution_schema but the metrics, which
+# are a Metric node of their own (MEASURES_DEPLOYMENT it).
+NODE_PROPERTIES = tuple(c.name for c in COLUMNS if c.source is not Source.METRICS)
 # A CREATE_EXECUTIONS row is a list, its values in this order (no key strings to build, encode
-# and decode per row): the execution's stored properties, then its times as ISO strings (the
-# driver's encoder spends tens of µs per datetime; the server parses them), then whether it
-# founded its pattern and its metrics. store.neo4j.store._execution_row builds them.
-EXECUTION_PROPERTIES = (
-    "execution_id",
-    "content_hash",
-    "pattern_id",
-    "execution_name",
-    "deployment_type",
-    "target_environment",
-    "source_environment",
-    "gateway_host",
-    "deployment_strategy",
-    "resources_deployed",
-    "configuration_used",
-    "status",
-    "outcome",
-    "duration_seconds",
-    "failure_reasons",
-    "issue_ids",
-    "rollback_triggered",
-    "rollback_successful",
-    "rollback_scenario_id",
-    "user_id",
-    "automation_triggered",
-    "execution_log",
-    "performance_data",
-    "lessons_learned",
-)
-EXECUTION_ROW = (*EXECUTION_PROPERTIES, "started_at", "completed_at", "founder", "metrics")
+# and decode per row): the execution's properties stored as they are, then its times as ISO
+# strings (the driver's encoder spends tens of µs per datetime; the server parses them), then
+# whether it founded its pattern and its metrics. recorded_at/recorded_by (Source.STAMPED)
+# are the batch's $now/$actor. store.neo4j.store._execution_row builds them.
+_IN_ROW = [c for c in COLUMNS if c.source not in (Source.METRICS, Source.STAMPED)]
+EXECUTION_PROPERTIES = tuple(c.name for c in _IN_ROW if c.kind is not Kind.TIME)
+TIME_PROPERTIES = tuple(c.name for c in _IN_ROW if c.kind is Kind.TIME)
+EXECUTION_ROW = (*EXECUTION_PROPERTIES, *TIME_PROPERTIES, "founder", "metrics")
 _R = {name: f"row[{i}]" for i, name in enumerate(EXECUTION_ROW)}
 # Values shared by the batch travel once, as $now/$actor. Recording an execution stamps
 # recorded_at/recorded_by on it: that stamp is its audit entry (AUDIT_LOG reads it), as in
@@ -151,7 +134,7 @@ _R = {name: f"row[{i}]" for i, name in enumerate(EXECUTION_ROW)}
 CREATE_EXECUTIONS = f"""
 UNWIND $rows AS row
 CREATE (e:{Label.EXECUTION} {{{", ".join(f"{n}: {_R[n]}" for n in EXECUTION_PROPERTIES)},
-    started_at: datetime({_R["started_at"]}), completed_at: datetime({_R["completed_at"]}),
+    {", ".join(f"{n}: datetime({_R[n]})" for n in TIME_PROPERTIES)},
     recorded_at: $now, recorded_by: $actor}})
 WITH e, row
 MATCH (p:{Label.PATTERN} {{pattern_id: {_R["pattern_id"]}}})
@@ -326,24 +309,8 @@ def _micros(value: str) -> str:
 # instead of one per row, and times as integer microseconds (converted with numpy, not one by
 # one). Collecting node references first keeps the server's memory to one pointer a row.
 FRAME_COLUMNS = {
-    "execution_id": "e.execution_id",
-    "pattern_id": "e.pattern_id",
-    "deployment_type": "e.deployment_type",
-    "target_environment": "e.target_environment",
-    "source_environment": "e.source_environment",
-    "gateway_host": "e.gateway_host",
-    "deployment_strategy": "e.deployment_strategy",
-    "resources_deployed": "e.resources_deployed",
-    "status": "e.status",
-    "outcome": "e.outcome",
-    "started_at": _micros("e.started_at"),
-    "completed_at": _micros("e.completed_at"),
-    "duration_seconds": "e.duration_seconds",
-    "rollback_triggered": "e.rollback_triggered",
-    "rollback_successful": "e.rollback_successful",
-    "automation_triggered": "e.automation_triggered",
-    "user_id": "e.user_id",
-    "issue_ids": "e.issue_ids",
+    name: _micros(f"e.{name}") if BY_NAME[name].kind is Kind.TIME else f"e.{name}"
+    for name in EXECUTION_FRAME_DTYPES
 }
 FRAME = f"""
 MATCH (e:{Label.EXECUTION})

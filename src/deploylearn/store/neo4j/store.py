@@ -10,10 +10,11 @@ large records. All Cypher is in ``cypher.py``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +25,7 @@ from neo4j import Driver, GraphDatabase, ManagedTransaction
 from neo4j.exceptions import AuthError, ConstraintError, Neo4jError, ServiceUnavailable
 from neo4j.time import DateTime
 
+from deploylearn.domain.execution_schema import BY_NAME, COLUMNS, Kind, Source
 from deploylearn.domain.identity import PatternIndex
 from deploylearn.domain.prepared import PreparedExecution, adaptation_id_for
 from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
@@ -49,6 +51,10 @@ from deploylearn.store.plan import WritePlan, WriteResult, plan_write
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _texts(value: list[str] | None) -> list[str]:
+    return list(value or [])
 
 
 def _native(value: Any) -> Any:
@@ -696,58 +702,50 @@ def _execution_row(e: PreparedExecution, pattern_id: str, founders: set[str]) ->
     metrics = e.metrics()
     founder = pattern_id in founders
     founders.discard(pattern_id)  # only the pattern's first execution founds it
-    return [
-        e.execution_id,
-        e.content_hash,
-        pattern_id,
-        e.execution_name,
-        e.deployment_type,
-        e.target_environment,
-        e.source_environment,
-        e.gateway_host,
-        e.deployment_strategy,
-        e.resources_deployed,
-        _dumps(e.configuration_used),
-        e.status,
-        e.outcome,
-        e.duration_seconds,
-        e.failure_reasons,
-        [i.issue_id for i in e.issues],
-        e.rollback_triggered,
-        e.rollback_successful,
-        e.rollback_scenario_id,
-        e.user_id,
-        e.automation_triggered,
-        e.execution_log,
-        _dumps(e.performance_data),
-        e.lessons_learned,
-        e.started_at.isoformat(),
-        _iso(e.completed_at),
-        founder,
-        [[m[0] for m in metrics], [m[1] for m in metrics]] if metrics else None,
-    ]
+    row = list(_ROW_ATTRIBUTES(e))  # the Source.RECORD properties, in row order
+    for position in _ROW_JSON:
+        row[position] = _dumps(row[position])
+    computed = {"pattern_id": pattern_id, "issue_ids": [i.issue_id for i in e.issues]}
+    for position, name in _ROW_COMPUTED:  # ascending, so each lands at its own position
+        row.insert(position, computed[name])
+    row += [_iso(t) for t in _ROW_TIMES(e)]
+    row += [founder, [[m[0] for m in metrics], [m[1] for m in metrics]] if metrics else None]
+    return row
+
+
+def _getter(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """The attributes ``names`` of an object as a tuple (one C call)."""
+    get = attrgetter(*names)
+    return get if len(names) > 1 else lambda e: (get(e),)
+
+
+_RECORD_PROPERTIES = [
+    name for name in cypher.EXECUTION_PROPERTIES if BY_NAME[name].source is Source.RECORD
+]
+_ROW_ATTRIBUTES = _getter(_RECORD_PROPERTIES)
+_ROW_JSON = [i for i, name in enumerate(_RECORD_PROPERTIES) if BY_NAME[name].kind is Kind.JSON]
+_ROW_COMPUTED = [
+    (i, name)
+    for i, name in enumerate(cypher.EXECUTION_PROPERTIES)
+    if BY_NAME[name].source is not Source.RECORD
+]
+_ROW_TIMES = _getter(cypher.TIME_PROPERTIES)
+# How _export reads each exported property: a property that is null is absent from a node
+# (so nullable ones are read with get), a text list may be absent too (read as empty).
+_EXPORT_READS = tuple(
+    (
+        c.name,
+        c.nullable or c.kind is Kind.TEXTS,
+        {Kind.TEXTS: _texts, Kind.JSON: orjson.loads, Kind.TIME: _native}.get(c.kind),
+    )
+    for c in COLUMNS
+    if c.exported
+)
 
 
 def _export(e: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "execution_id": e["execution_id"],
-        "execution_name": e["execution_name"],
-        "deployment_type": e["deployment_type"],
-        "target_environment": e["target_environment"],
-        "source_environment": e.get("source_environment"),
-        "gateway_host": e["gateway_host"],
-        "deployment_strategy": e["deployment_strategy"],
-        "resources_deployed": list(e["resources_deployed"]),
-        "configuration_used": orjson.loads(e["configuration_used"]),
-        "status": e["status"],
-        "started_at": _native(e["started_at"]),
-        "completed_at": _native(e.get("completed_at")),
-        "failure_reasons": list(e.get("failure_reasons") or []),
-        "rollback_triggered": e["rollback_triggered"],
-        "rollback_successful": e.get("rollback_successful"),
-        "user_id": e.get("user_id"),
-        "automation_triggered": e["automation_triggered"],
-        "execution_log": e.get("execution_log"),
-        "performance_data": orjson.loads(e["performance_data"]),
-        "lessons_learned": list(e.get("lessons_learned") or []),
-    }
+    record: dict[str, Any] = {}
+    for name, optional, convert in _EXPORT_READS:
+        value = e.get(name) if optional else e[name]
+        record[name] = value if convert is None else convert(value)
+    return record
