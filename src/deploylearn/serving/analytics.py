@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -74,11 +74,13 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return low, high
 
 
-def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[str, float, float] | None:
+def two_proportion_test(
+    k1: int, n1: int, k2: int, n2: int
+) -> tuple[str, float | None, float] | None:
     """(test name, statistic, two-sided p) comparing k1/n1 with k2/n2; None if a side is empty.
 
     The pooled two-proportion z-test when every expected cell count of the 2×2 table is at
-    least 5, Fisher's exact test (statistic: the odds ratio) otherwise.
+    least 5, Fisher's exact test (statistic: the odds ratio, None when it is infinite) otherwise.
     """
     if n1 <= 0 or n2 <= 0:
         return None
@@ -561,7 +563,7 @@ def _isin(values: pd.Series, members: pd.Series) -> np.ndarray:
         found = pc.is_in(value_array, value_set=member_array)
         return np.asarray(found.fill_null(False).to_numpy(), dtype=bool)
     except (pa.ArrowException, TypeError):
-        return values.isin(members).to_numpy(dtype=bool)
+        return cast(np.ndarray, values.isin(members).to_numpy(dtype=bool))
 
 
 def _metric_values(metrics: pd.DataFrame, metric_type: str) -> pd.Series:

@@ -936,7 +936,7 @@ def _execution_columns(
     """The executions as columns in ``_EXECUTION_SCHEMA`` order (column-major: on bulk paths
     each column goes to Arrow in one call, with no per-row tuples in between)."""
     metrics = [e.metrics() for e in inserts]
-    derived = {
+    derived: dict[str, list[Any]] = {
         "pattern_id": list(pattern_ids),
         "configuration_used": [_dumps(e.configuration_used) for e in inserts],
         "issue_ids": [[i.issue_id for i in e.issues] for e in inserts],

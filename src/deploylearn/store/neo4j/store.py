@@ -256,7 +256,7 @@ class Neo4jStore(Store):
         return WriteResult(inserted, duplicates, conflicts)
 
     def _write_transaction(self, batch: Sequence[PreparedExecution], actor: str) -> WriteResult:
-        def work(tx: ManagedTransaction) -> tuple[WritePlan, PatternIndex]:
+        def work(tx: ManagedTransaction) -> tuple[WritePlan[PreparedExecution], PatternIndex]:
             ids = [e.execution_id for e in batch]
             existing = {
                 r["execution_id"]: r["content_hash"]
@@ -549,7 +549,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
+def _persist(tx: ManagedTransaction, plan: WritePlan[PreparedExecution], actor: str) -> None:
     """Write a plan in six statements at most; results are not awaited one by one.
 
     ``tx.run`` returns once the server has accepted a statement, so Python builds the next
