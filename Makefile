@@ -29,6 +29,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/ingest_benchmark.py

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from deploylearn.errors import DeploylearnError
-from deploylearn.ingest.formats import write_records
+from deploylearn.ingest.formats import Format, write_records
 from deploylearn.learner import DeploymentPatternLearner
 
-DEMO_QUERY = {"environment": "production", "resources": ["project", "database"]}
+
+class DemoQuery(TypedDict):
+    environment: str
+    resources: list[str]
+
+
+DEMO_QUERY: DemoQuery = {"environment": "production", "resources": ["project", "database"]}
 
 
 class NotADemoStoreError(DeploylearnError, ValueError):
@@ -77,8 +83,9 @@ def run_demo(
 
     stream = recorded(demo_records(executions, seed=seed, days=days))
     if out_file is not None:
-        fmt = {".csv": "csv", ".json": "json"}.get(out_file.suffix.lower(), "jsonl")
-        write_records(out_file, stream, fmt)  # type: ignore[arg-type]
+        by_suffix: dict[str, Format] = {".csv": "csv", ".json": "json"}
+        fmt = by_suffix.get(out_file.suffix.lower(), "jsonl")
+        write_records(out_file, stream, fmt)
     else:
         for _ in stream:
             pass
@@ -101,7 +108,7 @@ def run_demo(
         "environments": environments,
         "query": DEMO_QUERY,
         "recommendations": learner.get_deployment_recommendations(
-            target_environment=DEMO_QUERY["environment"],  # type: ignore[arg-type]
-            resource_types=DEMO_QUERY["resources"],  # type: ignore[arg-type]
+            target_environment=DEMO_QUERY["environment"],
+            resource_types=DEMO_QUERY["resources"],
         ),
     }

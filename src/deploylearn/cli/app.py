@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -51,6 +51,9 @@ from deploylearn.errors import (
     OutputFileError,
     StoreUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from deploylearn.learner import DeploymentPatternLearner
 
 EXIT_BAD_INPUT = 2
 EXIT_PARTIAL = 3
@@ -123,7 +126,7 @@ def _global_options(
         os.environ["DEPLOYLEARN_STORE"] = store
 
 
-def _learner(store: str | None, *, create: bool):  # type: ignore[no-untyped-def]
+def _learner(store: str | None, *, create: bool) -> DeploymentPatternLearner:
     """Writes create a missing store; reads refuse it (a mistyped path is not empty)."""
     from deploylearn.learner import DeploymentPatternLearner
 
@@ -304,7 +307,7 @@ def ingest(
             task = progress.add_task(f"ingest {path.name}", total=total)
             report = learner.ingest(
                 source,
-                fmt=fmt,  # type: ignore[arg-type]
+                fmt=fmt,  # type: ignore[arg-type]  # checked above
                 batch_size=batch_size,
                 progress=lambda n: progress.update(task, completed=n),
                 workers=workers,
@@ -375,10 +378,10 @@ def export(
     to_stdout = str(path) == "-"
     with _learner(store, create=False) as learner:
         if to_stdout:
-            count = learner.export(sys.stdout.buffer, fmt=fmt)  # type: ignore[arg-type]
+            count = learner.export(sys.stdout.buffer, fmt=fmt)  # type: ignore[arg-type]  # checked above
             sys.stdout.flush()
         else:
-            count = learner.export(path, fmt=fmt, overwrite=force)  # type: ignore[arg-type]
+            count = learner.export(path, fmt=fmt, overwrite=force)  # type: ignore[arg-type]  # checked above
     summary = {"path": "-" if to_stdout else str(path), "exported": count}
     if to_stdout:  # the records are stdout: the summary goes to stderr
         err.print(f"exported {count} executions to standard output")

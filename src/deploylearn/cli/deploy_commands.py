@@ -10,7 +10,7 @@ names a context the store never saw, or the champion learned from another store 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -19,6 +19,9 @@ from rich.table import Table
 from deploylearn.cli.common import JsonOption, StoreOption, err, out, parse_config, print_json, show
 from deploylearn.domain.records import split_resources
 from deploylearn.errors import InputFileError
+
+if TYPE_CHECKING:
+    from deploylearn.learner import DeploymentPatternLearner
 
 EXIT_RISK_GATE = 7
 
@@ -31,7 +34,7 @@ NoModelOption = Annotated[
 ]
 
 
-def _learner(store: str | None, use_model: bool = True):  # type: ignore[no-untyped-def]
+def _learner(store: str | None, use_model: bool = True) -> DeploymentPatternLearner:
     from deploylearn.learner import DeploymentPatternLearner
 
     return DeploymentPatternLearner.open(store, use_model=use_model, create=False)

@@ -21,6 +21,8 @@ from deploylearn.errors import InputFileError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from deploylearn.store import Store
+
 EXIT_GATE_REFUSED = 5  # same values as deploylearn.pipeline.train (not imported: keeps
 EXIT_LOCKED = 6  # `ign --help` fast, the pipeline pulls in scikit-learn)
 EMBEDDING_MODES = ("auto", "none", "numpy", "gds")
@@ -66,7 +68,7 @@ def _embeddings(mode: str) -> str:
     return mode
 
 
-def _open_store(store: str | None):  # type: ignore[no-untyped-def]
+def _open_store(store: str | None) -> Store:
     from deploylearn.store import open_store
 
     return open_store(store, create=False)

@@ -65,18 +65,18 @@ class ScreenedExecution(msgspec.Struct, ExecutionOutcome, forbid_unknown_fields=
     resources_deployed: Annotated[list[str], Meta(min_length=1, max_length=64)]
     status: Status
     started_at: Any
-    configuration_used: dict[str, Any] = UNSET  # type: ignore[assignment]
+    configuration_used: dict[str, Any] = UNSET  # type: ignore[assignment]  # UNSET until _finish
     completed_at: Any = UNSET
-    source_environment: str | None = UNSET  # type: ignore[assignment]
-    failure_reasons: _Texts = UNSET  # type: ignore[assignment]
-    rollback_triggered: bool = UNSET  # type: ignore[assignment]
-    rollback_successful: bool | None = UNSET  # type: ignore[assignment]
-    user_id: Annotated[str, Meta(max_length=200)] | None = UNSET  # type: ignore[assignment]
-    automation_triggered: bool = UNSET  # type: ignore[assignment]
-    execution_log: Annotated[str, Meta(max_length=MAX_LOG_CHARS)] | None = UNSET  # type: ignore[assignment]
-    performance_data: dict[str, Any] = UNSET  # type: ignore[assignment]
-    lessons_learned: _Texts = UNSET  # type: ignore[assignment]
-    execution_id: str | None = UNSET  # type: ignore[assignment]
+    source_environment: str | None = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    failure_reasons: _Texts = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    rollback_triggered: bool = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    rollback_successful: bool | None = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    user_id: Annotated[str, Meta(max_length=200)] | None = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    automation_triggered: bool = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    execution_log: Annotated[str, Meta(max_length=MAX_LOG_CHARS)] | None = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    performance_data: dict[str, Any] = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    lessons_learned: _Texts = UNSET  # type: ignore[assignment]  # UNSET until _finish
+    execution_id: str | None = UNSET  # type: ignore[assignment]  # UNSET until _finish
 
 
 # The defaults of ScreenedExecution's optional fields (those of DeploymentExecution); a

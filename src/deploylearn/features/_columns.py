@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ def micros(values: pd.Series) -> np.ndarray:
     """
     series = pd.to_datetime(values, utc=True)
     naive = series.dt.tz_localize(None).dt.as_unit("us")
-    return naive.to_numpy(dtype="datetime64[us]").view("int64").copy()
+    return cast(np.ndarray, naive.to_numpy(dtype="datetime64[us]").view("int64").copy())
 
 
 def codes(*columns: pd.Series) -> np.ndarray:
@@ -31,11 +31,12 @@ def codes(*columns: pd.Series) -> np.ndarray:
     for column in columns:
         code, uniques = pd.factorize(_filled(column), sort=True)
         combined = pd.factorize(combined * max(len(uniques), 1) + code, sort=True)[0]
-    return pd.factorize(combined, sort=True)[0].astype(np.int64)
+    return cast(np.ndarray, pd.factorize(combined, sort=True)[0].astype(np.int64))
 
 
 def _filled(column: pd.Series) -> np.ndarray:
-    return column.astype(object).where(column.notna(), "\x00none").to_numpy(dtype=object)
+    filled = column.astype(object).where(column.notna(), "\x00none")
+    return cast(np.ndarray, filled.to_numpy(dtype=object))
 
 
 class Exploded(NamedTuple):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import orjson
@@ -97,7 +98,7 @@ def structural_graph(
         blocks.append((label, keys))
 
     def node(label: str, values: np.ndarray) -> np.ndarray:
-        return offset[label] + index[label].get_indexer(values)
+        return cast(np.ndarray, offset[label] + index[label].get_indexer(values))
 
     executions = frame["execution_id"].astype(object).to_numpy()
     pattern_of = frame["pattern_id"].astype(object).to_numpy()
@@ -197,7 +198,7 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
 def node_ids(labels: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Stable 64-bit ids from (label, key), so a node's random vector ignores node order."""
     text = pd.Series(labels.astype(str), dtype=object) + "\x1f" + pd.Series(keys, dtype=object)
-    return pd.util.hash_array(text.to_numpy(dtype=object), categorize=False)
+    return cast(np.ndarray, pd.util.hash_array(text.to_numpy(dtype=object), categorize=False))
 
 
 def fastrp(
@@ -240,7 +241,7 @@ def fastrp(
 def _l2_normalized(values: np.ndarray) -> np.ndarray:
     norm = np.sqrt(np.einsum("ij,ij->i", values, values, dtype=np.float64))
     norm[norm == 0] = 1.0
-    return (values / norm[:, None]).astype(np.float32)
+    return cast(np.ndarray, (values / norm[:, None]).astype(np.float32))
 
 
 def fastrp_node_embeddings(

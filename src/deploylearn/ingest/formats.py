@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import IO, Any, Literal
 
 import msgspec
 import orjson
@@ -281,12 +281,13 @@ def export_format(path: Path, fmt: Format | None) -> Format:
     known = EXPORT_SUFFIXES.get(path.suffix.lower())
     if fmt is not None and known is not None and known != fmt:
         raise OutputFileError(f"{path}: the extension says {known}, --format says {fmt}")
-    if fmt is None and known is None:
+    chosen = fmt or known
+    if chosen is None:
         raise OutputFileError(
             f"{path}: unknown extension {path.suffix or '(none)'!r}; write "
             f"{', '.join(EXPORT_SUFFIXES)} (or name one with --format)"
         )
-    return fmt or known  # type: ignore[return-value]
+    return chosen
 
 
 def write_records(
@@ -332,7 +333,9 @@ def write_records(
     return count
 
 
-def write_records_to(handle: BinaryIO, batches: Iterable[list[dict[str, Any]]], fmt: Format) -> int:
+def write_records_to(
+    handle: IO[bytes], batches: Iterable[list[dict[str, Any]]], fmt: Format
+) -> int:
     """Write records to an open binary stream (a file, or standard output)."""
     count = 0
     if fmt == "csv":

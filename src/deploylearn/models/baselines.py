@@ -15,7 +15,7 @@ features do; the comparison is about the learner, not about who saw more data.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from deploylearn.models.success import openmp_threads
 
 
-class _ProbabilityBaseline(ClassifierMixin, BaseEstimator):
+class _ProbabilityBaseline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn: untyped
     """Shared plumbing: ``classes_``, ``predict`` at 0.5, two-column ``predict_proba``."""
 
     def _success_probability(self, X: pd.DataFrame) -> np.ndarray:  # pragma: no cover
@@ -91,7 +91,7 @@ class BetaPosteriorBaseline(_ProbabilityBaseline):
         s = np.nan_to_num(X[s_col].to_numpy(dtype=np.float64))
         f = np.nan_to_num(X[f_col].to_numpy(dtype=np.float64))
         k = float(self.prior_strength)
-        return (k * self.global_rate_ + s) / (k + s + f)
+        return cast(np.ndarray, (k * self.global_rate_ + s) / (k + s + f))
 
 
 class SeedRankingBaseline(_ProbabilityBaseline):
@@ -110,7 +110,7 @@ class SeedRankingBaseline(_ProbabilityBaseline):
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """The ranking signal: how many successes the pattern has (popularity)."""
         check_is_fitted(self, "global_rate_")
-        return np.nan_to_num(X["pattern_successes"].to_numpy(dtype=np.float64))
+        return cast(np.ndarray, np.nan_to_num(X["pattern_successes"].to_numpy(dtype=np.float64)))
 
 
 def default_baselines(prior_strength: float = 10.0) -> dict[str, _ProbabilityBaseline]:
@@ -135,7 +135,7 @@ _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
 def _labels(frame: pd.DataFrame) -> np.ndarray:
-    return (frame["outcome"] == "success").to_numpy(dtype=np.float64)
+    return cast(np.ndarray, (frame["outcome"] == "success").to_numpy(dtype=np.float64))
 
 
 def _resource_key(resources: Any) -> str:
@@ -158,7 +158,7 @@ def running_rate(history: pd.DataFrame, query: np.ndarray, keys: list[str]) -> n
     index = pd.MultiIndex.from_arrays([frame["k"], frame["t"]])
     s = before["sum"].reindex(index).to_numpy()[query]
     n = before["count"].reindex(index).to_numpy()[query]
-    return (GATEWAY_RATE_PRIOR[0] + s) / (GATEWAY_RATE_PRIOR[1] + n)
+    return cast(np.ndarray, (GATEWAY_RATE_PRIOR[0] + s) / (GATEWAY_RATE_PRIOR[1] + n))
 
 
 def parrot(history: pd.DataFrame, query: np.ndarray, fallback: float) -> np.ndarray:
@@ -251,7 +251,7 @@ class RawFieldsModel:
             return np.full(len(frame), self.constant_)
         encoded = self._encode(self._raw(frame, configurations))
         with openmp_threads(self.n_threads):
-            return self.model_.predict_proba(encoded)[:, 1]
+            return cast(np.ndarray, self.model_.predict_proba(encoded)[:, 1])
 
 
 def _flat_config(config: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from deploylearn.models.success import NONSTATIONARY_FEATURES, fillable_columns, openmp_threads
 
 
-class DurationModel(RegressorMixin, BaseEstimator):
+class DurationModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # sklearn: untyped
     """Predicts duration quantiles in seconds: one column per quantile.
 
     Args:
@@ -101,4 +101,4 @@ class DurationModel(RegressorMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """``(n_rows, n_quantiles)`` seconds (what a registered model serves)."""
-        return self.predict_quantiles(X).to_numpy()
+        return cast(np.ndarray, self.predict_quantiles(X).to_numpy())

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
@@ -25,7 +26,9 @@ METRIC_NAMES = ("roc_auc", "brier_score", "log_loss", "ece")
 GREATER_IS_BETTER = {"roc_auc": True, "brier_score": False, "log_loss": False, "ece": False}
 
 
-def _arrays(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray) -> tuple:
+def _arrays(
+    y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     y_arr = np.asarray(y, dtype=np.float64).ravel()
     p_arr = np.asarray(p, dtype=np.float64).ravel()
     if y_arr.shape != p_arr.shape:

@@ -11,7 +11,7 @@ outcome; outcomes enter only as the neighbours' rates in ``predict``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 
-class PatternSimilarity(RegressorMixin, BaseEstimator):
+class PatternSimilarity(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # sklearn: untyped
     """k nearest patterns by cosine similarity of (embedding, configuration) vectors.
 
     Args:
@@ -125,4 +125,4 @@ def _unit(block: np.ndarray) -> np.ndarray:
     if block.shape[1] == 0:
         return block
     norm = np.linalg.norm(block, axis=1, keepdims=True)
-    return np.divide(block, norm, out=np.zeros_like(block), where=norm > 0)
+    return cast(np.ndarray, np.divide(block, norm, out=np.zeros_like(block), where=norm > 0))

@@ -34,7 +34,7 @@ import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -93,7 +93,7 @@ def fillable_columns(values: np.ndarray) -> np.ndarray:
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
+    return cast(np.ndarray, np.log(p / (1 - p)))
 
 
 @dataclass
@@ -120,13 +120,13 @@ class Calibrator:
 
     def transform(self, scores: np.ndarray) -> np.ndarray:
         if self.method == "sigmoid":
-            return self.model.predict_proba(_logit(scores)[:, None])[:, 1]
+            return cast(np.ndarray, self.model.predict_proba(_logit(scores)[:, None])[:, 1])
         if self.method == "isotonic":
             return np.asarray(self.model.predict(scores), dtype=np.float64)
         return scores
 
 
-class SuccessModel(ClassifierMixin, BaseEstimator):
+class SuccessModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn: untyped
     """P(success | execution features), calibrated on forward-in-time out-of-fold predictions.
 
     Args:
@@ -296,7 +296,8 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
     def _values(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "estimator_")
         frame = _as_frame(X, self.feature_names_in_)
-        return frame.reindex(columns=self.used_features_).to_numpy(dtype=np.float32)
+        used = frame.reindex(columns=self.used_features_)
+        return cast(np.ndarray, used.to_numpy(dtype=np.float32))
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Columns: P(failure), P(success)."""
@@ -324,7 +325,7 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
             self._used_positions = used
         with _controller().limit(limits=1, user_api="openmp"):
             raw = self.estimator_.predict_proba(np.asarray(values, np.float32)[:, used])[:, 1]
-        return np.clip(self.calibrator_.transform(raw), 0.0, 1.0)
+        return cast(np.ndarray, np.clip(self.calibrator_.transform(raw), 0.0, 1.0))
 
     def ranking_probability(self, values: np.ndarray) -> np.ndarray:
         """P(success) by the ranking twin (``success_probability`` where there is none):
@@ -336,7 +337,9 @@ class SuccessModel(ClassifierMixin, BaseEstimator):
         return self.predict_proba(X)[:, 1]
 
 
-def _as_frame(X: pd.DataFrame | np.ndarray, names: Sequence[str] | None = None) -> pd.DataFrame:
+def _as_frame(
+    X: pd.DataFrame | np.ndarray, names: Sequence[str] | np.ndarray | None = None
+) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
         return X
     array = np.asarray(X)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -202,7 +202,8 @@ def reference_predictions(
     ids = labelled.loc[query, "execution_id"].to_numpy()
 
     def aligned(values: np.ndarray) -> np.ndarray:
-        return pd.Series(values, index=ids).reindex(wanted).to_numpy(dtype=np.float64)
+        series = pd.Series(values, index=ids).reindex(wanted)
+        return cast(np.ndarray, series.to_numpy(dtype=np.float64))
 
     base_rate = float(train.y.mean())
     gateway = aligned(running_rate(labelled, query, ["gateway_host"]))

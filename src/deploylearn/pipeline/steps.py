@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -158,7 +158,7 @@ def build_features(
     return training_frame_from_history(
         history.frame,
         history.patterns,
-        embeddings=node_embeddings,  # type: ignore[arg-type]
+        embeddings=node_embeddings,
         fastrp_params=FastRPParams(dimension=embedding_dimension, random_seed=random_seed),
         since=since,
     )
@@ -228,7 +228,7 @@ def oracle_probabilities(truth: pd.Series, frame: TrainingFrame) -> np.ndarray:
     values = truth.reindex(frame.meta["execution_id"].to_numpy())
     if values.isna().any():
         raise ValueError(f"truth lacks {int(values.isna().sum())} execution ids of the frame")
-    return values.to_numpy(dtype=np.float64)
+    return cast(np.ndarray, values.to_numpy(dtype=np.float64))
 
 
 def comparison_table(
@@ -320,16 +320,16 @@ def blend_backtest(model: SuccessModel, train: TrainingFrame, history: History) 
 
 
 def _pattern_env(frame: pd.DataFrame) -> np.ndarray:
-    return (
-        frame["pattern_id"].astype(str) + "\x1f" + frame["target_environment"].astype(str)
-    ).to_numpy(dtype=object)
+    key = frame["pattern_id"].astype(str) + "\x1f" + frame["target_environment"].astype(str)
+    return cast(np.ndarray, key.to_numpy(dtype=object))
 
 
 # -- duration model --------------------------------------------------------------------------
 def durations(history: History, frame: TrainingFrame) -> np.ndarray:
     """Seconds per row of ``frame`` (NaN where the run has no completion time)."""
     seconds = history.frame.set_index("execution_id")["duration_seconds"]
-    return seconds.reindex(frame.meta["execution_id"].to_numpy()).to_numpy(dtype=np.float64)
+    per_row = seconds.reindex(frame.meta["execution_id"].to_numpy())
+    return cast(np.ndarray, per_row.to_numpy(dtype=np.float64))
 
 
 def fit_duration(
@@ -348,7 +348,9 @@ def try_fit(fit: Any, *args: Any, **kwargs: Any) -> tuple[Any | None, str | None
         return None, str(exc)
 
 
-def duration_metrics(model: DurationModel, holdout: TrainingFrame, seconds: np.ndarray) -> dict:
+def duration_metrics(
+    model: DurationModel, holdout: TrainingFrame, seconds: np.ndarray
+) -> dict[str, float]:
     """Pinball loss (seconds) and coverage per quantile on rows with a known duration."""
     known = np.isfinite(seconds) & (seconds > 0)
     if not known.any():

@@ -404,7 +404,7 @@ def _run(store: Store, settings: TrainingSettings, progress: Progress) -> Traini
 def _trained_until(frame: TrainingFrame, cut: pd.Timestamp) -> str:
     """Just after the last run the served model learned from (the cut when it saw none later)."""
     last = pd.Timestamp(frame.meta["started_at"].max()) + pd.Timedelta(microseconds=1)
-    return max(last, cut).isoformat()
+    return str(max(last, cut).isoformat())
 
 
 def _blend(settings: TrainingSettings, choice: steps.BlendChoice) -> dict[str, Any]:

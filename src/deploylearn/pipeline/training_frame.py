@@ -72,7 +72,7 @@ def gds_node_embeddings(store: Store, params: FastRPParams) -> pd.DataFrame:
     from deploylearn.store.neo4j import gds
 
     embeddings = gds.fastrp_embeddings(
-        store,  # type: ignore[arg-type]
+        store,  # type: ignore[arg-type]  # embeddings='gds' comes with a Neo4j store
         dimension=params.dimension,
         random_seed=params.random_seed,
         iteration_weights=params.iteration_weights,

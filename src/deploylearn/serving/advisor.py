@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -337,7 +337,9 @@ class Advisor:
         self, planned: pd.DataFrame, gateway_host: str | None
     ) -> tuple[np.ndarray, np.ndarray]:
         env = str(planned["target_environment"].iloc[0])
-        gateways = [(gateway_host, 1.0)] if gateway_host else self._profile(env).gateways
+        gateways: Sequence[tuple[str | None, float]] = (
+            [(gateway_host, 1.0)] if gateway_host else self._profile(env).gateways
+        )
         if not gateways:
             gateways = [(None, 1.0)]
         rows = pd.concat(
@@ -373,8 +375,8 @@ class Advisor:
         assert self.models is not None
         success = self.models.success
         if ranking and hasattr(success, "ranking_probability"):
-            return success.ranking_probability(X)
-        return success.success_probability(X)
+            return cast(np.ndarray, success.ranking_probability(X))
+        return cast(np.ndarray, success.success_probability(X))
 
     def _knob_variants(
         self, x: np.ndarray, own: np.ndarray, typical: np.ndarray
@@ -972,7 +974,7 @@ def _template_value(template: dict[str, Any], key: str) -> Any:
 def _differs(own: np.ndarray, typical: np.ndarray) -> np.ndarray:
     """Element-wise: the values differ (NaN equals NaN: both unset)."""
     both_nan = np.isnan(own) & np.isnan(typical)
-    return ~both_nan & ~np.isclose(own, typical)
+    return cast(np.ndarray, ~both_nan & ~np.isclose(own, typical))
 
 
 def _show(value: Any) -> str:
@@ -988,7 +990,7 @@ def _show(value: Any) -> str:
 def _iso(micros_value: int) -> str | None:
     if micros_value == np.iinfo(np.int64).min:
         return None
-    return pd.Timestamp(micros_value, unit="us", tz=UTC).isoformat()
+    return str(pd.Timestamp(micros_value, unit="us", tz=UTC).isoformat())
 
 
 def _reasons(

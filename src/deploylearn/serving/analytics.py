@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -521,7 +521,7 @@ def _isin(values: pd.Series, members: pd.Series) -> np.ndarray:
         found = pc.is_in(value_array, value_set=member_array)
         return np.asarray(found.fill_null(False).to_numpy(), dtype=bool)
     except (pa.ArrowException, TypeError):
-        return values.isin(members).to_numpy(dtype=bool)
+        return cast(np.ndarray, values.isin(members).to_numpy(dtype=bool))
 
 
 def _metric_values(metrics: pd.DataFrame, metric_type: str) -> pd.Series:

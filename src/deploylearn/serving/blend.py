@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -74,7 +75,7 @@ class Posterior:
 
     @property
     def mean(self) -> np.ndarray:
-        return self.alpha / (self.alpha + self.beta)
+        return cast(np.ndarray, self.alpha / (self.alpha + self.beta))
 
     def quantile(self, q: float | Sequence[float]) -> np.ndarray:
         """Shape (len(q), candidates); a scalar ``q`` gives one row."""
@@ -104,7 +105,7 @@ def blended_mean(
     if not math.isfinite(prior_strength):
         return np.asarray(prior, dtype=np.float64)
     k = float(prior_strength)
-    return (k * np.asarray(prior, float) + successes) / (k + successes + failures)
+    return cast(np.ndarray, (k * np.asarray(prior, float) + successes) / (k + successes + failures))
 
 
 def decayed_counts_as_of(
@@ -121,7 +122,7 @@ def decayed_counts_as_of(
     ref = events["known"].max() if len(events) else pd.Timestamp(0, tz="UTC")
 
     def days(values: pd.Series) -> np.ndarray:
-        return ((values - ref) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
+        return cast(np.ndarray, ((values - ref) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64))
 
     ev = events.sort_values("known", kind="stable").reset_index(drop=True)
     weight = np.exp2(days(ev["known"]) / half_life_days) if finite else np.ones(len(ev))
@@ -160,7 +161,7 @@ def choose_blend(
 
     def losses(q: np.ndarray) -> np.ndarray:
         q = np.clip(q, EPS, 1 - EPS)
-        return -(y * np.log(q) + (1 - y) * np.log(1 - q))
+        return cast(np.ndarray, -(y * np.log(q) + (1 - y) * np.log(1 - q)))
 
     base = losses(np.asarray(p, dtype=np.float64))
     rows = [{"prior_strength": NO_BLEND, "half_life_days": math.inf, **_scores(base, base, y, p)}]

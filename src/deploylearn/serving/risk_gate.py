@@ -14,7 +14,9 @@ from typing import Any
 from deploylearn.serving.unknowns import GATING_FIELDS
 
 
-def risk_gate(answer: dict[str, Any], fail_below: float, *, allow_unknown: bool = False) -> dict:
+def risk_gate(
+    answer: dict[str, Any], fail_below: float, *, allow_unknown: bool = False
+) -> dict[str, Any]:
     """``passed``, how many planned deployments are ``below`` or ``unknown``, and ``reasons``
     (one readable line per cause of failure)."""
     reasons: list[str] = []

@@ -264,10 +264,10 @@ class HistorySnapshot:
                 for p in pattern
             ]
         )
-        for name, values in cols.items():
+        for name, array in cols.items():
             position = layout.position.get(name)
             if position is not None:
-                out[:, position] = values
+                out[:, position] = array
         self._fill_knobs(out, layout, pattern, candidates.index, knob_rows)
         for i, bundle in enumerate(resources):
             for name in bundle:
@@ -347,13 +347,14 @@ class HistorySnapshot:
             return
         for i, bundle in enumerate(resources):
             vectors = [lookups[Label.RESOURCE_TYPE].get(r) for r in bundle]
-            if bundle and all(v is not None for v in vectors):
-                out[i, target] = np.mean(np.stack(vectors), axis=0)[: len(target)]  # type: ignore[arg-type]
+            present = [v for v in vectors if v is not None]
+            if bundle and len(present) == len(vectors):
+                out[i, target] = np.mean(np.stack(present), axis=0)[: len(target)]
 
     def _embedding_lookups(self, node_embeddings: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
         cached = self._embedding_cache.get(id(node_embeddings))
         if cached is None or cached[0] is not node_embeddings:
-            lookups = {
+            lookups: dict[str, dict[str, np.ndarray]] = {
                 label: embedding_lookup(node_embeddings, label)
                 for label in (Label.PATTERN, Label.GATEWAY, Label.RESOURCE_TYPE)
             }
@@ -380,7 +381,7 @@ class FeatureLayout:
         pairs = [(j, position[c]) for j, c in enumerate(knob_columns) if c in position]
         embeddings = {}
         for prefix in ("pattern", "gateway", "resources"):
-            found = []
+            found: list[int] = []
             while f"emb_{prefix}_{len(found)}" in position:
                 found.append(position[f"emb_{prefix}_{len(found)}"])
             if found:

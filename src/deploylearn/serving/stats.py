@@ -39,11 +39,13 @@ def wilson_lower_bounds(successes: np.ndarray, runs: np.ndarray, z: float = Z95)
     return np.where((n > 0) & (s > 0), np.maximum(low, 0.0), 0.0)
 
 
-def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[str, float, float] | None:
+def two_proportion_test(
+    k1: int, n1: int, k2: int, n2: int
+) -> tuple[str, float | None, float] | None:
     """(test name, statistic, two-sided p) comparing k1/n1 with k2/n2; None if a side is empty.
 
     The pooled two-proportion z-test when every expected cell count of the 2×2 table is at
-    least 5, Fisher's exact test (statistic: the odds ratio) otherwise.
+    least 5, Fisher's exact test (statistic: the odds ratio, None when it is infinite) otherwise.
     """
     if n1 <= 0 or n2 <= 0:
         return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -150,7 +150,7 @@ def working_hours(t: np.ndarray) -> np.ndarray:
     day = np.floor_divide(t, 86400.0)
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday == 0
     hour = np.floor_divide(t - day * 86400.0, 3600.0)
-    return (weekday < 5) & (hour >= 7) & (hour < 19)
+    return cast(np.ndarray, (weekday < 5) & (hour >= 7) & (hour < 19))
 
 
 def logit_components(f: Features, h: Hidden) -> dict[str, np.ndarray]:
@@ -235,7 +235,7 @@ def logit(components: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def probability(components: Mapping[str, np.ndarray]) -> np.ndarray:
     """Logistic link; written out so the scalar and batch paths share one expression."""
-    return 1.0 / (1.0 + np.exp(-logit(components)))
+    return cast(np.ndarray, 1.0 / (1.0 + np.exp(-logit(components))))
 
 
 def cause_weights(components: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -50,18 +50,18 @@ def _cum(weights: np.ndarray) -> np.ndarray:
     """Row-normalized cumulative weights without the final 1.0, for ``_draw``."""
     w = np.asarray(weights, dtype=float)
     c = np.cumsum(w, axis=-1) / w.sum(axis=-1, keepdims=True)
-    return c[..., :-1]
+    return cast(np.ndarray, c[..., :-1])
 
 
 def _draw(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Categorical draw per row: ``cum`` is (rows, k-1) already indexed by each row's key."""
     if cum.ndim == 1:
         return np.searchsorted(cum, u, side="right")
-    return (u[:, None] >= cum).sum(axis=1)
+    return cast(np.ndarray, (u[:, None] >= cum).sum(axis=1))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return cast(np.ndarray, 1.0 / (1.0 + np.exp(-x)))
 
 
 def _json_value(name: str, value: float) -> Any:
@@ -284,7 +284,7 @@ class SyntheticWorld:
         within = (q - cum[b]) / (cum[b + 1] - cum[b])
         edges = self._clock_edges
         t = edges[b] + within * (edges[b + 1] - edges[b])
-        return np.minimum(t, self._span_s - 1.0)
+        return cast(np.ndarray, np.minimum(t, self._span_s - 1.0))
 
     # ------------------------------------------------------------------ static tables
     def _build_tables(self) -> None:

@@ -35,6 +35,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException
 from mlflow.models import MetricThreshold, infer_signature, make_metric
 from mlflow.models.evaluation.validation import ModelValidationFailedException
@@ -232,7 +233,7 @@ class Registry:
     ) -> None:
         """Record a data set (schema, size, digest) as a run input."""
         with _no_integer_hint():
-            dataset = mlflow.data.from_pandas(frame, name=name, targets=targets)
+            dataset = from_pandas(frame, name=name, targets=targets)
             mlflow.log_input(dataset, context=context)
 
     def log_embeddings(self, table: pd.DataFrame, path: str) -> None:
@@ -290,7 +291,8 @@ class Registry:
         )
         version = str(info.registered_model_version)
         self.client.update_registered_model(name, description=MODEL_DESCRIPTIONS[kind])
-        return ModelRef(kind, name, version, mlflow.active_run().info.run_id)  # type: ignore[union-attr]
+        run = mlflow.active_run()
+        return ModelRef(kind, name, version, run.info.run_id)  # type: ignore[union-attr]  # called inside a run
 
     @_registry_prints_follow_log_level()
     def log_unregistered_model(

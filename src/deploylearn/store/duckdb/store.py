@@ -904,7 +904,7 @@ def _execution_columns(
     """The executions as columns in ``_EXECUTION_SCHEMA`` order (column-major: on bulk paths
     each column goes to Arrow in one call, with no per-row tuples in between)."""
     metrics = [e.metrics() for e in inserts]
-    computed = {  # the columns whose Source is not RECORD
+    computed: dict[str, list[Any]] = {  # the columns whose Source is not RECORD
         "pattern_id": list(pattern_ids),
         "issue_ids": [[i.issue_id for i in e.issues] for e in inserts],
         "recorded_at": [now] * len(inserts),

@@ -377,7 +377,11 @@ def estimate_memory(
         settings = _projection_config(gds, _SIMILARITY_LABELS, _SIMILARITY_TYPES)
         if settings is not None:
             config = {"nodeProjection": settings[0], "relationshipProjection": settings[1]}
-            est = gds.node_similarity.estimate(config, top_k=top_k, concurrency=1)
+            est = gds.node_similarity.estimate(
+                config,  # type: ignore[arg-type]  # the Cypher endpoint takes a projection dict too
+                top_k=top_k,
+                concurrency=1,
+            )
             out.append(
                 MemoryEstimate("nodeSimilarity", est.bytes_min, est.bytes_max, est.required_memory)
             )

@@ -265,7 +265,7 @@ class Neo4jStore(Store):
         return WriteResult(inserted, duplicates, conflicts)
 
     def _write_transaction(self, batch: Sequence[PreparedExecution], actor: str) -> WriteResult:
-        def work(tx: ManagedTransaction) -> tuple[WritePlan, PatternIndex]:
+        def work(tx: ManagedTransaction) -> tuple[WritePlan[PreparedExecution], PatternIndex]:
             ids = [e.execution_id for e in batch]
             existing = {
                 r["execution_id"]: r["content_hash"]
@@ -558,7 +558,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _persist(tx: ManagedTransaction, plan: WritePlan, actor: str) -> None:
+def _persist(tx: ManagedTransaction, plan: WritePlan[PreparedExecution], actor: str) -> None:
     """Write a plan in six statements at most; results are not awaited one by one.
 
     ``tx.run`` returns once the server has accepted a statement, so Python builds the next
@@ -732,12 +732,13 @@ _ROW_COMPUTED = [
 _ROW_TIMES = _getter(cypher.TIME_PROPERTIES)
 # How _export reads each exported property: a property that is null is absent from a node
 # (so nullable ones are read with get), a text list may be absent too (read as empty).
+_EXPORT_CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
+    Kind.TEXTS: _texts,
+    Kind.JSON: orjson.loads,
+    Kind.TIME: _native,
+}
 _EXPORT_READS = tuple(
-    (
-        c.name,
-        c.nullable or c.kind is Kind.TEXTS,
-        {Kind.TEXTS: _texts, Kind.JSON: orjson.loads, Kind.TIME: _native}.get(c.kind),
-    )
+    (c.name, c.nullable or c.kind is Kind.TEXTS, _EXPORT_CONVERTERS.get(c.kind))
     for c in COLUMNS
     if c.exported
 )
