@@ -344,7 +344,7 @@ def write_pattern_similarity_run(
 
 
 def _delete_similarity(store: Neo4jStore) -> None:
-    store._write(lambda tx: tx.run(cypher.DELETE_PATTERN_SIMILARITY).consume())
+    store._run_batched(cypher.DELETE_PATTERN_SIMILARITY)
 
 
 def similar_patterns(store: Neo4jStore, pattern_id: str, limit: int = 5) -> list[dict[str, Any]]:

@@ -203,6 +203,17 @@ class Neo4jStore(Store):
             raise StoreError(f"Neo4j query failed: {exc}") from exc
         return [record.data() for record in records]
 
+    def _run_batched(self, query: str, **params: Any) -> None:
+        """A write that commits in batches itself (``CALL {…} IN TRANSACTIONS``): such a
+        query runs only in an auto-commit transaction, not in a managed one."""
+        try:
+            with self._driver.session(database=self._database) as session:
+                session.run(query, params).consume()
+        except ServiceUnavailable as exc:
+            raise StoreUnavailableError(f"Neo4j at {self.url} went away: {exc}") from exc
+        except Neo4jError as exc:
+            raise StoreError(f"Neo4j write failed: {exc}") from exc
+
     def _write(self, work: Any, *args: Any) -> Any:
         """Run ``work`` in a managed write transaction. A uniqueness violation means another
         writer committed the same execution or pattern first: the transaction is run again
