@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
@@ -13,6 +14,10 @@ from deploylearn.demo import demo_records
 from deploylearn.errors import WorkerError
 from deploylearn.ingest import runner as ingest_runner
 from deploylearn.ingest import workers as ingest_workers
+from deploylearn.store import Store
+from deploylearn.store.base import TableWriter
+from deploylearn.store.duckdb.store import DuckDBStore
+from deploylearn.store.neo4j.store import Neo4jStore
 
 from ..conftest import failed_record, make_record
 
@@ -136,8 +141,9 @@ def test_workers_are_chosen_by_file_size_and_store(
         monkeypatch.setattr(ingest_runner, "PARALLEL_MIN_BYTES", 1)
         monkeypatch.setattr(ingest_runner.os, "cpu_count", lambda: 64)
         assert learner.ingest_workers(path, None) == ingest_runner.MAX_WORKERS
-        monkeypatch.setattr(type(learner.store), "writes_prepared_tables", False)
-        assert learner.ingest_workers(path, 3) == 1  # a store that writes rows
+        row_store = cast(Store, object())  # any store that is not a TableWriter (Neo4j)
+        assert ingest_runner.ingest_workers(row_store, path, 3) == 1  # a store that writes rows
+    assert issubclass(DuckDBStore, TableWriter) and not issubclass(Neo4jStore, TableWriter)
 
 
 def _dies_on_second_chunk(chunk: list) -> ingest_workers.PreparedChunk:

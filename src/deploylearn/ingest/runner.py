@@ -27,6 +27,7 @@ from deploylearn.ingest.workers import (
     prepare_rows,
 )
 from deploylearn.store import Store
+from deploylearn.store.base import TableWriter
 from deploylearn.store.plan import WriteResult
 
 MAX_KEPT_ERRORS = 1000
@@ -92,7 +93,7 @@ def ingest_file(
     path = Path(path)
     rows = read_rows(path, fmt)
     workers = ingest_workers(store, path, workers)
-    if workers > 1:
+    if workers > 1 and isinstance(store, TableWriter):
         chunks = prepare_in_workers(
             rows, cipher=cipher, build=type(store).execution_table, workers=workers
         )
@@ -111,7 +112,7 @@ def ingest_workers(store: Store, path: str | Path, requested: int | None = None)
     """How many worker processes an ingest of ``path`` uses (1: none): only stores that
     write prepared tables, on systems that fork; by default one per CPU (at most
     ``MAX_WORKERS``) for files of ``PARALLEL_MIN_BYTES`` or more."""
-    if not store.writes_prepared_tables or not can_fork():
+    if not isinstance(store, TableWriter) or not can_fork():
         return 1
     if requested is not None:
         return max(1, requested)
@@ -163,7 +164,7 @@ def write_prepared(
 
 
 def write_chunks(
-    store: Store,
+    store: TableWriter,
     chunks: Iterable[PreparedChunk],
     *,
     source: str,

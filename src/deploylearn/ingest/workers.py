@@ -1,8 +1,8 @@
 """Validating and preparing a file's rows, in this process or in worker processes.
 
 One process spends ~55 µs per execution on a bulk ingest, two thirds of it reading, validating
-and preparing (docs/performance.md). For stores that write tables (``Store.
-writes_prepared_tables``), ``prepare_in_workers`` moves that work, and building the store's
+and preparing (docs/performance.md). For stores that write tables (``store.base.
+TableWriter``), ``prepare_in_workers`` moves that work, and building the store's
 write table, to forked worker processes. The parent is left to plan and write, ~22 µs per
 execution, most of it DuckDB's insert and commit. The workers send back each chunk's table
 and its ``PlanRow``s, not the prepared executions, because rebuilding those in the parent

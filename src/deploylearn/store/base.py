@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import pandas as pd
 import pyarrow as pa
@@ -189,24 +189,6 @@ class Store(ABC):
         """
         yield
 
-    #: Whether bulk ingest may prepare this store's batches in worker processes: a pure
-    #: ``execution_table`` builds the write table there, ``write_execution_table`` writes it
-    #: here. Off for row-based stores (Neo4j), whose writes the server, not Python, bounds.
-    writes_prepared_tables: ClassVar[bool] = False
-
-    @staticmethod
-    def execution_table(batch: Sequence[PreparedExecution]) -> pa.Table:
-        """Pure (runs in a worker process): ``batch`` as this store's bulk-write table, with
-        placeholders for what only the writer knows (pattern ids, recording time and actor)."""
-        raise NotImplementedError
-
-    def write_execution_table(
-        self, rows: Sequence[PlanRow], table: pa.Table, *, actor: str
-    ) -> WriteResult:
-        """``write_executions`` for a batch prepared elsewhere: ``rows`` in batch order, each
-        naming its row of ``table`` (from ``execution_table``). Same idempotency and result."""
-        raise NotImplementedError
-
     @abstractmethod
     def delete_execution(self, execution_id: str, *, actor: str, reason: str) -> bool:
         """Delete one execution, in one transaction, as if it had never been recorded: its
@@ -314,3 +296,23 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections and locks."""
+
+
+class TableWriter(Store):
+    """A store with one more capability than the port: bulk ingest may prepare its batches in
+    worker processes. A pure ``execution_table`` builds the write table there,
+    ``write_execution_table`` writes it here. Row-based stores (Neo4j), whose writes the
+    server rather than Python bounds, do not have it."""
+
+    @staticmethod
+    @abstractmethod
+    def execution_table(batch: Sequence[PreparedExecution]) -> pa.Table:
+        """Pure (runs in a worker process): ``batch`` as this store's bulk-write table, with
+        placeholders for what only the writer knows (pattern ids, recording time and actor)."""
+
+    @abstractmethod
+    def write_execution_table(
+        self, rows: Sequence[PlanRow], table: pa.Table, *, actor: str
+    ) -> WriteResult:
+        """``write_executions`` for a batch prepared elsewhere: ``rows`` in batch order, each
+        naming its row of ``table`` (from ``execution_table``). Same idempotency and result."""

@@ -38,8 +38,8 @@ from deploylearn.store.base import (
     SCHEMA_VERSION,
     AuditEntry,
     KeyRecord,
-    Store,
     StoreStats,
+    TableWriter,
     process_actor,
     removal_detail,
     typed_frame,
@@ -147,10 +147,9 @@ def _create_schema(con: duckdb.DuckDBPyConnection, version: int | None) -> None:
     )
 
 
-class DuckDBStore(Store):
+class DuckDBStore(TableWriter):
     """Deployment history in a DuckDB file (or in memory for ``duckdb://:memory:``)."""
 
-    writes_prepared_tables = True  # ingest may prepare in worker processes (ingest.workers)
 
     def __init__(
         self,
