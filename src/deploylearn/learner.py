@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self
 import pandas as pd
 
 from deploylearn.config import Settings
+from deploylearn.domain.answers.prediction import PredictionAnswer
+from deploylearn.domain.answers.recommendations import Recommendations
 from deploylearn.domain.prepared import (
     prepare,
     protect_adaptation,
@@ -262,14 +264,14 @@ class DeploymentPatternLearner:
             )
         return self._advisor
 
-    def get_deployment_recommendations(
+    def recommend(
         self,
         target_environment: str,
         resource_types: list[str],
         deployment_strategy: str | None = None,
         gateway_host: str | None = None,
         limit: int = 5,
-    ) -> dict[str, Any]:
+    ) -> Recommendations:
         """Patterns ranked for a context by the champion's probability blended with each
         pattern's time-decayed Beta posterior; with intervals, counts, reasons and similar
         patterns (see ``serving.advisor``)."""
@@ -281,7 +283,20 @@ class DeploymentPatternLearner:
             limit,
         )
 
-    def predict_success(self, planned: dict[str, Any] | Iterable[dict[str, Any]]) -> dict[str, Any]:
+    def get_deployment_recommendations(
+        self,
+        target_environment: str,
+        resource_types: list[str],
+        deployment_strategy: str | None = None,
+        gateway_host: str | None = None,
+        limit: int = 5,
+    ) -> dict[str, Any]:
+        """``recommend()`` as JSON (the seed's name and shape)."""
+        return self.recommend(
+            target_environment, resource_types, deployment_strategy, gateway_host, limit
+        ).model_dump(mode="json")
+
+    def predict(self, planned: dict[str, Any] | Iterable[dict[str, Any]]) -> PredictionAnswer:
         """Risk of planned deployments (one dict or several): probability, interval, risk
         factors and the most similar past failures. Raises ``InvalidRecordError`` naming the
         field (and the position, as ``line``, when several are given)."""
@@ -293,6 +308,10 @@ class DeploymentPatternLearner:
             except InvalidRecordError as exc:
                 raise exc.at_line(position) if len(items) > 1 else exc from None
         return self.advisor().predict(parsed)
+
+    def predict_success(self, planned: dict[str, Any] | Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """``predict()`` as JSON."""
+        return self.predict(planned).model_dump(mode="json")
 
     def get_environment_adaptations(
         self,

@@ -21,6 +21,8 @@ from typer.testing import CliRunner, Result
 
 import deploylearn
 from deploylearn.cli.app import app
+from deploylearn.domain.answers.prediction import Prediction, PredictionAnswer
+from deploylearn.domain.answers.served import BlendSettings
 from deploylearn.learner import DeploymentPatternLearner
 from deploylearn.pipeline import TrainingRun, TrainingSettings, run_training
 from deploylearn.serving.models import ServingModels, check_provenance
@@ -147,17 +149,39 @@ def test_fail_below_fails_an_unknown_context_unless_allowed(trained: Trained) ->
     assert right.exit_code == 0, right.stderr
 
 
+def _answer(unknown: dict[str, str | list[str]]) -> PredictionAnswer:
+    """A predict answer with one planned deployment at P(success) 0.9 and these unknowns."""
+    prediction = Prediction(
+        planned={"target_environment": "production"},
+        pattern_id=None,
+        known_pattern=False,
+        success_probability=0.9,
+        failure_risk=0.1,
+        credible_interval=(0.8, 0.95),
+        model_probability=0.9,
+        prior_source="champion success model v1",
+        evidence_weight=0.0,
+        risk_factors=[],
+        similar_past_failures=[],
+        unknown=unknown,
+        did_you_mean={},
+    )
+    return PredictionAnswer(
+        model_provenance=None,
+        warnings=[],
+        as_of="2026-11-01T00:00:00+00:00",
+        model=None,
+        blend=BlendSettings(prior_strength=0.0, half_life_days=30.0),
+        predictions=[prediction],
+    )
+
+
 def test_risk_gate_counts_unknown_configuration_keys_as_warnings_only() -> None:
-    answer = {
-        "predictions": [
-            {"success_probability": 0.9, "unknown": {"configuration_keys": ["new_knob"]}},
-        ]
-    }
-    assert risk_gate(answer, 0.5)["passed"]
-    answer["predictions"][0]["unknown"]["deployment_strategy"] = "blue_grene"
+    assert risk_gate(_answer({"configuration_keys": ["new_knob"]}), 0.5).passed
+    answer = _answer({"configuration_keys": ["new_knob"], "deployment_strategy": "blue_grene"})
     gate = risk_gate(answer, 0.5)
-    assert not gate["passed"] and "deployment_strategy='blue_grene'" in gate["reasons"][0]
-    assert risk_gate(answer, 0.5, allow_unknown=True)["passed"]
+    assert not gate.passed and "deployment_strategy='blue_grene'" in gate.reasons[0]
+    assert risk_gate(answer, 0.5, allow_unknown=True).passed
 
 
 # ------------------------------------------------------------------ store provenance (item 2)

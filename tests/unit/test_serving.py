@@ -155,7 +155,7 @@ def test_recommendations_without_a_model_count_failures(tmp_path) -> None:  # ty
 
 def test_recommendations_with_the_champion(history: History) -> None:
     advisor = Advisor.build(history.frame, history.patterns, models=history.models)
-    answer = advisor.recommend("production", ["project"], limit=3)
+    answer = advisor.recommend("production", ["project"], limit=3).model_dump(mode="json")
     orjson.dumps(answer)
     assert answer["model"]["version"] == "test"
     recs = answer["recommendations"]
@@ -164,7 +164,9 @@ def test_recommendations_with_the_champion(history: History) -> None:
     assert [r["success_probability"] for r in recs] == sorted(
         (r["success_probability"] for r in recs), reverse=True
     )
-    careful = advisor.recommend("production", ["project"], limit=3, risk_averse=True)
+    careful = advisor.recommend(
+        "production", ["project"], limit=3, risk_averse=True
+    ).model_dump(mode="json")
     assert careful["ranked_by"] == "lower_quantile"
     assert [r["confidence_score"] for r in careful["recommendations"]] == sorted(
         (r["confidence_score"] for r in careful["recommendations"]), reverse=True
@@ -174,7 +176,9 @@ def test_recommendations_with_the_champion(history: History) -> None:
         assert r["credible_interval"][0] <= r["success_probability"] <= r["credible_interval"][1]
         assert r["similar_patterns"], "the knob similarity always has neighbours"
     # a strategy filter only returns that strategy
-    canary = advisor.recommend("production", ["project"], deployment_strategy="canary")
+    canary = advisor.recommend(
+        "production", ["project"], deployment_strategy="canary"
+    ).model_dump(mode="json")
     assert {r["deployment_strategy"] for r in canary["recommendations"]} == {"canary"}
 
 
@@ -187,7 +191,7 @@ def test_every_known_configuration_is_a_candidate_untried_ones_labelled(
     canary = {p.pattern_id for p in history.patterns if p.deployment_strategy == "canary"}
     answer = advisor.recommend(
         "production", ["project"], deployment_strategy="canary", limit=len(canary), explain=False
-    )
+    ).model_dump(mode="json")
     recs = answer["recommendations"]
     assert {r["pattern_id"] for r in recs} == canary
     untried = [r for r in recs if r["untried"]]
@@ -217,7 +221,9 @@ def test_recommendations_rank_by_the_ranking_twin_and_predict_does_not(history: 
     assert model.ranking_ is not None
     models = replace(history.models, success=model, blend=BlendParams())  # no blend: p as is
     advisor = Advisor.build(history.frame, history.patterns, models=models)
-    answer = advisor.recommend("production", ["project"], limit=10, explain=False)
+    answer = advisor.recommend(
+        "production", ["project"], limit=10, explain=False
+    ).model_dump(mode="json")
     recs = answer["recommendations"]
     shown = [r["model_probability"] for r in recs]
     assert shown == sorted(shown, reverse=True)  # ordered by the probability it shows
@@ -252,7 +258,7 @@ def test_recommendations_rank_by_the_ranking_twin_and_predict_does_not(history: 
             ].configuration_template,
         }
     )
-    prediction = advisor.predict([plan])["predictions"][0]
+    prediction = advisor.predict([plan]).model_dump(mode="json")["predictions"][0]
     rows, knobs, _ = advisor._planned_rows([plan])
     expected = model.success_probability(advisor._matrix(rows, knobs))[0]
     assert prediction["model_probability"] == round(float(expected), 4)
@@ -292,7 +298,7 @@ def test_predict_without_configuration_uses_what_the_strategy_ran(history: Histo
                     }
                 )
             ]
-        )["predictions"][0]
+        ).model_dump(mode="json")["predictions"][0]
 
     direct, blue_green = plan("direct"), plan("blue_green")
     assert "direct used in production" in direct["configuration_assumed"]
@@ -308,10 +314,12 @@ def test_predict_without_configuration_uses_what_the_strategy_ran(history: Histo
 
 def test_unseen_context_is_a_cold_start_and_says_so(history: History) -> None:
     advisor = Advisor.build(history.frame, history.patterns)
-    answer = advisor.recommend("production", ["project", "never_deployed_resource"])
+    answer = advisor.recommend(
+        "production", ["project", "never_deployed_resource"]
+    ).model_dump(mode="json")
     assert "not yet with all requested resources" in answer["candidate_tier"]
     assert answer["recommendations"]
-    unknown = advisor.recommend("moon_base", ["project"])
+    unknown = advisor.recommend("moon_base", ["project"]).model_dump(mode="json")
     assert "cold start" in unknown["candidate_tier"]
     reasons = unknown["recommendations"][0]["applicability_reasons"]
     assert any("cold start" in r for r in reasons)
@@ -320,9 +328,9 @@ def test_unseen_context_is_a_cold_start_and_says_so(history: History) -> None:
 def test_bad_arguments_raise_value_errors(history: History) -> None:
     advisor = Advisor.build(history.frame, history.patterns)
     with pytest.raises(ValueError, match="limit"):
-        advisor.recommend("production", ["project"], limit=0)
+        advisor.recommend("production", ["project"], limit=0).model_dump(mode="json")
     with pytest.raises(ValueError, match="resource"):
-        advisor.recommend("production", [])
+        advisor.recommend("production", []).model_dump(mode="json")
 
 
 def test_serving_time_is_now_or_just_after_the_history() -> None:
@@ -361,7 +369,7 @@ def test_predict_explains_a_risky_plan(history: History) -> None:
             "configuration_used": safe_template.configuration_template,
         }
     )
-    answer = advisor.predict([risky, safe])
+    answer = advisor.predict([risky, safe]).model_dump(mode="json")
     orjson.dumps(answer)
     bad, good = answer["predictions"]
     assert bad["known_pattern"] is False and good["known_pattern"] is True

@@ -546,7 +546,9 @@ def demo(
         )
     show(table)
     out.print(f"store: {summary['store']}")
-    print_recommendations(summary["recommendations"])
+    from deploylearn.domain.answers.recommendations import Recommendations
+
+    print_recommendations(Recommendations.model_validate(summary["recommendations"]))
 
 
 # -- db --------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from deploylearn.domain.records import split_resources
 from deploylearn.errors import InputFileError
 
 if TYPE_CHECKING:
+    from deploylearn.domain.answers.prediction import PredictionAnswer
+    from deploylearn.domain.answers.recommendations import Recommendations
     from deploylearn.learner import DeploymentPatternLearner
 
 EXIT_RISK_GATE = 7
@@ -85,7 +87,7 @@ def recommendations(
     """
     resource_list = _split(resources, "--resources")
     with _learner(store, not no_model) as learner:
-        answer = learner.get_deployment_recommendations(
+        answer = learner.recommend(
             target_environment=environment,
             resource_types=resource_list,
             deployment_strategy=strategy,
@@ -93,17 +95,17 @@ def recommendations(
             limit=limit,
         )
     if as_json:
-        print_json(answer)
+        print_json(answer.model_dump(mode="json"))
         return
     print_recommendations(answer)
 
 
-def print_recommendations(answer: dict[str, Any]) -> None:
-    context = answer["context"]
-    where = f"{context['target_environment']}: {', '.join(context['resource_types'])}"
-    if not answer["recommendations"]:
-        out.print(f"no recommendation for {where}: {'; '.join(answer.get('notes', []))}")
-        _print_warnings(answer.get("warnings", []))
+def print_recommendations(answer: Recommendations) -> None:
+    context = answer.context
+    where = f"{context.target_environment}: {', '.join(context.resource_types)}"
+    if not answer.recommendations:
+        out.print(f"no recommendation for {where}: {'; '.join(answer.notes or [])}")
+        _print_warnings(answer.warnings)
         return
     table = Table(title=f"recommendations for {where}")
     table.add_column("#", justify="right")
@@ -112,27 +114,27 @@ def print_recommendations(answer: dict[str, Any]) -> None:
     table.add_column("90% interval", justify="right")
     table.add_column("confidence", justify="right")
     table.add_column("in env: ok / failed", justify="right")
-    for rank, a in enumerate(answer["recommendations"], 1):
-        low, high = a["credible_interval"]
+    for rank, a in enumerate(answer.recommendations, 1):
+        low, high = a.credible_interval
         table.add_row(
             str(rank),
-            a["pattern_name"],
-            f"{a['success_probability']:.3f}",
+            a.pattern_name,
+            f"{a.success_probability:.3f}",
             f"{low:.2f}–{high:.2f}",
-            f"{a['confidence_score']:.3f}",
-            f"{a['success_count']} / {a['failure_count']}",
+            f"{a.confidence_score:.3f}",
+            f"{a.success_count} / {a.failure_count}",
         )
     show(table)
-    model = answer.get("model")
-    source = f"champion v{model['version']}" if model else "no trained model (empirical prior)"
-    out.print(f"candidates: {answer['candidate_tier']}; probabilities from {source}")
-    _print_warnings(answer.get("warnings", []))
-    best = answer["recommendations"][0]
+    model = answer.model
+    source = f"champion v{model.version}" if model else "no trained model (empirical prior)"
+    out.print(f"candidates: {answer.candidate_tier}; probabilities from {source}")
+    _print_warnings(answer.warnings)
+    best = answer.recommendations[0]
     out.print("why #1:", highlight=False)
-    for reason in best["applicability_reasons"]:
+    for reason in best.applicability_reasons:
         out.print(f"  - {reason}", highlight=False)
-    if best["similar_patterns"]:
-        names = ", ".join(s["pattern_name"] or s["pattern_id"] for s in best["similar_patterns"])
+    if best.similar_patterns:
+        names = ", ".join(s.pattern_name or s.pattern_id for s in best.similar_patterns)
         out.print(f"similar patterns: {names}", highlight=False)
 
 
@@ -204,25 +206,25 @@ def predict(
         deployment_type,
     )
     with _learner(store, not no_model) as learner:
-        answer = learner.predict_success(planned)
+        answer = learner.predict(planned)
     gate = None
     if fail_below is not None:
         from deploylearn.serving.risk_gate import risk_gate
 
         gate = risk_gate(answer, fail_below, allow_unknown=allow_unknown)
-        answer["gate"] = gate
+        answer = answer.model_copy(update={"gate": gate})
     if as_json:
-        print_json(answer)
+        print_json(answer.model_dump(mode="json"))
     else:
         _print_predictions(answer)
-    if gate is not None and not gate["passed"]:
+    if gate is not None and not gate.passed:
         hint = (
             ""
-            if allow_unknown or not (gate["unknown"] or gate["model_refused"])
+            if allow_unknown or not (gate.unknown or gate.model_refused)
             else (" (--allow-unknown gates on the probability alone)")
         )
         err.print(
-            f"risk gate: failed: {'; '.join(gate['reasons'])}{hint}",
+            f"risk gate: failed: {'; '.join(gate.reasons)}{hint}",
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -285,32 +287,31 @@ def _planned(
     return [fields]
 
 
-def _print_predictions(answer: dict[str, Any]) -> None:
+def _print_predictions(answer: PredictionAnswer) -> None:
     table = Table(title="planned deployments")
     for column in ("#", "environment", "strategy", "P(success)", "90% interval", "top risk"):
         table.add_column(column, justify="right" if column in ("#", "P(success)") else "left")
-    for i, p in enumerate(answer["predictions"], 1):
-        planned = p["planned"]
-        low, high = p["credible_interval"]
-        risk = p["risk_factors"][0]["detail"] if p["risk_factors"] else "—"
+    for i, p in enumerate(answer.predictions, 1):
+        low, high = p.credible_interval
+        risk = p.risk_factors[0].detail if p.risk_factors else "—"
         table.add_row(
             str(i),
-            planned["target_environment"],
-            planned["deployment_strategy"],
-            f"{p['success_probability']:.3f}",
+            str(p.planned["target_environment"]),
+            str(p.planned["deployment_strategy"]),
+            f"{p.success_probability:.3f}",
             f"{low:.2f}–{high:.2f}",
             risk,
         )
     show(table)
-    _print_warnings(answer.get("warnings", []))
-    for i, p in enumerate(answer["predictions"], 1):
-        _print_warnings(p.get("warnings", []), prefix=f"#{i} ")
-        if p["similar_past_failures"]:
-            first = p["similar_past_failures"][0]
-            issues = "; ".join(first["issues"]) or first["status"]
+    _print_warnings(answer.warnings)
+    for i, p in enumerate(answer.predictions, 1):
+        _print_warnings(p.warnings or [], prefix=f"#{i} ")
+        if p.similar_past_failures:
+            first = p.similar_past_failures[0]
+            issues = "; ".join(first.issues) or first.status
             out.print(
-                f"#{i} most similar past failure: {first['execution_id']} "
-                f"({first['started_at'][:10]}, {first['gateway_host']}): {issues}",
+                f"#{i} most similar past failure: {first.execution_id} "
+                f"({first.started_at[:10]}, {first.gateway_host}): {issues}",
                 highlight=False,
             )
 

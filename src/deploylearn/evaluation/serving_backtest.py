@@ -197,10 +197,10 @@ def _picks(
             deployment_type=row.deployment_type,
             explain=False,  # the ranking does not depend on the explanations
         )
-        ranked = answer["recommendations"]
+        ranked = answer.recommendations
         if len(ranked) < 2:
             continue  # no choice to make
-        ids = [r["pattern_id"] for r in ranked]
+        ids = [r.pattern_id for r in ranked]
         candidates = [
             {
                 "target_environment": env,
@@ -225,7 +225,7 @@ def _picks(
             "seed ranking": int(np.argmax(seed_score)),
             "Wilson bound": int(np.argmax(wilson)),
         }
-        model_p = np.array([r["model_probability"] for r in ranked])
+        model_p = np.array([r.model_probability for r in ranked])
         for h, table in tables.items():
             counts = np.array([table.get((p, env), (0.0, 0.0)) for p in ids]).reshape(-1, 2)
             for k in settings.grid_prior_strengths:
@@ -279,7 +279,7 @@ def _predictions(advisor: Advisor, planned: pd.DataFrame) -> pd.DataFrame:
     answer = advisor.predict(items)
     return pd.DataFrame(
         {
-            "success_probability": [p["success_probability"] for p in answer["predictions"]],
+            "success_probability": [p.success_probability for p in answer.predictions],
             "failed": [
                 not (r["status"] == "completed" and not r["rollback_triggered"]) for r in records
             ],

@@ -42,6 +42,21 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from deploylearn.domain.answers.prediction import (
+    PastFailure,
+    Prediction,
+    PredictionAnswer,
+    RiskFactor,
+)
+from deploylearn.domain.answers.recommendations import (
+    KnobEffect,
+    Ranking,
+    Recommendation,
+    RecommendationContext,
+    Recommendations,
+    SimilarPattern,
+)
+from deploylearn.domain.answers.served import BlendSettings, ModelInfo, ServedAnswer
 from deploylearn.domain.identity import PatternIndex, canonical_template, pattern_family
 from deploylearn.domain.records import DeploymentPattern, PlannedDeployment
 from deploylearn.features._columns import column_name
@@ -99,7 +114,7 @@ class Advisor:
     boolean_knobs: frozenset[str] = frozenset()  # knob keys whose templates hold booleans
     vocabulary: Vocabulary | None = None  # what the history has seen (None: not checked)
     provenance: ModelProvenance | None = None  # whether the champion learned from this store
-    _similar_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _similar_cache: dict[str, list[SimilarPattern]] = field(default_factory=dict, repr=False)
     _positions: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = field(
         default=None, repr=False
     )
@@ -167,7 +182,7 @@ class Advisor:
         deployment_type: str | None = None,
         explain: bool = True,
         risk_averse: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> Recommendations:
         """Patterns ranked for a context (see the module docstring for candidates).
 
         ``explain=False`` skips the knob counterfactuals (same ranking, fewer model calls).
@@ -191,19 +206,7 @@ class Advisor:
             if risk_averse is None
             else ("lower_quantile" if risk_averse else "mean")
         )
-        answer: dict[str, Any] = {
-            "context": {
-                "target_environment": env,
-                "resource_types": resources,
-                "deployment_strategy": deployment_strategy,
-                "gateway_host": gateway_host,
-            },
-            **self._meta(),
-            "candidates": len(ids),
-            "candidate_tier": TIERS[tier].format(env=env) if ids else None,
-            "ranked_by": rank_by,
-            "recommendations": [],
-        }
+        meta = self._meta()
         unknown = self._unknowns(
             target_environment=env,
             deployment_strategy=deployment_strategy,
@@ -211,16 +214,35 @@ class Advisor:
             resources_deployed=resources,
             source_environment=source_environment,
         )
-        answer["warnings"] = answer["warnings"] + unknown.pop("warnings", [])
-        answer.update(unknown)
+        warnings = meta.warnings + unknown.pop("warnings", [])
+
+        def answer(ranked: list[Recommendation], notes: list[str] | None = None) -> Recommendations:
+            return Recommendations(
+                context=RecommendationContext(
+                    target_environment=env,
+                    resource_types=resources,
+                    deployment_strategy=deployment_strategy,
+                    gateway_host=gateway_host,
+                ),
+                **{**dict(meta), "warnings": warnings},
+                **unknown,
+                candidates=len(ids),
+                candidate_tier=TIERS[tier].format(env=env) if ids else None,
+                ranked_by=cast(Ranking, rank_by),
+                recommendations=ranked,
+                notes=notes,
+            )
+
         if not ids:
             known = ", ".join(self.snapshot.environments()) or "none"
-            answer["notes"] = [
-                f"no pattern matches (strategy {deployment_strategy!r})"
-                if deployment_strategy
-                else f"no deployment history at all (environments known: {known})"
-            ]
-            return answer
+            return answer(
+                [],
+                [
+                    f"no pattern matches (strategy {deployment_strategy!r})"
+                    if deployment_strategy
+                    else f"no deployment history at all (environments known: {known})"
+                ],
+            )
         profile = self._profile(env)
         planned = pd.DataFrame(
             {
@@ -247,22 +269,23 @@ class Advisor:
         effects = (
             self._knob_effects(planned.iloc[order], X[order]) if X is not None and explain else {}
         )
-        answer["recommendations"] = [
-            self._recommendation(
-                planned.iloc[i],
-                tier=tiers[i],
-                prior=float(prior[i]),
-                prior_source=prior_source[i],
-                decayed=(float(decayed[i, 0]), float(decayed[i, 1])),
-                mean=float(mean[i]),
-                confidence=float(confidence[i]),
-                interval=(float(interval[0, i]), float(interval[1, i])),
-                effects=effects.get(int(i), []),
-                requested_strategy=deployment_strategy,
-            )
-            for i in order
-        ]
-        return answer
+        return answer(
+            [
+                self._recommendation(
+                    planned.iloc[i],
+                    tier=tiers[i],
+                    prior=float(prior[i]),
+                    prior_source=prior_source[i],
+                    decayed=(float(decayed[i, 0]), float(decayed[i, 1])),
+                    mean=float(mean[i]),
+                    confidence=float(confidence[i]),
+                    interval=(float(interval[0, i]), float(interval[1, i])),
+                    effects=effects.get(int(i), []),
+                    requested_strategy=deployment_strategy,
+                )
+                for i in order
+            ]
+        )
 
     def _all_candidates(
         self, env: str, resources: list[str], strategy: str | None
@@ -414,7 +437,7 @@ class Advisor:
 
     def _knob_effects(
         self, planned: pd.DataFrame, X: np.ndarray
-    ) -> dict[int, list[dict[str, Any]]]:
+    ) -> dict[int, list[KnobEffect]]:
         """Per candidate: how much P(success) it would lose if each knob took the
         environment's typical value (a counterfactual on the champion, not a causal claim).
         ``X`` is the candidates' model input (on the requested or most used gateway)."""
@@ -436,7 +459,7 @@ class Advisor:
         p = self._probability(np.vstack([X, *blocks]), ranking=True)
         base, what_if = p[: len(X)], p[len(X) :]
         groups = _knob_groups(self.snapshot.knobs.columns)
-        out: dict[int, list[dict[str, Any]]] = {}
+        out: dict[int, list[KnobEffect]] = {}
         for (position, j, key), q in zip(variants, what_if, strict=True):
             delta = float(base[j] - q)
             if abs(delta) < MIN_EFFECT:
@@ -444,15 +467,15 @@ class Advisor:
             config = self.snapshot.patterns[str(planned["pattern_id"].iloc[j])]
             template = config.configuration_template
             out.setdefault(position, []).append(
-                {
-                    "knob": _template_key(template, key),
-                    "value": _template_value(template, key),
-                    "typical_value": self._knob_value(profile.typical_knobs, groups[key], key),
-                    "effect": round(delta, 4),
-                }
+                KnobEffect(
+                    knob=_template_key(template, key),
+                    value=_template_value(template, key),
+                    typical_value=self._knob_value(profile.typical_knobs, groups[key], key),
+                    effect=round(delta, 4),
+                )
             )
         for effects in out.values():
-            effects.sort(key=lambda e: -abs(e["effect"]))
+            effects.sort(key=lambda e: -abs(e.effect))
         return out
 
     def _recommendation(
@@ -466,9 +489,9 @@ class Advisor:
         mean: float,
         confidence: float,
         interval: tuple[float, float],
-        effects: list[dict[str, Any]],
+        effects: list[KnobEffect],
         requested_strategy: str | None,
-    ) -> dict[str, Any]:
+    ) -> Recommendation:
         pattern = self.snapshot.patterns[str(row["pattern_id"])]
         env = str(row["target_environment"])
         in_env = self.snapshot.key("pattern_environment", pattern.pattern_id, env)
@@ -494,34 +517,34 @@ class Advisor:
         family_id, family_name = pattern_family(
             pattern.deployment_strategy, pattern.configuration_template
         )
-        return {
-            "pattern_id": pattern.pattern_id,
-            "pattern_name": pattern.pattern_name,
-            "pattern_family": family_name,
-            "pattern_family_id": family_id,
-            "untried": tier == 3,
-            "deployment_strategy": pattern.deployment_strategy,
-            "configuration_template": pattern.configuration_template,
-            "success_probability": round(mean, 4),
-            "model_probability": round(prior, 4),
-            "prior_source": prior_source,
-            "confidence_score": round(confidence, 4),
-            "credible_interval": [round(interval[0], 4), round(interval[1], 4)],
-            "success_rate": round(s / (s + f), 4) if s + f else None,
-            "success_count": int(s),
-            "failure_count": int(f),
-            "context_runs": int(n_ctx),
-            "overall_success_count": int(overall.successes),
-            "overall_failure_count": int(overall.failures),
-            "evidence_weight": round(decayed[0] + decayed[1], 2),
-            "last_used": _iso(overall.last_start),
-            "applicability_reasons": reasons,
-            "knob_effects": effects[:5],
-            "similar_patterns": self._similar(pattern.pattern_id),
-        }
+        return Recommendation(
+            pattern_id=pattern.pattern_id,
+            pattern_name=pattern.pattern_name,
+            pattern_family=family_name,
+            pattern_family_id=family_id,
+            untried=tier == 3,
+            deployment_strategy=pattern.deployment_strategy,
+            configuration_template=pattern.configuration_template,
+            success_probability=round(mean, 4),
+            model_probability=round(prior, 4),
+            prior_source=prior_source,
+            confidence_score=round(confidence, 4),
+            credible_interval=(round(interval[0], 4), round(interval[1], 4)),
+            success_rate=round(s / (s + f), 4) if s + f else None,
+            success_count=int(s),
+            failure_count=int(f),
+            context_runs=int(n_ctx),
+            overall_success_count=int(overall.successes),
+            overall_failure_count=int(overall.failures),
+            evidence_weight=round(decayed[0] + decayed[1], 2),
+            last_used=_iso(overall.last_start),
+            applicability_reasons=reasons,
+            knob_effects=effects[:5],
+            similar_patterns=self._similar(pattern.pattern_id),
+        )
 
     # -- predict ----------------------------------------------------------------------------
-    def predict(self, planned: Iterable[PlannedDeployment]) -> dict[str, Any]:
+    def predict(self, planned: Iterable[PlannedDeployment]) -> PredictionAnswer:
         """Risk of each planned deployment: probability, interval, risk factors, past failures.
 
         A missing configuration or gateway is averaged over what that strategy and environment
@@ -529,9 +552,9 @@ class Advisor:
         pattern id and the risk factors.
         """
         items = list(planned)
-        answer: dict[str, Any] = {**self._meta(), "predictions": []}
+        meta = dict(self._meta())
         if not items:
-            return answer
+            return PredictionAnswer(**meta, predictions=[])
         rows, knob_rows, known = self._planned_rows(items)
         variants, variant_knobs, owner, weight, assumed = self._variants(items, rows, knob_rows)
         variant_known = variants["pattern_id"].map(lambda p: p in self.snapshot.patterns)
@@ -564,33 +587,34 @@ class Advisor:
         ) / np.maximum(totals, 1e-12)
         primary_p = p_variant[self._primary(owner, weight, len(items))]
         factors = self._risk_factors(rows, knob_rows, primary_p) if self.models else {}
+        predictions = []
         for i, item in enumerate(items):
             mean, low, high, model_p, evidence = (float(v) for v in averaged[:, i])
-            prediction = {
-                "planned": item.model_dump(mode="json", exclude_none=True),
-                "pattern_id": rows["pattern_id"].iloc[i] if known[i] else None,
-                "known_pattern": bool(known[i]),
-                "success_probability": round(mean, 4),
-                "failure_risk": round(1.0 - mean, 4),
-                "credible_interval": [round(low, 4), round(high, 4)],
-                "model_probability": round(model_p, 4),
-                "prior_source": sources[i],
-                "evidence_weight": round(evidence, 2),
-                "risk_factors": factors.get(i, []),
-                "similar_past_failures": self._similar_failures(rows.iloc[i]),
-                **self._unknowns(
-                    target_environment=item.target_environment,
-                    source_environment=item.source_environment,
-                    deployment_strategy=item.deployment_strategy,
-                    gateway_host=item.gateway_host,
-                    resources_deployed=item.resources_deployed,
-                    configuration=item.configuration_used,
-                ),
-            }
-            if i in assumed:
-                prediction["configuration_assumed"] = assumed[i]
-            answer["predictions"].append(prediction)
-        return answer
+            predictions.append(
+                Prediction(
+                    planned=item.model_dump(mode="json", exclude_none=True),
+                    pattern_id=str(rows["pattern_id"].iloc[i]) if known[i] else None,
+                    known_pattern=bool(known[i]),
+                    success_probability=round(mean, 4),
+                    failure_risk=round(1.0 - mean, 4),
+                    credible_interval=(round(low, 4), round(high, 4)),
+                    model_probability=round(model_p, 4),
+                    prior_source=sources[i],
+                    evidence_weight=round(evidence, 2),
+                    risk_factors=factors.get(i, []),
+                    similar_past_failures=self._similar_failures(rows.iloc[i]),
+                    configuration_assumed=assumed.get(i),
+                    **self._unknowns(
+                        target_environment=item.target_environment,
+                        source_environment=item.source_environment,
+                        deployment_strategy=item.deployment_strategy,
+                        gateway_host=item.gateway_host,
+                        resources_deployed=item.resources_deployed,
+                        configuration=item.configuration_used,
+                    ),
+                )
+            )
+        return PredictionAnswer(**meta, predictions=predictions)
 
     def _unknowns(self, **context: Any) -> dict[str, Any]:
         """``unknown``, ``did_you_mean`` and ``warnings`` for a request (``serving.unknowns``)."""
@@ -714,7 +738,7 @@ class Advisor:
 
     def _risk_factors(
         self, rows: pd.DataFrame, knob_rows: pd.DataFrame, p: np.ndarray
-    ) -> dict[int, list[dict[str, Any]]]:
+    ) -> dict[int, list[RiskFactor]]:
         """What lowers each planned deployment's probability, by counterfactual on the model:
         each knob at the environment's typical value, and an average gateway of the
         environment in place of this one. Largest risks first."""
@@ -777,7 +801,7 @@ class Advisor:
         if not blocks:
             return {}
         what_if = self._probability(np.vstack(blocks))
-        out: dict[int, list[dict[str, Any]]] = {}
+        out: dict[int, list[RiskFactor]] = {}
         best_strategy: dict[int, tuple[float, str]] = {}
         for (i, kind, key, value, other), q in zip(variants, what_if, strict=True):
             delta = float(q - p[i])  # > 0: changing it would help, so it is a risk now
@@ -792,25 +816,25 @@ class Advisor:
             else:
                 text = f"{key}={_show(value)} (the environment's typical value is {_show(other)})"
             out.setdefault(i, []).append(
-                {"factor": kind, "name": key, "detail": text, "risk_reduction": round(delta, 4)}
+                RiskFactor(factor=kind, name=key, detail=text, risk_reduction=round(delta, 4))
             )
         for i, (delta, strategy) in best_strategy.items():
             text = f"strategy {rows['deployment_strategy'].iloc[i]} ({strategy} would do better)"
             out.setdefault(i, []).append(
-                {
-                    "factor": "strategy",
-                    "name": "deployment_strategy",
-                    "detail": text,
-                    "risk_reduction": round(delta, 4),
-                }
+                RiskFactor(
+                    factor="strategy",
+                    name="deployment_strategy",
+                    detail=text,
+                    risk_reduction=round(delta, 4),
+                )
             )
         for factors in out.values():
-            factors.sort(key=lambda f: -f["risk_reduction"])
+            factors.sort(key=lambda f: -f.risk_reduction)
         return out
 
-    def _similar_failures(self, row: pd.Series) -> list[dict[str, Any]]:
+    def _similar_failures(self, row: pd.Series) -> list[PastFailure]:
         known = not str(row["pattern_id"]).startswith("\x00")
-        return self.failures.similar(
+        found = self.failures.similar(
             environment=str(row["target_environment"]),
             pattern_id=str(row["pattern_id"]) if known else None,
             strategy=str(row["deployment_strategy"]),
@@ -818,6 +842,7 @@ class Advisor:
             resources=list(row["resources_deployed"]),
             issue_text=self.issue_text,
         )
+        return [PastFailure(**failure) for failure in found]
 
     # -- shared -----------------------------------------------------------------------------
     def _profile(self, env: str) -> EnvironmentProfile:
@@ -837,13 +862,13 @@ class Advisor:
         except (KeyError, ValueError):
             return np.full(len(pattern_ids), np.nan)
 
-    def _similar(self, pattern_id: str) -> list[dict[str, Any]]:
+    def _similar(self, pattern_id: str) -> list[SimilarPattern]:
         """The nearest patterns (cached: the similarity model is fixed for a snapshot)."""
         if pattern_id not in self._similar_cache:
             self._similar_cache[pattern_id] = self._nearest(pattern_id)
         return self._similar_cache[pattern_id]
 
-    def _nearest(self, pattern_id: str) -> list[dict[str, Any]]:
+    def _nearest(self, pattern_id: str) -> list[SimilarPattern]:
         if self.similarity is None:
             return []
         try:
@@ -854,13 +879,13 @@ class Advisor:
         for row in table.itertuples(index=False):
             other = self.snapshot.patterns.get(str(row.pattern_id))
             out.append(
-                {
-                    "pattern_id": str(row.pattern_id),
-                    "pattern_name": other.pattern_name if other else None,
-                    "similarity": round(float(row.similarity), 3),
-                    "smoothed_success_rate": round(float(row.smoothed_rate), 4),
-                    "runs": int(row.runs),
-                }
+                SimilarPattern(
+                    pattern_id=str(row.pattern_id),
+                    pattern_name=other.pattern_name if other else None,
+                    similarity=round(float(row.similarity), 3),
+                    smoothed_success_rate=round(float(row.smoothed_rate), 4),
+                    runs=int(row.runs),
+                )
             )
         return out
 
@@ -880,26 +905,26 @@ class Advisor:
         best = picked.idxmax()
         return str(best).split("__", 2)[-1] if picked.max() >= 0.5 else None
 
-    def _meta(self) -> dict[str, Any]:
+    def _meta(self) -> ServedAnswer:
         models = self.models
         provenance = self.provenance
-        return {
-            "model_provenance": None if provenance is None else provenance.as_dict(),
-            "warnings": [provenance.warning] if provenance and provenance.warning else [],
-            "as_of": self.snapshot.at.isoformat(),
-            "model": None
+        return ServedAnswer(
+            model_provenance=None if provenance is None else provenance.as_answer(),
+            warnings=[provenance.warning] if provenance and provenance.warning else [],
+            as_of=self.snapshot.at.isoformat(),
+            model=None
             if models is None
-            else {
-                "name": "deploylearn-success",
-                "version": models.version,
-                "run_id": models.run_id,
-                "trained_until": models.trained_until,
-            },
-            "blend": {
-                "prior_strength": self.blend.prior_strength,
-                "half_life_days": self.blend.half_life_days,
-            },
-        }
+            else ModelInfo(
+                name="deploylearn-success",
+                version=models.version,
+                run_id=models.run_id,
+                trained_until=models.trained_until,
+            ),
+            blend=BlendSettings(
+                prior_strength=self.blend.prior_strength,
+                half_life_days=self.blend.half_life_days,
+            ),
+        )
 
 
 def serving_time(frame: pd.DataFrame) -> pd.Timestamp:
@@ -1004,7 +1029,7 @@ def _reasons(
     prior: float,
     prior_source: str,
     half_life: float,
-    effects: list[dict[str, Any]],
+    effects: list[KnobEffect],
     requested_strategy: str | None,
     strategy: str,
 ) -> list[str]:
@@ -1037,16 +1062,16 @@ def _reasons(
             + (f" after a {half_life:g}-day half-life decay)" if np.isfinite(half_life) else ")")
         )
     reasons.append(f"prior P(success) {prior:.2f} from the {prior_source}")
-    helps = [e for e in effects if e["effect"] > 0][:2]
-    hurts = [e for e in effects if e["effect"] < 0][:1]
+    helps = [e for e in effects if e.effect > 0][:2]
+    hurts = [e for e in effects if e.effect < 0][:1]
     for e in helps:
         reasons.append(
-            f"risk avoided: {e['knob']}={e['value']} instead of the {env} norm "
-            f"{e['typical_value']} (+{e['effect']:.2f} P(success))"
+            f"risk avoided: {e.knob}={e.value} instead of the {env} norm "
+            f"{e.typical_value} (+{e.effect:.2f} P(success))"
         )
     for e in hurts:
         reasons.append(
-            f"risk factor: {e['knob']}={e['value']} ({e['effect']:+.2f} vs the {env} norm "
-            f"{e['typical_value']})"
+            f"risk factor: {e.knob}={e.value} ({e.effect:+.2f} vs the {env} norm "
+            f"{e.typical_value})"
         )
     return reasons

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from deploylearn.domain.answers.served import ChampionProvenance
 from deploylearn.serving.blend import RANKINGS, BlendParams
 from deploylearn.tracking.paths import default_tracking_uri
 
@@ -62,13 +63,13 @@ class ModelProvenance:
     version: str | None = None
     warning: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "store_id": self.store_id,
-            "model_store_id": self.model_store_id,
-            "model_version": self.version,
-        }
+    def as_answer(self) -> ChampionProvenance:
+        return ChampionProvenance(
+            status=self.status,
+            store_id=self.store_id,
+            model_store_id=self.model_store_id,
+            model_version=self.version,
+        )
 
 
 def check_provenance(models: ServingModels | None, store_id: str | None) -> ModelProvenance:

@@ -9,43 +9,44 @@ alone. Pure: the answer in, the verdict out.
 
 from __future__ import annotations
 
-from typing import Any
-
+from deploylearn.domain.answers.prediction import PredictionAnswer, RiskGate
+from deploylearn.domain.answers.served import UnknownValues
 from deploylearn.serving.unknowns import GATING_FIELDS
 
 
 def risk_gate(
-    answer: dict[str, Any], fail_below: float, *, allow_unknown: bool = False
-) -> dict[str, Any]:
+    answer: PredictionAnswer, fail_below: float, *, allow_unknown: bool = False
+) -> RiskGate:
     """``passed``, how many planned deployments are ``below`` or ``unknown``, and ``reasons``
     (one readable line per cause of failure)."""
     reasons: list[str] = []
     below = unknown = 0
-    for i, p in enumerate(answer.get("predictions", []), 1):
-        if p["success_probability"] < fail_below:
+    for i, p in enumerate(answer.predictions, 1):
+        if p.success_probability < fail_below:
             below += 1
-            reasons.append(f"#{i}: P(success) {p['success_probability']:.3f} < {fail_below:g}")
-        gating = {k: v for k, v in p.get("unknown", {}).items() if k in GATING_FIELDS}
+            reasons.append(f"#{i}: P(success) {p.success_probability:.3f} < {fail_below:g}")
+        gating = {k: v for k, v in (p.unknown or {}).items() if k in GATING_FIELDS}
         if gating:
             unknown += 1
             if not allow_unknown:
-                guesses = p.get("did_you_mean", {})
+                guesses = p.did_you_mean or {}
                 reasons.append(f"#{i}: unknown context " + ", ".join(_shown(gating, guesses)))
-    refused = (answer.get("model_provenance") or {}).get("status") == "refused"
+    provenance = answer.model_provenance
+    refused = provenance is not None and provenance.status == "refused"
     if refused and not allow_unknown:
         reasons.append("the registered champion learned from another store and was not applied")
-    return {
-        "fail_below": fail_below,
-        "allow_unknown": allow_unknown,
-        "passed": not reasons,
-        "below": below,
-        "unknown": unknown,
-        "model_refused": refused,
-        "reasons": reasons,
-    }
+    return RiskGate(
+        fail_below=fail_below,
+        allow_unknown=allow_unknown,
+        passed=not reasons,
+        below=below,
+        unknown=unknown,
+        model_refused=refused,
+        reasons=reasons,
+    )
 
 
-def _shown(values: dict[str, Any], guesses: dict[str, str]) -> list[str]:
+def _shown(values: UnknownValues, guesses: dict[str, str]) -> list[str]:
     out = []
     for name in GATING_FIELDS:
         if name not in values:
