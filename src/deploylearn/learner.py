@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self
 import pandas as pd
 
 from deploylearn.config import Settings
+from deploylearn.domain.answers.adaptations import Adaptations
 from deploylearn.domain.answers.prediction import PredictionAnswer
 from deploylearn.domain.answers.recommendations import Recommendations
+from deploylearn.domain.answers.rollbacks import RollbackScenarios
 from deploylearn.domain.prepared import (
     prepare,
     protect_adaptation,
@@ -313,13 +315,13 @@ class DeploymentPatternLearner:
         """``predict()`` as JSON."""
         return self.predict(planned).model_dump(mode="json")
 
-    def get_environment_adaptations(
+    def adaptations(
         self,
         source_environment: str,
         target_environment: str,
         resource_type: str | None = None,
         limit: int = 3,
-    ) -> dict[str, Any]:
+    ) -> Adaptations:
         """Configuration changes between two environments, mined from successful runs, plus
         recorded adaptations (see ``serving.adaptations``)."""
         from deploylearn.serving.adaptations import environment_adaptations
@@ -334,16 +336,28 @@ class DeploymentPatternLearner:
             resource_type=slugify(resource_type) if resource_type else None,
             limit=limit,
         )
-        return {
-            "source_environment": source,
-            "target_environment": target,
-            "resource_type": resource_type,
-            "adaptations": answers,
-        }
+        return Adaptations(
+            source_environment=source,
+            target_environment=target,
+            resource_type=resource_type,
+            adaptations=answers,
+        )
 
-    def get_rollback_scenarios(
-        self, environment: str, resource_types: list[str] | None = None, limit: int = 3
+    def get_environment_adaptations(
+        self,
+        source_environment: str,
+        target_environment: str,
+        resource_type: str | None = None,
+        limit: int = 3,
     ) -> dict[str, Any]:
+        """``adaptations()`` as JSON."""
+        return self.adaptations(
+            source_environment, target_environment, resource_type, limit
+        ).model_dump(mode="json")
+
+    def rollback_scenarios(
+        self, environment: str, resource_types: list[str] | None = None, limit: int = 3
+    ) -> RollbackScenarios:
         """Rollback scenarios learned from rollbacks: triggers, procedures, success odds and
         recovery times (see ``serving.rollbacks``)."""
         from deploylearn.serving.rollbacks import (
@@ -371,7 +385,13 @@ class DeploymentPatternLearner:
             recovery_basis=name,
             patterns=self.store.patterns(),
         )
-        return {"environment": env, "resource_types": resources, "scenarios": answers}
+        return RollbackScenarios(environment=env, resource_types=resources, scenarios=answers)
+
+    def get_rollback_scenarios(
+        self, environment: str, resource_types: list[str] | None = None, limit: int = 3
+    ) -> dict[str, Any]:
+        """``rollback_scenarios()`` as JSON."""
+        return self.rollback_scenarios(environment, resource_types, limit).model_dump(mode="json")
 
     def get_deployment_analytics(
         self,

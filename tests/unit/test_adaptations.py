@@ -38,6 +38,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield World(learner.store.executions_frame(), learner.store.patterns())
 
 
+def _adaptations(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """``environment_adaptations`` as the JSON the facade gives."""
+    return [a.model_dump(mode="json") for a in environment_adaptations(*args, **kwargs)]
+
+
 def _mine(world: World, frame: pd.DataFrame | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     options: dict[str, Any] = {
         "source_environment": "staging",
@@ -45,7 +50,7 @@ def _mine(world: World, frame: pd.DataFrame | None = None, **kwargs: Any) -> lis
         "limit": 100,
     }
     options.update(kwargs)
-    return environment_adaptations(
+    return _adaptations(
         world.frame if frame is None else frame, world.patterns, [], **options
     )
 
@@ -200,7 +205,7 @@ def test_small_history_rules_and_texts() -> None:
             ("production", "blue_green", "hard", 80, 10),
         ]
     )
-    [answer] = environment_adaptations(
+    [answer] = _adaptations(
         frame, PATTERNS, [], source_environment="staging", target_environment="production"
     )
     assert answer["original_configuration"] == {"ssl_validation": False, "validation_timeout": 300}
@@ -224,7 +229,7 @@ def test_same_population_gives_nothing() -> None:
         ]
     )
     assert (
-        environment_adaptations(
+        _adaptations(
             frame, PATTERNS, [], source_environment="staging", target_environment="production"
         )
         == []
@@ -245,7 +250,7 @@ def test_recorded_adaptations_come_back_with_their_evidence() -> None:
         adaptation_id="adp-1",
     )
     other_pair = recorded.model_copy(update={"target_environment": "qa", "adaptation_id": "x"})
-    answers = environment_adaptations(
+    answers = _adaptations(
         frame,
         PATTERNS,
         [recorded, other_pair],
@@ -263,15 +268,15 @@ def test_recorded_adaptations_come_back_with_their_evidence() -> None:
 def test_unknown_environment_and_same_environment() -> None:
     frame = _runs([("staging", "blue_green", "loose", 5, 1)])
     kwargs: dict[str, Any] = {"source_environment": "staging", "target_environment": "mars"}
-    assert environment_adaptations(frame, PATTERNS, [], **kwargs) == []
+    assert _adaptations(frame, PATTERNS, [], **kwargs) == []
     assert (
-        environment_adaptations(
+        _adaptations(
             frame.iloc[:0], PATTERNS, [], source_environment="a", target_environment="b"
         )
         == []
     )
     with pytest.raises(ValueError, match="same"):
-        environment_adaptations(
+        _adaptations(
             frame, PATTERNS, [], source_environment="staging", target_environment="staging"
         )
 
@@ -300,7 +305,7 @@ def test_an_unset_knob_is_not_assumed_to_mean_false() -> None:
             ("production", "wave", "explicit", 80, 10),
         ]
     )
-    [answer] = environment_adaptations(
+    [answer] = _adaptations(
         frame, patterns, [], source_environment="staging", target_environment="production"
     )
     assert answer["adaptation_rules"] == ["set hot_reload to false (unset in staging)"]

@@ -30,6 +30,11 @@ WORLD_EXECUTIONS = 20_000
 ALL = 10_000  # a limit that returns every scenario
 
 
+def _scenarios(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """``rollback_scenarios`` as the JSON the facade gives."""
+    return [s.model_dump(mode="json") for s in rollback_scenarios(*args, **kwargs)]
+
+
 @dataclass(frozen=True)
 class World:
     frame: pd.DataFrame
@@ -47,7 +52,7 @@ class World:
             "patterns": self.patterns,
         }
         options.update(kwargs)
-        return rollback_scenarios(self.frame, self.scenarios, self.issues, **options)
+        return _scenarios(self.frame, self.scenarios, self.issues, **options)
 
 
 @pytest.fixture(scope="module")
@@ -217,14 +222,14 @@ def test_recovery_falls_back_to_run_duration(world: World) -> None:
 
 def test_unknown_environment_and_empty_history(world: World) -> None:
     assert world.ask("mars") == []
-    assert rollback_scenarios(world.frame.iloc[:0], [], pd.DataFrame(), environment="x") == []
+    assert _scenarios(world.frame.iloc[:0], [], pd.DataFrame(), environment="x") == []
 
 
 # ------------------------------------------------------------------ small hand-made cases
 def test_posterior_interval_at_the_boundaries() -> None:
-    assert _posterior(7, 0)["credible_interval"][1] == 1.0
-    assert _posterior(0, 4)["credible_interval"][0] == 0.0
-    odds = _posterior(3, 1)
+    assert _posterior(7, 0).model_dump(mode="json")["credible_interval"][1] == 1.0
+    assert _posterior(0, 4).model_dump(mode="json")["credible_interval"][0] == 0.0
+    odds = _posterior(3, 1).model_dump(mode="json")
     assert odds["probability"] == pytest.approx(4 / 6, abs=1e-4)
     assert odds["credible_interval"][0] < 0.75 < odds["credible_interval"][1]
 
@@ -266,7 +271,7 @@ def test_groups_without_an_issues_table_use_scenario_texts() -> None:
         )
         for i, reason in enumerate(reasons)
     ]
-    answers = rollback_scenarios(
+    answers = _scenarios(
         pd.DataFrame(rows), scenarios, pd.DataFrame(), environment="production", limit=10
     )
     names = sorted(a["trigger_condition"] for a in answers)
@@ -322,7 +327,7 @@ def _planted_history(effect: float, seed: int = 3, n: int = 600) -> tuple[pd.Dat
 
 def test_a_planted_rollback_effect_is_found_over_every_knob_and_resource() -> None:
     frame, patterns = _planted_history(effect=0.35)
-    answers = rollback_scenarios(
+    answers = _scenarios(
         frame, [], pd.DataFrame(), environment="plant", patterns=patterns, limit=10
     )
     notes = [n for a in answers for n in a["risk_notes"] if "BH q=" in n]
@@ -334,7 +339,7 @@ def test_no_effect_gives_no_factor_notes() -> None:
     """With nothing planted, the false discovery control keeps every factor quiet."""
     for seed in range(5):
         frame, patterns = _planted_history(effect=0.0, seed=seed)
-        answers = rollback_scenarios(
+        answers = _scenarios(
             frame, [], pd.DataFrame(), environment="plant", patterns=patterns, limit=10
         )
         assert not [n for a in answers for n in a["risk_notes"] if "BH q=" in n], seed

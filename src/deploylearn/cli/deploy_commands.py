@@ -23,6 +23,7 @@ from deploylearn.errors import InputFileError
 if TYPE_CHECKING:
     from deploylearn.domain.answers.prediction import PredictionAnswer
     from deploylearn.domain.answers.recommendations import Recommendations
+    from deploylearn.domain.answers.rollbacks import Scenario
     from deploylearn.learner import DeploymentPatternLearner
 
 EXIT_RISK_GATE = 7
@@ -337,28 +338,29 @@ def adaptations(
     Each rule with its support, confidence and success uplift; recorded adaptations too.
     """
     with _learner(store, use_model=False) as learner:
-        answer = learner.get_environment_adaptations(source, target, resource, limit)
+        answer = learner.adaptations(source, target, resource, limit)
     if as_json:
-        print_json(answer)
+        print_json(answer.model_dump(mode="json"))
         return
-    found = answer["adaptations"]
-    where = f"{answer['source_environment']} → {answer['target_environment']}"
-    if not found:
+    where = f"{answer.source_environment} → {answer.target_environment}"
+    if not answer.adaptations:
         out.print(f"no adaptation found for {where} (too few successful runs in both?)")
         return
-    for a in found:
-        title = f"{a['adaptation_name']} ({a.get('source', 'mined')})"
-        table = Table(title=title, show_header=True)
+    for a in answer.adaptations:
+        table = Table(title=f"{a.adaptation_name} ({a.source})", show_header=True)
         table.add_column("rule")
-        for rule in a.get("adaptation_rules", []):
-            table.add_row(str(rule))
+        for rule in a.adaptation_rules:
+            table.add_row(rule)
         show(table)
         evidence = {
-            k: a[k] for k in ("support", "confidence", "success_uplift") if a.get(k) is not None
+            "support": a.support,
+            "confidence": a.confidence,
+            "success uplift": a.success_uplift,
         }
+        evidence = {k: v for k, v in evidence.items() if v is not None}
         if evidence:
             out.print(
-                "  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in evidence.items()),
+                "  " + ", ".join(f"{k} {v}" for k, v in evidence.items()),
                 highlight=False,
             )
 
@@ -379,43 +381,42 @@ def rollback_scenarios(
     """
     resource_list = _split(resources, "--resources", required=False)
     with _learner(store, use_model=False) as learner:
-        answer = learner.get_rollback_scenarios(environment, resource_list or None, limit)
+        answer = learner.rollback_scenarios(environment, resource_list or None, limit)
     if as_json:
-        print_json(answer)
+        print_json(answer.model_dump(mode="json"))
         return
-    if not answer["scenarios"]:
-        out.print(f"no rollback learned yet for {answer['environment']}")
+    if not answer.scenarios:
+        out.print(f"no rollback learned yet for {answer.environment}")
         return
-    for s in answer["scenarios"]:
+    for s in answer.scenarios:
         out.print(_scenario_table(s))
 
 
-def _scenario_table(s: dict[str, Any]) -> Table:
-    table = Table(title=str(s.get("scenario_name", "rollback scenario")), show_header=False)
+def _scenario_table(s: Scenario) -> Table:
+    table = Table(title=s.scenario_name, show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    odds = s.get("rollback_success") or {}
-    if odds:
-        low, high = odds.get("credible_interval", [None, None])
-        table.add_row(
-            "rollback succeeds",
-            f"{odds.get('probability', 0):.0%} (90% interval {low:.0%}–{high:.0%}; "
-            f"{odds.get('successes', 0)} of {odds.get('successes', 0) + odds.get('failures', 0)})",
-        )
-    recovery = s.get("recovery_time") or {}
-    if recovery.get("samples"):
+    odds = s.rollback_success
+    low, high = odds.credible_interval
+    table.add_row(
+        "rollback succeeds",
+        f"{odds.probability:.0%} ({odds.credible_level:.0%} interval {low:.0%}–{high:.0%}; "
+        f"{odds.successes} of {odds.successes + odds.failures})",
+    )
+    recovery = s.recovery_time
+    if recovery.samples and recovery.p50_seconds is not None and recovery.p90_seconds is not None:
         table.add_row(
             "recovery time",
-            f"p50 {recovery['p50_seconds'] / 60:.1f} min, p90 {recovery['p90_seconds'] / 60:.1f} "
-            f"min (n={recovery['samples']}, from {recovery.get('basis', '?')})",
+            f"p50 {recovery.p50_seconds / 60:.1f} min, p90 {recovery.p90_seconds / 60:.1f} "
+            f"min (n={recovery.samples}, from {recovery.basis})",
         )
-    if s.get("trigger_condition"):
-        rate = s.get("rollback_rate_given_trigger")
+    if s.trigger_condition:
+        rate = s.rollback_rate_given_trigger
         share = f" (rolled back {rate:.0%} of the time)" if rate is not None else ""
-        table.add_row("trigger", f"{s['trigger_condition']}{share}")
-    table.add_row("procedure", "\n".join(str(step) for step in s.get("procedure", [])))
-    for note in s.get("risk_notes", []):
-        table.add_row("risk", str(note))
+        table.add_row("trigger", f"{s.trigger_condition}{share}")
+    table.add_row("procedure", "\n".join(s.procedure))
+    for note in s.risk_notes:
+        table.add_row("risk", note)
     return table
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, hypergeom, norm
 
+from deploylearn.domain.answers.adaptations import Adaptation, AdaptationRule, UpliftEvidence
 from deploylearn.domain.identity import canonical_template, numbers_close
 from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation
 from deploylearn.serving.stats import wilson_interval
@@ -134,25 +135,23 @@ class _Candidate:
             return f"set {key} to {_show(new)} (unset in {source})"
         return f"set {key} to {_show(new)} (was {_show(old)})"
 
-    def evidence(self, source: str) -> dict[str, Any]:
-        rate_with = _rate(self.with_s, self.with_f)
-        rate_without = _rate(self.without_s, self.without_f)
-        return {
-            "key": self.key,
-            "rule": self.rule_text(source),
-            "change": self.change,
-            "original_value": None if self.original is ABSENT else self.original,
-            "adapted_value": self.adapted,
-            "support": self.support,
-            "confidence": round(self.confidence, 4),
-            "source_share": round(self.source_share, 4),
-            "target_success_rate_with": rate_with,
-            "target_success_rate_without": rate_without,
-            "success_uplift": _round(self.uplift),
-            "uplift_interval": _round_pair(self.interval),
-            "uplift_p_value": _sig(self.uplift_p),
-            "q_value": _sig(self.q_value),
-        }
+    def evidence(self, source: str) -> AdaptationRule:
+        return AdaptationRule(
+            key=self.key,
+            rule=self.rule_text(source),
+            change=self.change,
+            original_value=None if self.original is ABSENT else self.original,
+            adapted_value=self.adapted,
+            support=self.support,
+            confidence=round(self.confidence, 4),
+            source_share=round(self.source_share, 4),
+            target_success_rate_with=_rate(self.with_s, self.with_f),
+            target_success_rate_without=_rate(self.without_s, self.without_f),
+            success_uplift=_round(self.uplift),
+            uplift_interval=_round_pair(self.interval),
+            uplift_p_value=_sig(self.uplift_p),
+            q_value=_sig(self.q_value),
+        )
 
 
 @dataclass
@@ -176,7 +175,7 @@ def environment_adaptations(
     resource_type: str | None = None,
     limit: int = 3,
     min_support: int = DEFAULT_MIN_SUPPORT,
-) -> list[dict[str, Any]]:
+) -> list[Adaptation]:
     """Adaptations from ``source_environment`` to ``target_environment``, best evidence first.
 
     Mined ones (``source: "mined"``, one per strategy family with at least one rule; with
@@ -206,7 +205,7 @@ def environment_adaptations(
     _judge(candidates)
     accepted = _accept(candidates, min_support)
 
-    answers: list[dict[str, Any]] = []
+    answers: list[Adaptation] = []
     by_family: dict[tuple[str, str | None], list[_Candidate]] = {}
     for candidate in accepted:
         by_family.setdefault(candidate.family, []).append(candidate)
@@ -441,7 +440,7 @@ def _mined_answer(
     templates: dict[str, dict[str, Any]],
     source: str,
     target: str,
-) -> dict[str, Any]:
+) -> Adaptation:
     original_pid = _original(family)
     original = dict(templates[original_pid])
     adapted = dict(original)
@@ -456,26 +455,26 @@ def _mined_answer(
     scope = f" with {family.resource}" if family.resource else ""
     answer = _evidence_fields(follows)
     totals = np.array(list(family.counts.values())).sum(axis=0)
-    return {
-        "adaptation_name": f"{source} → {target}: {family.strategy}{scope}",
-        "source_environment": source,
-        "target_environment": target,
-        "adaptation_rules": [r.rule_text(source) for r in rules],
-        "original_configuration": original,
-        "adapted_configuration": dict(sorted(adapted.items())),
-        "resource_type": family.resource,
-        "deployment_strategy": family.strategy,
-        "source": "mined",
-        **answer,
-        "source_runs": int(totals[0] + totals[1]),
-        "target_runs": int(totals[2] + totals[3]),
-        "original_pattern_id": original_pid,
-        "rules": [r.evidence(source) for r in rules],
-        "adaptation_id": None,
-    }
+    return Adaptation(
+        adaptation_name=f"{source} → {target}: {family.strategy}{scope}",
+        source_environment=source,
+        target_environment=target,
+        adaptation_rules=[r.rule_text(source) for r in rules],
+        original_configuration=original,
+        adapted_configuration=dict(sorted(adapted.items())),
+        resource_type=family.resource,
+        deployment_strategy=family.strategy,
+        source="mined",
+        **dict(answer),
+        source_runs=int(totals[0] + totals[1]),
+        target_runs=int(totals[2] + totals[3]),
+        original_pattern_id=original_pid,
+        rules=[r.evidence(source) for r in rules],
+        adaptation_id=None,
+    )
 
 
-def _evidence_fields(follows: list[tuple[int, int, bool]]) -> dict[str, Any]:
+def _evidence_fields(follows: list[tuple[int, int, bool]]) -> UpliftEvidence:
     """Support, confidence and uplift of 'follows every rule' among target runs."""
     with_s = sum(s for s, _, ok in follows if ok)
     with_f = sum(f for _, f, ok in follows if ok)
@@ -483,15 +482,15 @@ def _evidence_fields(follows: list[tuple[int, int, bool]]) -> dict[str, Any]:
     without_f = sum(f for _, f, ok in follows if not ok)
     successes = with_s + without_s
     uplift, interval, p_value = _uplift(with_s, with_f, without_s, without_f)
-    return {
-        "support": with_s + with_f,
-        "confidence": round(with_s / successes, 4) if successes else None,
-        "target_success_rate_with": _rate(with_s, with_f),
-        "target_success_rate_without": _rate(without_s, without_f),
-        "success_uplift": _round(uplift),
-        "uplift_interval": _round_pair(interval),
-        "uplift_p_value": _sig(p_value),
-    }
+    return UpliftEvidence(
+        support=with_s + with_f,
+        confidence=round(with_s / successes, 4) if successes else None,
+        target_success_rate_with=_rate(with_s, with_f),
+        target_success_rate_without=_rate(without_s, without_f),
+        success_uplift=_round(uplift),
+        uplift_interval=_round_pair(interval),
+        uplift_p_value=_sig(p_value),
+    )
 
 
 def _recorded_answer(
@@ -499,7 +498,7 @@ def _recorded_answer(
     target_counts: dict[str | None, dict[str, tuple[int, int]]],
     templates: dict[str, dict[str, Any]],
     resource_type: str | None,
-) -> dict[str, Any]:
+) -> Adaptation:
     """A recorded adaptation, with how the target's runs that follow it actually fared."""
     original = canonical_template(adaptation.original_configuration)
     adapted = canonical_template(adaptation.adapted_configuration)
@@ -511,23 +510,23 @@ def _recorded_answer(
         template = templates.get(pid, {})
         ok = bool(changed) and all(_matches(template.get(k, ABSENT), v) for k, v in changed.items())
         follows.append((s, f, ok))
-    return {
-        "adaptation_name": adaptation.adaptation_name,
-        "source_environment": adaptation.source_environment,
-        "target_environment": adaptation.target_environment,
-        "adaptation_rules": list(adaptation.adaptation_rules),
-        "original_configuration": dict(adaptation.original_configuration),
-        "adapted_configuration": dict(adaptation.adapted_configuration),
-        "resource_type": adaptation.resource_type,
-        "deployment_strategy": None,
-        "source": "recorded",
-        **_evidence_fields(follows),
-        "source_runs": None,
-        "target_runs": sum(s + f for s, f, _ in follows),
-        "original_pattern_id": adaptation.pattern_id,
-        "rules": [],
-        "adaptation_id": adaptation.adaptation_id,
-    }
+    return Adaptation(
+        adaptation_name=adaptation.adaptation_name,
+        source_environment=adaptation.source_environment,
+        target_environment=adaptation.target_environment,
+        adaptation_rules=list(adaptation.adaptation_rules),
+        original_configuration=dict(adaptation.original_configuration),
+        adapted_configuration=dict(adaptation.adapted_configuration),
+        resource_type=adaptation.resource_type,
+        deployment_strategy=None,
+        source="recorded",
+        **dict(_evidence_fields(follows)),
+        source_runs=None,
+        target_runs=sum(s + f for s, f, _ in follows),
+        original_pattern_id=adaptation.pattern_id,
+        rules=[],
+        adaptation_id=adaptation.adaptation_id,
+    )
 
 
 def _matches(value: Any, wanted: Any) -> bool:
@@ -536,11 +535,11 @@ def _matches(value: Any, wanted: Any) -> bool:
     return _vkey(value) == _vkey(wanted)
 
 
-def _rank_key(answer: dict[str, Any]) -> tuple[float, int, str]:
+def _rank_key(answer: Adaptation) -> tuple[float, int, str]:
     """Most convincing first: the uplift's lower bound, then how many runs back it."""
-    interval = answer["uplift_interval"]
+    interval = answer.uplift_interval
     low = interval[0] if interval else 0.0
-    return (-low, -answer["support"], answer["adaptation_name"])
+    return (-low, -answer.support, answer.adaptation_name)
 
 
 def _rate(s: int, f: int) -> float | None:
@@ -551,8 +550,8 @@ def _round(x: float | None, digits: int = 4) -> float | None:
     return None if x is None else round(float(x), digits)
 
 
-def _round_pair(pair: tuple[float, float] | None) -> list[float] | None:
-    return None if pair is None else [round(float(pair[0]), 4), round(float(pair[1]), 4)]
+def _round_pair(pair: tuple[float, float] | None) -> tuple[float, float] | None:
+    return None if pair is None else (round(float(pair[0]), 4), round(float(pair[1]), 4))
 
 
 def _sig(x: float | None) -> float | None:

@@ -42,6 +42,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta, false_discovery_control, fisher_exact
 
+from deploylearn.domain.answers.rollbacks import (
+    RecoveryTime,
+    RollbackSuccess,
+    Scenario,
+    TriggerIssue,
+)
 from deploylearn.domain.identity import issue_id_for
 from deploylearn.domain.records import DeploymentPattern, RollbackScenario
 from deploylearn.serving.trigger_groups import TriggerGroup, group_reasons
@@ -117,7 +123,7 @@ def rollback_scenarios(
     recovery_seconds: pd.Series | None = None,
     recovery_basis: str = "rollback duration metric",
     patterns: Sequence[DeploymentPattern] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Scenario]:
     """Rollback scenarios of ``environment`` (runs deploying any of ``resource_types``).
 
     ``issues`` has columns issue_id, normalized, example, executions; ``recovery_seconds``
@@ -165,7 +171,7 @@ def rollback_scenarios(
         )
         for (name, strategy), runs in rollbacks.groupby(["group", "deployment_strategy"])
     ]
-    answers.sort(key=lambda a: (-a["risk_score"], -a["rollbacks"], a["scenario_name"]))
+    answers.sort(key=lambda a: (-a.risk_score, -a.rollbacks, a.scenario_name))
     return answers[:limit]
 
 
@@ -352,7 +358,7 @@ def _outcomes(runs: pd.DataFrame) -> pd.Series:
     return runs["rollback_successful"].astype("boolean")
 
 
-def _posterior(successes: int, failures: int, unknown: int = 0) -> dict[str, Any]:
+def _posterior(successes: int, failures: int, unknown: int = 0) -> RollbackSuccess:
     """Beta posterior of rollback success; HPD-style one-sided interval at the boundaries."""
     a, b = PRIOR[0] + successes, PRIOR[1] + failures
     tail = 1 - CREDIBLE
@@ -363,16 +369,16 @@ def _posterior(successes: int, failures: int, unknown: int = 0) -> dict[str, Any
     else:
         low, high = (float(x) for x in beta.ppf([tail / 2, 1 - tail / 2], a, b))
     n = successes + failures
-    return {
-        "probability": round(a / (a + b), 4),
-        "credible_interval": [round(low, 4), round(high, 4)],
-        "credible_level": CREDIBLE,
-        "observed_rate": round(successes / n, 4) if n else None,
-        "successes": successes,
-        "failures": failures,
-        "unknown": unknown,
-        "prior": f"Beta({PRIOR[0]:g}, {PRIOR[1]:g})",
-    }
+    return RollbackSuccess(
+        probability=round(a / (a + b), 4),
+        credible_interval=(round(low, 4), round(high, 4)),
+        credible_level=CREDIBLE,
+        observed_rate=round(successes / n, 4) if n else None,
+        successes=successes,
+        failures=failures,
+        unknown=unknown,
+        prior=f"Beta({PRIOR[0]:g}, {PRIOR[1]:g})",
+    )
 
 
 def _recovery_series(recovery: pd.Series | None) -> pd.Series | None:
@@ -383,7 +389,7 @@ def _recovery_series(recovery: pd.Series | None) -> pd.Series | None:
     return values if len(values) else None
 
 
-def _recovery(context: _Context, runs: pd.DataFrame) -> dict[str, Any]:
+def _recovery(context: _Context, runs: pd.DataFrame) -> RecoveryTime:
     basis = context.recovery_basis
     values = pd.Series(dtype=float)
     if context.recovery is not None:
@@ -392,14 +398,14 @@ def _recovery(context: _Context, runs: pd.DataFrame) -> dict[str, Any]:
         basis = f"{WHOLE_RUN_BASIS} (no rollback duration metric recorded)"
         values = pd.to_numeric(runs["duration_seconds"], errors="coerce").dropna()
     if not len(values):
-        return {"p50_seconds": None, "p90_seconds": None, "samples": 0, "basis": basis}
+        return RecoveryTime(p50_seconds=None, p90_seconds=None, samples=0, basis=basis)
     p50, p90 = np.quantile(values.to_numpy(dtype=float), [0.5, 0.9])
-    return {
-        "p50_seconds": round(float(p50), 1),
-        "p90_seconds": round(float(p90), 1),
-        "samples": len(values),
-        "basis": basis,
-    }
+    return RecoveryTime(
+        p50_seconds=round(float(p50), 1),
+        p90_seconds=round(float(p90), 1),
+        samples=len(values),
+        basis=basis,
+    )
 
 
 # ---------------------------------------------------------------------------- one scenario
@@ -410,7 +416,7 @@ def _scenario(
     runs: pd.DataFrame,
     failures_with_trigger: int,
     stored: Sequence[RollbackScenario],
-) -> dict[str, Any]:
+) -> Scenario:
     outcome = _outcomes(runs)
     successes = int(outcome.eq(True).sum())
     failed = int(outcome.eq(False).sum())
@@ -418,7 +424,7 @@ def _scenario(
     posterior = _posterior(successes, failed, n - successes - failed)
     resources = Counter(r for rs in runs["resources_deployed"] for r in rs)
     per_100 = 100 * n / context.deployments if context.deployments else 0.0
-    risk = per_100 * (1 + (1 - posterior["probability"]))
+    risk = per_100 * (1 + (1 - posterior.probability))
     recovery = _recovery(context, runs)
     involved = [r for r, _ in resources.most_common()]
     steps_for = (
@@ -428,42 +434,42 @@ def _scenario(
     )
     members = set(group.members)
     starts = runs["started_at"]
-    return {
-        "scenario_name": f"{context.environment} · {strategy}: {group.name}",
-        "environment": context.environment,
-        "deployment_strategy": strategy,
-        "trigger_condition": group.name,
-        "trigger_issues": _trigger_issues(group, runs),
-        "example_reason": group.example,
-        "resource_types": involved,
-        "resources_involved": dict(resources.most_common()),
-        "rollbacks": n,
-        "failures_with_trigger": failures_with_trigger,
-        "rollback_rate_given_trigger": round(n / failures_with_trigger, 4)
+    return Scenario(
+        scenario_name=f"{context.environment} · {strategy}: {group.name}",
+        environment=context.environment,
+        deployment_strategy=strategy,
+        trigger_condition=group.name,
+        trigger_issues=_trigger_issues(group, runs),
+        example_reason=group.example,
+        resource_types=involved,
+        resources_involved=dict(resources.most_common()),
+        rollbacks=n,
+        failures_with_trigger=failures_with_trigger,
+        rollback_rate_given_trigger=round(n / failures_with_trigger, 4)
         if failures_with_trigger
         else None,
-        "rollbacks_per_100_deployments": round(per_100, 3),
-        "rollback_success": posterior,
-        "success_rate_prediction": posterior["probability"],
-        "recovery_time": recovery,
-        "procedure": _procedure(strategy, steps_for),
-        "risk_notes": _risk_notes(context, runs, posterior, recovery, resources, n),
-        "risk_score": round(risk, 4),
-        "scenario_ids": sorted(
+        rollbacks_per_100_deployments=round(per_100, 3),
+        rollback_success=posterior,
+        success_rate_prediction=posterior.probability,
+        recovery_time=recovery,
+        procedure=_procedure(strategy, steps_for),
+        risk_notes=_risk_notes(context, runs, posterior, recovery, resources, n),
+        risk_score=round(risk, 4),
+        scenario_ids=sorted(
             s.scenario_id
             for s in stored
             if s.deployment_strategy == strategy
             and (issue_id_for(s.trigger_issue) in members or s.trigger_issue in members)
         ),
-        "first_seen": _iso(starts.min()),
-        "last_seen": _iso(starts.max()),
-    }
+        first_seen=_iso(starts.min()),
+        last_seen=_iso(starts.max()),
+    )
 
 
-def _trigger_issues(group: TriggerGroup, runs: pd.DataFrame) -> list[dict[str, Any]]:
+def _trigger_issues(group: TriggerGroup, runs: pd.DataFrame) -> list[TriggerIssue]:
     counts = Counter(ids[0] if len(ids) else UNSPECIFIED for ids in runs["issue_ids"])
     return [
-        {"issue_id": iid, "normalized": group.members.get(iid, iid), "rollbacks": c}
+        TriggerIssue(issue_id=iid, normalized=group.members.get(iid, iid), rollbacks=c)
         for iid, c in counts.most_common(5)
     ]
 
@@ -486,18 +492,18 @@ def _procedure(strategy: str, resources: list[str]) -> list[str]:
 def _risk_notes(
     context: _Context,
     runs: pd.DataFrame,
-    posterior: dict[str, Any],
-    recovery: dict[str, Any],
+    posterior: RollbackSuccess,
+    recovery: RecoveryTime,
     resources: Counter[str],
     n: int,
 ) -> list[str]:
     notes: list[str] = []
     if n < FEW_ROLLBACKS:
         notes.append(f"only {n} rollback(s) seen: treat the odds and times as rough")
-    if posterior["credible_interval"][1] < 0.5:
+    if posterior.credible_interval[1] < 0.5:
         notes.append("these rollbacks usually fail: plan the manual restore before deploying")
     notes.extend(_factor_notes(context, runs, n))
-    if recovery["samples"] and recovery["basis"].startswith(WHOLE_RUN_BASIS):
+    if recovery.samples and recovery.basis.startswith(WHOLE_RUN_BASIS):
         notes.append(
             "recovery times are whole-run durations (no rollback duration metric): "
             "an upper bound on the rollback itself"
