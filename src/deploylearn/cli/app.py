@@ -313,23 +313,23 @@ def ingest(
                 workers=workers,
             )
     report.source = str(path) if source == path else "<stdin>"
-    if report.read == 0:
-        sys.stderr.write(f"warning: {report.source}: no records in the input\n")
+    summary = report.summary()
+    if summary.read == 0:
+        sys.stderr.write(f"warning: {summary.source}: no records in the input\n")
     if as_json:
-        print_json(report.as_dict())
+        print_json(summary.model_dump(mode="json"))
     else:
         table = Table(title=f"ingest {path}")
         for column in ("read", "accepted", "duplicates", "rejected"):
             table.add_column(column, justify="right")
-        table.add_row(
-            *(str(x) for x in (report.read, report.accepted, report.duplicates, report.rejected))
-        )
+        counts = (summary.read, summary.accepted, summary.duplicates, summary.rejected)
+        table.add_row(*(str(x) for x in counts))
         out.print(table)
         for problem in report.errors[:20]:
             err.print(f"  {problem}", markup=False, highlight=False)
-        if len(report.errors) > 20:
-            err.print(f"  … {report.rejected} rejected records in all (use --json for the list)")
-    if report.rejected:
+        if len(summary.errors) > 20:
+            err.print(f"  … {summary.rejected} rejected records in all (use --json for the list)")
+    if summary.rejected:
         raise typer.Exit(EXIT_PARTIAL)
 
 

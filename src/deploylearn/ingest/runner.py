@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploylearn.domain.answers.ingest import IngestProblem, IngestSummary
 from deploylearn.domain.prepared import PreparedExecution
 from deploylearn.domain.redaction import SecretCipher
 from deploylearn.errors import FieldProblem, InvalidRecordError, StoreError, WorkerError
@@ -65,17 +66,21 @@ class IngestReport:
             if len(self.errors) < MAX_KEPT_ERRORS:
                 self.errors.append(problem)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "read": self.read,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "errors": [
-                {"line": e.line, "field": e.field, "message": e.message} for e in self.errors
+    def summary(self) -> IngestSummary:
+        """The report as its typed answer (what ``--json`` prints)."""
+        return IngestSummary(
+            source=self.source,
+            read=self.read,
+            accepted=self.accepted,
+            duplicates=self.duplicates,
+            rejected=self.rejected,
+            errors=[
+                IngestProblem(line=e.line, field=e.field, message=e.message) for e in self.errors
             ],
-        }
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.summary().model_dump(mode="json")
 
 
 def ingest_file(
