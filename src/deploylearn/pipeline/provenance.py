@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from deploylearn.features._columns import column_name
-from deploylearn.serving.models import STORE_ID_TAG
+from deploylearn.tracking.champion import STORE_ID_TAG
 from deploylearn.version import __version__
 
 VERSION_TAG = "deploylearn.package_version"  # not .version: Registry.versions has one

@@ -52,6 +52,11 @@ from deploylearn.pipeline.gate import (
 from deploylearn.pipeline.lock import training_lock
 from deploylearn.pipeline.training_frame import resolve_embeddings
 from deploylearn.serving.blend import DEFAULT_PRIOR_STRENGTH, NO_MODEL, BlendParams
+from deploylearn.tracking.champion import (
+    CUTOFF_TAG,
+    EMBEDDINGS_ARTIFACT,
+    TRAINED_UNTIL_TAG,
+)
 from deploylearn.tracking.paths import default_tracking_uri, mlruns_dir
 
 if TYPE_CHECKING:
@@ -62,11 +67,8 @@ Outcome = Literal["promoted", "unchanged", "refused", "dry_run"]
 EXIT_OK = 0
 EXIT_GATE_REFUSED = 5
 EXIT_LOCKED = 6
-CUTOFF_TAG = "deploylearn.training_cutoff"  # the evaluated model's cut-off (the gate's)
-TRAINED_UNTIL_TAG = "deploylearn.trained_until"  # the served model saw every run before it
 EVALUATED_MODEL_TAG = "deploylearn.evaluated_model"  # URI of the evaluated twin of a refit
 EVALUATED_MODEL_NAME = "success_model_evaluated"
-EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"
 # Pseudo-runs of the Beta-posterior baselines and the similarity prior (not the serving blend,
 # which ``steps.blend_backtest`` fits on each store and logs as ``blend.*`` run params).
 BASELINE_PRIOR_STRENGTH = DEFAULT_PRIOR_STRENGTH

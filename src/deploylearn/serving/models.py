@@ -1,8 +1,7 @@
-"""The champion's models as serving needs them, loaded once from the MLflow registry.
+"""The champion's models as serving needs them (``tracking.champion`` loads them once).
 
-``load_serving_models`` returns None when nothing was ever promoted (and, with the default
-SQLite tracking store, without creating ``mlruns/`` or importing MLflow), so every answer can
-fall back to the hierarchical empirical prior and say so.
+``load_serving_models`` returns None when there is no complete champion set, so every answer
+can fall back to the hierarchical empirical prior and say so.
 
 A champion is tied to the store it learned from (``deploylearn.store_id`` on its registered
 version, from ``Store.store_id``): ``check_provenance`` refuses one learned from another store
@@ -12,20 +11,14 @@ registered before versions carried the tag.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
 from deploylearn.domain.answers.served import ChampionProvenance
 from deploylearn.serving.blend import RANKINGS, BlendParams
-from deploylearn.tracking.paths import default_tracking_uri
-
-EMBEDDINGS_ARTIFACT = "features/node_embeddings.parquet"  # as logged by pipeline.train
-STORE_ID_TAG = "deploylearn.store_id"  # on registered versions and runs, set by pipeline.train
-_log = logging.getLogger(__name__)
+from deploylearn.tracking.champion import load_champion
 
 
 @dataclass(frozen=True)
@@ -97,53 +90,23 @@ def check_provenance(models: ServingModels | None, store_id: str | None) -> Mode
 
 
 def load_serving_models(tracking_uri: str | None = None) -> ServingModels | None:
-    """The champion success model (with its similarity and duration models), or None: when
-    nothing was promoted, or (with a logged warning) when the champions are not one run's
-    set, as a promotion interrupted between its alias moves leaves them."""
-    uri = tracking_uri or default_tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    """The champion success model (with its similarity and duration models), or None when
+    there is no complete champion set (``tracking.champion``)."""
+    champion = load_champion(tracking_uri)
+    if champion is None:
         return None
-    from deploylearn.tracking.registry import Registry
-
-    registry = Registry(uri)
-    champions = registry.champions()
-    ref = champions["success"]
-    if ref is None:
-        return None
-    mixed = {
-        kind: f"v{other.version} of run {other.run_id}"
-        for kind, other in champions.items()
-        if other is not None and other.run_id != ref.run_id
-    }
-    if mixed:  # a promotion was interrupted between alias moves: never serve a mix
-        _log.warning(
-            "champion models come from different training runs (success v%s of run %s; %s): "
-            "answering from the empirical prior until `ign train` completes the promotion",
-            ref.version,
-            ref.run_id,
-            ", ".join(f"{kind} {where}" for kind, where in mixed.items()),
-        )
-        return None
-    success = registry.load(ref)
-    params = registry.run_params(ref.run_id) if ref.run_id else {}
-    embeddings = registry.load_embeddings(ref.run_id, EMBEDDINGS_ARTIFACT) if ref.run_id else None
-    extra: dict[str, Any] = {}
-    for kind in ("similarity", "duration"):
-        other = champions[kind]
-        extra[kind] = registry.load(other) if other is not None else None
+    success = champion.success
     return ServingModels(
         success=success,
         feature_names=[str(c) for c in success.feature_names_in_],
-        version=ref.version,
-        run_id=ref.run_id,
-        blend=_blend(params),
-        node_embeddings=embeddings,
-        similarity=extra["similarity"],
-        duration=extra["duration"],
-        trained_until=ref.tags.get(
-            "deploylearn.trained_until", ref.tags.get("deploylearn.training_cutoff")
-        ),
-        store_id=ref.tags.get(STORE_ID_TAG),
+        version=champion.version,
+        run_id=champion.run_id,
+        blend=_blend(champion.params),
+        node_embeddings=champion.node_embeddings,
+        similarity=champion.similarity,
+        duration=champion.duration,
+        trained_until=champion.trained_until,
+        store_id=champion.store_id,
     )
 
 

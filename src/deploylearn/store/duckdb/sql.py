@@ -13,6 +13,8 @@ UPDATE; 1.9 vs 4 ms), and no interleaving of writers can lose a count. Reading t
 aggregate over ``executions`` (~10 ms at 100k executions).
 """
 
+import re
+
 from deploylearn.domain.execution_schema import COLUMN_NAMES, COLUMNS, EXPORT_FIELDS, Column, Kind
 from deploylearn.store.base import EXECUTION_FRAME_DTYPES
 
@@ -110,6 +112,11 @@ HAS_LEGACY_COUNTS = (
     "SELECT count(*) FROM duckdb_columns() "
     "WHERE table_name = 'patterns' AND column_name = 'success_count'"
 )
+DROP_LEGACY_COUNTS = [
+    f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}"
+    for table, columns in LEGACY_COUNT_COLUMNS.items()
+    for column in columns
+]
 # Base tables only: ``metrics`` and ``audit`` are views over them. ``audit_events`` is not
 # history: a wipe keeps it and appends what it erased (WIPE_SUMMARY).
 HISTORY_TABLES = (
@@ -119,6 +126,7 @@ HISTORY_TABLES = (
     "rollback_scenarios",
     "adaptations",
 )
+WIPE_HISTORY = [f"DELETE FROM {table}" for table in HISTORY_TABLES]
 WIPE_SUMMARY = """
     SELECT
         (SELECT count(*) FROM executions),
@@ -320,3 +328,20 @@ STATS = """
         (SELECT count(*) FROM adaptations),
         (SELECT count(*) FROM executions) + (SELECT count(*) FROM audit_events)
 """
+
+# -- session and transactions (every connection reads and writes times in UTC)
+SET_UTC = "SET TimeZone = 'UTC'"
+BEGIN = "BEGIN TRANSACTION"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+GET_CHECKPOINT_THRESHOLD = "SELECT current_setting('checkpoint_threshold')"
+DEFAULT_CHECKPOINT_THRESHOLD = "16MB"  # DuckDB's own default
+CHECKPOINT = "CHECKPOINT"
+
+
+def set_checkpoint_threshold(size: str) -> str:
+    """``SET checkpoint_threshold``; ``size`` is a DuckDB size such as ``4GB`` or ``16.0 MiB``
+    (what ``current_setting`` gives back), checked because it is spliced into the text."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[A-Za-z]*", size):
+        raise ValueError(f"not a DuckDB size: {size!r}")
+    return f"SET checkpoint_threshold = '{size}'"

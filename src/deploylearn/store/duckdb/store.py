@@ -128,9 +128,8 @@ def _create_schema(con: duckdb.DuckDBPyConnection, version: int | None) -> None:
     for statement in sql.SCHEMA:
         con.execute(statement)
     if (con.execute(sql.HAS_LEGACY_COUNTS).fetchone() or (0,))[0]:
-        for table, columns in sql.LEGACY_COUNT_COLUMNS.items():
-            for column in columns:  # names from a fixed list
-                con.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
+        for statement in sql.DROP_LEGACY_COUNTS:
+            con.execute(statement)
     con.execute(sql.SET_STORE_ID, [uuid.uuid4().hex])  # kept if the store has one
     marked = con.execute(sql.GET_STORE_FORMAT).fetchone()
     if version == SCHEMA_VERSION and marked:
@@ -197,7 +196,7 @@ class DuckDBStore(TableWriter):
             temporary.unlink(missing_ok=True)
             con = duckdb.connect(str(temporary), config=_SAFE_CONFIG)
             try:
-                con.execute("SET TimeZone = 'UTC'")
+                con.execute(sql.SET_UTC)
                 _create_schema(con, None)
             finally:
                 con.close()
@@ -248,7 +247,7 @@ class DuckDBStore(TableWriter):
         while True:
             try:
                 con = duckdb.connect(self.path, read_only=read_only, config=config)
-                con.execute("SET TimeZone = 'UTC'")
+                con.execute(sql.SET_UTC)
                 return con
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -279,15 +278,15 @@ class DuckDBStore(TableWriter):
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._connection() as con:
-            con.execute("BEGIN TRANSACTION")
+            con.execute(sql.BEGIN)
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                con.execute(sql.ROLLBACK)
                 self._index = None  # it may hold patterns that were rolled back
                 self._known = None
                 raise
-            con.execute("COMMIT")
+            con.execute(sql.COMMIT)
 
     def close(self) -> None:
         with self._mutex:
@@ -370,14 +369,15 @@ class DuckDBStore(TableWriter):
             return
         con = self._con
         with self._mutex:
-            previous = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
-            con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
+            previous = con.execute(sql.GET_CHECKPOINT_THRESHOLD).fetchone()
+            con.execute(sql.set_checkpoint_threshold(BULK_CHECKPOINT_THRESHOLD))
         try:
             yield
         finally:
             with self._mutex:
-                con.execute(f"SET checkpoint_threshold = '{previous[0] if previous else '16MB'}'")
-                con.execute("CHECKPOINT")
+                restored = str(previous[0]) if previous else sql.DEFAULT_CHECKPOINT_THRESHOLD
+                con.execute(sql.set_checkpoint_threshold(restored))
+                con.execute(sql.CHECKPOINT)
 
     def _write_one(self, execution: PreparedExecution, actor: str) -> WriteResult:
         """The seed's hot path: one execution, committed before returning.
@@ -538,8 +538,8 @@ class DuckDBStore(TableWriter):
         try:
             with self._transaction() as con:
                 row = con.execute(sql.WIPE_SUMMARY).fetchone()
-                for table in sql.HISTORY_TABLES:
-                    con.execute(f"DELETE FROM {table}")  # names from a fixed list
+                for statement in sql.WIPE_HISTORY:
+                    con.execute(statement)
                 con.execute(
                     sql.INSERT_AUDIT_EVENT,
                     [
