@@ -33,6 +33,7 @@ from deploylearn import DeploymentPatternLearner
 from deploylearn.demo import demo_records
 from deploylearn.features import features_for_candidates
 from deploylearn.pipeline.train import TrainingSettings, run_training
+from deploylearn.serving.recommend import _candidates  # the tier fallback, for the baseline
 
 
 def main() -> None:
@@ -158,7 +159,8 @@ def _baseline(learner: DeploymentPatternLearner, advisor, contexts) -> list[floa
     out = []
     for context in contexts:
         t = time.perf_counter()
-        ids, _ = advisor._candidates(context["target_environment"], context["resource_types"], None)
+        env, resources = context["target_environment"], context["resource_types"]
+        ids, _ = _candidates(advisor, env, resources, None)
         candidates = pd.DataFrame(
             {
                 "pattern_id": ids,

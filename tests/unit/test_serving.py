@@ -23,6 +23,7 @@ from deploylearn.serving.blend import (
     posterior,
 )
 from deploylearn.serving.models import ServingModels
+from deploylearn.serving.predict import planned_rows
 from deploylearn.serving.snapshot import HistorySnapshot
 from deploylearn.serving.stats import wilson_lower_bounds
 from tests.conftest import failed_record, make_record
@@ -229,7 +230,7 @@ def test_recommendations_rank_by_the_ranking_twin_and_predict_does_not(history: 
     assert shown == sorted(shown, reverse=True)  # ordered by the probability it shows
     assert all(r["prior_source"].endswith("(its ranking twin)") for r in recs)
     ids = [r["pattern_id"] for r in recs]
-    profile = advisor._profile("production")
+    profile = advisor.profile("production")
     planned = pd.DataFrame(
         {
             "pattern_id": ids,
@@ -242,7 +243,7 @@ def test_recommendations_rank_by_the_ranking_twin_and_predict_does_not(history: 
         },
         dtype=object,
     )
-    twin, X = advisor._model_probability(planned, None)
+    twin, X = advisor.model_probability(planned, None)
     assert np.allclose(shown, np.round(twin, 4))
     assert not np.allclose(model.success_probability(X), model.ranking_probability(X))
 
@@ -259,8 +260,8 @@ def test_recommendations_rank_by_the_ranking_twin_and_predict_does_not(history: 
         }
     )
     prediction = advisor.predict([plan]).model_dump(mode="json")["predictions"][0]
-    rows, knobs, _ = advisor._planned_rows([plan])
-    expected = model.success_probability(advisor._matrix(rows, knobs))[0]
+    rows, knobs, _ = planned_rows(advisor, [plan])
+    expected = model.success_probability(advisor.matrix(rows, knobs))[0]
     assert prediction["model_probability"] == round(float(expected), 4)
     assert "twin" not in prediction["prior_source"]
 
