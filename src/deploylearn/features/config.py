@@ -7,7 +7,7 @@ volatile keys (build numbers, commits) carry no signal anyway.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,15 @@ def knob_table(
                 ]
     table = pd.DataFrame(columns, index=pd.Index(list(templates), name="pattern_id"))
     return table.astype(np.float64)
+
+
+def knob_groups(columns: Iterable[str]) -> dict[str, list[str]]:
+    """``cfg__key`` and its ``cfg__key__level`` columns, by key."""
+    groups: dict[str, list[str]] = {}
+    for column in columns:
+        parts = str(column).split("__")
+        groups.setdefault(parts[1] if len(parts) > 1 else str(column), []).append(str(column))
+    return groups
 
 
 def knob_row(template: dict[str, Any], columns: Sequence[str]) -> pd.Series:

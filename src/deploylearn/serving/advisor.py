@@ -17,7 +17,7 @@ Every answer names what the store has never seen (``serving.unknowns``: ``unknow
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -25,13 +25,15 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from deploylearn.domain.answers.prediction import PredictionAnswer
-from deploylearn.domain.answers.recommendations import Recommendations, SimilarPattern
+from deploylearn.domain.answers.recommendations import SimilarPattern
 from deploylearn.domain.answers.served import BlendSettings, ModelInfo, ServedAnswer
 from deploylearn.domain.identity import PatternIndex
-from deploylearn.domain.records import DeploymentPattern, PlannedDeployment
+from deploylearn.domain.records import DeploymentPattern
 from deploylearn.features._columns import column_name
+from deploylearn.features.config import knob_groups
 from deploylearn.models.similarity import PatternSimilarity
+from deploylearn.serving import predict as predict_question
+from deploylearn.serving import recommend as recommend_question
 from deploylearn.serving.blend import NO_MODEL, BlendParams
 from deploylearn.serving.failures import FailureIndex
 from deploylearn.serving.models import ModelProvenance, ServingModels
@@ -39,7 +41,6 @@ from deploylearn.serving.snapshot import HistorySnapshot
 from deploylearn.serving.unknowns import Vocabulary
 
 MAX_GATEWAYS = 12
-MIN_EFFECT = 0.01  # a knob's effect on P(success) below this is not worth a sentence
 SIMILAR = 3
 
 
@@ -124,51 +125,9 @@ class Advisor:
             provenance=provenance,
         )
 
-    # -- the two questions (serving.recommend, serving.predict) -----------------------------
-    def recommend(
-        self,
-        target_environment: str,
-        resource_types: Sequence[str],
-        deployment_strategy: str | None = None,
-        gateway_host: str | None = None,
-        limit: int = 5,
-        *,
-        source_environment: str | None = None,
-        deployment_type: str | None = None,
-        explain: bool = True,
-        risk_averse: bool | None = None,
-    ) -> Recommendations:
-        """Patterns ranked for a context (see the module docstring for candidates).
-
-        ``explain=False`` skips the knob counterfactuals (same ranking, fewer model calls).
-        ``risk_averse`` ranks by the lower quantile (True) or the mean (False); None: the
-        rule ``ign train`` chose for this store.
-        """
-        from deploylearn.serving.recommend import recommend
-
-        return recommend(
-            self,
-            target_environment,
-            resource_types,
-            deployment_strategy,
-            gateway_host,
-            limit,
-            source_environment=source_environment,
-            deployment_type=deployment_type,
-            explain=explain,
-            risk_averse=risk_averse,
-        )
-
-    def predict(self, planned: Iterable[PlannedDeployment]) -> PredictionAnswer:
-        """Risk of each planned deployment: probability, interval, risk factors, past failures.
-
-        A missing configuration or gateway is averaged over what that strategy and environment
-        actually used (module docstring); the primary row (the most used of them) carries the
-        pattern id and the risk factors.
-        """
-        from deploylearn.serving.predict import predict
-
-        return predict(self, list(planned))
+    # -- the two questions, each in its own module ------------------------------------------
+    recommend = recommend_question.recommend
+    predict = predict_question.predict
 
     # -- shared by both questions: model input, probabilities, counterfactuals --------------
     def model_probability(
@@ -381,15 +340,6 @@ def _knob_similarity(snapshot: HistorySnapshot, prior_strength: float) -> Patter
         rates = np.where(runs > 0, s / runs, np.nan)
     model = PatternSimilarity(prior_strength=prior_strength, embedding_weight=0.0)
     return model.fit(snapshot.knobs, rates, runs)
-
-
-def knob_groups(columns: Iterable[str]) -> dict[str, list[str]]:
-    """``cfg__key`` and its ``cfg__key__level`` columns, by key."""
-    groups: dict[str, list[str]] = {}
-    for column in columns:
-        parts = str(column).split("__")
-        groups.setdefault(parts[1] if len(parts) > 1 else str(column), []).append(str(column))
-    return groups
 
 
 def _differs(own: np.ndarray, typical: np.ndarray) -> np.ndarray:

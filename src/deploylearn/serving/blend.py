@@ -39,6 +39,7 @@ from deploylearn.models.metrics import EPS, within_group_auc
 
 CONFIDENCE_QUANTILE = 0.10
 INTERVAL = (0.05, 0.95)
+MIN_EFFECT = 0.01  # a knob's effect on P(success) below this is not worth a sentence
 NO_BLEND = math.inf
 DEFAULT_PRIOR_STRENGTH = 10.0  # without a model: the empirical prior's weight
 DEFAULT_HALF_LIFE_DAYS = 365.0

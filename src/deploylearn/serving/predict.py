@@ -26,9 +26,8 @@ from deploylearn.domain.answers.prediction import (
 from deploylearn.domain.identity import canonical_template
 from deploylearn.domain.records import PlannedDeployment
 from deploylearn.features._columns import column_name
-from deploylearn.features.config import knob_row
-from deploylearn.serving.advisor import MIN_EFFECT, knob_groups
-from deploylearn.serving.blend import INTERVAL, empirical_prior, posterior
+from deploylearn.features.config import knob_groups, knob_row
+from deploylearn.serving.blend import INTERVAL, MIN_EFFECT, empirical_prior, posterior
 
 if TYPE_CHECKING:
     from deploylearn.serving.advisor import Advisor

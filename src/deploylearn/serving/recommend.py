@@ -37,10 +37,11 @@ from deploylearn.domain.answers.recommendations import (
 )
 from deploylearn.domain.identity import pattern_family
 from deploylearn.features._columns import column_name
-from deploylearn.serving.advisor import MIN_EFFECT, knob_groups
+from deploylearn.features.config import knob_groups
 from deploylearn.serving.blend import (
     CONFIDENCE_QUANTILE,
     INTERVAL,
+    MIN_EFFECT,
     empirical_prior,
     posterior,
 )
