@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self
 import pandas as pd
 
 from deploylearn.config import Settings
+from deploylearn.domain.answers.analytics import DeploymentAnalytics
 from deploylearn.domain.answers.prediction import PredictionAnswer
 from deploylearn.domain.answers.recommendations import Recommendations
 from deploylearn.domain.prepared import (
@@ -373,13 +374,13 @@ class DeploymentPatternLearner:
         )
         return {"environment": env, "resource_types": resources, "scenarios": answers}
 
-    def get_deployment_analytics(
+    def analytics(
         self,
         environment: str | None = None,
         days_back: int = 30,
         metric_types: list[str] | None = None,
         as_of: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentAnalytics:
         """Rates with intervals, durations, DORA measures, trends with tests and insights
         (see ``serving.analytics``)."""
         from deploylearn.serving.analytics import deployment_analytics
@@ -400,6 +401,16 @@ class DeploymentPatternLearner:
             metrics=metrics,
             known_metrics=self.store.metric_types(),
         )
+
+    def get_deployment_analytics(
+        self,
+        environment: str | None = None,
+        days_back: int = 30,
+        metric_types: list[str] | None = None,
+        as_of: datetime | None = None,
+    ) -> dict[str, Any]:
+        """``analytics()`` as JSON (the seed's name and shape)."""
+        return self.analytics(environment, days_back, metric_types, as_of).model_dump(mode="json")
 
     # -- files -----------------------------------------------------------------------------
     def ingest(
