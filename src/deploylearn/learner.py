@@ -15,6 +15,7 @@ import pandas as pd
 
 from deploylearn.config import Settings
 from deploylearn.domain.answers.adaptations import Adaptations
+from deploylearn.domain.answers.analytics import DeploymentAnalytics
 from deploylearn.domain.answers.prediction import PredictionAnswer
 from deploylearn.domain.answers.recommendations import Recommendations
 from deploylearn.domain.answers.rollbacks import RollbackScenarios
@@ -393,13 +394,13 @@ class DeploymentPatternLearner:
         """``rollback_scenarios()`` as JSON."""
         return self.rollback_scenarios(environment, resource_types, limit).model_dump(mode="json")
 
-    def get_deployment_analytics(
+    def analytics(
         self,
         environment: str | None = None,
         days_back: int = 30,
         metric_types: list[str] | None = None,
         as_of: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentAnalytics:
         """Rates with intervals, durations, DORA measures, trends with tests and insights
         (see ``serving.analytics``)."""
         from deploylearn.serving.analytics import deployment_analytics
@@ -420,6 +421,16 @@ class DeploymentPatternLearner:
             metrics=metrics,
             known_metrics=self.store.metric_types(),
         )
+
+    def get_deployment_analytics(
+        self,
+        environment: str | None = None,
+        days_back: int = 30,
+        metric_types: list[str] | None = None,
+        as_of: datetime | None = None,
+    ) -> dict[str, Any]:
+        """``analytics()`` as JSON (the seed's name and shape)."""
+        return self.analytics(environment, days_back, metric_types, as_of).model_dump(mode="json")
 
     # -- files -----------------------------------------------------------------------------
     def ingest(

@@ -14,6 +14,9 @@ import pytest
 from scipy import stats
 
 from deploylearn import DeploymentPatternLearner
+from deploylearn.domain.answers import Answer
+from deploylearn.domain.answers import analytics as analytics_answers
+from deploylearn.domain.answers.analytics import DeploymentAnalytics, MetricTrend, RateTrend
 from deploylearn.serving.analytics import (
     BUILTIN_METRICS,
     deployment_analytics,
@@ -145,7 +148,9 @@ def test_days_back_and_metric_types_are_validated() -> None:
 
 def test_empty_window_and_empty_frame_are_answers_not_errors() -> None:
     frame = _frame([_row(i, T0 + timedelta(hours=i)) for i in range(5)])
-    result = deployment_analytics(frame, as_of=T0 + timedelta(days=200), days_back=30)
+    result = deployment_analytics(
+        frame, as_of=T0 + timedelta(days=200), days_back=30
+    ).model_dump(mode="json")
     stats_ = result["deployment_statistics"]
     assert stats_["total_deployments"] == 0 and stats_["with_outcome"] == 0
     assert result["success_rate"] is None and result["rates"]["success_rate"]["n"] == 0
@@ -154,18 +159,18 @@ def test_empty_window_and_empty_frame_are_answers_not_errors() -> None:
     assert len(result["insights"]) == 1 and result["insights"][0].startswith("No deployments")
     _assert_plain_json(result)
 
-    wrong_env = deployment_analytics(frame, environment="prod")
+    wrong_env = deployment_analytics(frame, environment="prod").model_dump(mode="json")
     assert "Environments in the data: production" in wrong_env["insights"][0]
 
     pending = _frame(
         [_row(0, T0, status="in_progress", outcome=None, duration_seconds=None, completed_at=None)]
     )
-    unfinished = deployment_analytics(pending)
+    unfinished = deployment_analytics(pending).model_dump(mode="json")
     assert unfinished["deployment_statistics"]["without_outcome"] == 1
     assert "none has an outcome yet" in unfinished["insights"][0]
     json.dumps(unfinished, allow_nan=False)
 
-    empty = deployment_analytics(frame.iloc[0:0])
+    empty = deployment_analytics(frame.iloc[0:0]).model_dump(mode="json")
     assert empty["window"]["as_of_source"] == "now (no executions)"
     assert empty["deployment_statistics"]["total_deployments"] == 0
     json.dumps(empty, allow_nan=False)
@@ -174,7 +179,7 @@ def test_empty_window_and_empty_frame_are_answers_not_errors() -> None:
 def test_window_defaults_to_the_newest_start_and_says_so() -> None:
     rows = [_row(i, T0 + timedelta(days=i)) for i in range(40)]
     frame = _frame(rows)
-    result = deployment_analytics(frame, days_back=10)
+    result = deployment_analytics(frame, days_back=10).model_dump(mode="json")
     newest = rows[-1]["started_at"]
     assert result["window"]["end"] == newest.isoformat()
     assert result["window"]["start"] == (newest - timedelta(days=10)).isoformat()
@@ -183,7 +188,9 @@ def test_window_defaults_to_the_newest_start_and_says_so() -> None:
     # (end - 10 days, end]: days 30..39, the start itself excluded
     assert result["deployment_statistics"]["total_deployments"] == 10
     assert result["trends"]["success_rate"]["previous"]["n"] == 10
-    given = deployment_analytics(frame, days_back=10, as_of="2025-03-11T08:00:00Z")
+    given = deployment_analytics(
+        frame, days_back=10, as_of="2025-03-11T08:00:00Z"
+    ).model_dump(mode="json")
     assert given["window"]["as_of_source"] == "given"
     assert given["deployment_statistics"]["total_deployments"] == 10  # days 1..10
 
@@ -193,7 +200,7 @@ def test_small_samples_give_no_inferential_insights() -> None:
     rows += [
         _failed(10 + i, T0 + timedelta(hours=i), deployment_strategy="direct") for i in range(6)
     ]
-    result = deployment_analytics(_frame(rows))
+    result = deployment_analytics(_frame(rows)).model_dump(mode="json")
     kinds = [d["kind"] for d in result["insight_details"]]
     assert kinds == ["summary", "small_sample"]
     assert "too few" in result["insights"][1]
@@ -232,7 +239,7 @@ def test_counts_rates_and_rollbacks_by_hand() -> None:
             completed_at=None,
         ),
     ]
-    result = deployment_analytics(_frame(rows), days_back=1)
+    result = deployment_analytics(_frame(rows), days_back=1).model_dump(mode="json")
     counts = result["deployment_statistics"]
     assert counts["total_deployments"] == 6 and counts["with_outcome"] == 5
     assert counts["by_status"] == {"completed": 2, "failed": 1, "in_progress": 1, "rolled_back": 2}
@@ -274,7 +281,9 @@ def test_time_to_restore_from_rollback_or_next_success_on_the_same_gateway() -> 
             "value": [300.0, 40.0, 50.0],
         }
     )
-    result = deployment_analytics(_frame(rows), metrics=metrics, days_back=2)
+    result = deployment_analytics(
+        _frame(rows), metrics=metrics, days_back=2
+    ).model_dump(mode="json")
     ttr = result["dora"]["time_to_restore_service"]
     assert ttr["failures"] == 3
     assert ttr["by_rollback"] == 1 and ttr["by_next_success"] == 1
@@ -289,11 +298,15 @@ def test_time_to_restore_from_rollback_or_next_success_on_the_same_gateway() -> 
     renamed = metrics.assign(
         metric_type=["revert_time_ms", "cpu_percent", "cpu_percent"], value=[300_000.0, 40, 50]
     )
-    other = deployment_analytics(_frame(rows), metrics=renamed, days_back=2)["dora"]
+    other = deployment_analytics(
+        _frame(rows), metrics=renamed, days_back=2
+    ).model_dump(mode="json")["dora"]
     assert other["time_to_restore_service"]["by_rollback_p50_hours"] == pytest.approx(300 / 3600)
 
     # without the metric the rollback counts as restored by the next success (none: gw-2 idle)
-    plain = deployment_analytics(_frame(rows), days_back=2)["dora"]["time_to_restore_service"]
+    plain = deployment_analytics(
+        _frame(rows), days_back=2
+    ).model_dump(mode="json")["dora"]["time_to_restore_service"]
     assert plain["by_rollback"] == 0 and plain["unrestored_at_window_end"] == 2
 
 
@@ -358,7 +371,7 @@ def test_metric_types_choose_the_summaries() -> None:
     )
     result = deployment_analytics(
         _frame(rows), metric_types="duration,success_rate,memory_mb", metrics=metrics
-    )
+    ).model_dump(mode="json")
     assert result["metric_types"] == ["duration", "success_rate", "memory_mb"]
     assert set(result["rates"]) == {"success_rate"}
     assert result["durations"]["p50_seconds"] == 600.0
@@ -366,15 +379,94 @@ def test_metric_types_choose_the_summaries() -> None:
     assert result["metrics"]["memory_mb"]["p50"] == pytest.approx(450.0)
     # the seed's flat keys stay whatever was chosen
     assert result["success_rate"] == 1.0 and result["rollback_rate"] == 0.0
-    only_rates = deployment_analytics(_frame(rows), metric_types=["rollback_rate"])
+    only_rates = deployment_analytics(
+        _frame(rows), metric_types=["rollback_rate"]
+    ).model_dump(mode="json")
     assert only_rates["durations"] is None and set(only_rates["rates"]) == {"rollback_rate"}
     # a type the store has but the window's metrics frame lacks is allowed and reported empty
     chosen = deployment_analytics(
         _frame(rows), metric_types=["cpu_percent"], known_metrics=["cpu_percent"]
-    )
+    ).model_dump(mode="json")
     assert chosen["metrics"] == {
         "cpu_percent": {"n": 0, "mean": None, "p50": None, "p90": None, "min": None, "max": None}
     }
+
+
+def _small_history() -> list[dict[str, Any]]:
+    """200 runs, 30 minutes apart: two strategies on three gateways, failures and rollbacks
+    (with their duration) in both of two 2-day windows."""
+    records = []
+    for i in range(200):
+        data = {"cpu_percent": 30.0 + i % 17, "memory_mb": 800 + i}
+        strategy = "canary" if i % 2 else "blue_green"
+        if i % 7 == 0:
+            data["rollback_duration_s"] = 60.0 + i
+            record = _stored(
+                i,
+                "rolled_back",
+                rollback_triggered=True,
+                rollback_successful=i % 14 == 0,
+                performance_data=data,
+                deployment_strategy=strategy,
+            )
+        elif i % 5 == 0:
+            record = _stored(i, "failed", performance_data=data, deployment_strategy=strategy)
+        else:
+            record = _stored(i, performance_data=data, deployment_strategy=strategy)
+        records.append(record)
+    return records
+
+
+def test_the_answer_is_a_model_whose_json_validates_back(tmp_path: Path) -> None:
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'store.duckdb'}") as learner:
+        learner.record_executions(_small_history())
+        answers = [
+            learner.analytics(None, days_back=2),
+            learner.analytics("production", days_back=1, metric_types=["duration", "cpu_percent"]),
+            learner.analytics("production", days_back=2, metric_types=["rollback_rate"]),
+            learner.analytics("nowhere"),
+        ]
+        seed_shape = learner.get_deployment_analytics(None, days_back=2)
+    full = answers[0]
+    assert isinstance(full, DeploymentAnalytics)
+    assert seed_shape == full.model_dump(mode="json")
+    # the small store reaches every part of the answer: tests, comparisons, restores, insights
+    assert isinstance(full.trends.by_metric["success_rate"], RateTrend)
+    assert isinstance(full.trends.by_metric["cpu_percent"], MetricTrend)
+    assert full.trends.by_metric["success_rate"].p_value is not None
+    assert any(row.p_adjusted is not None for row in full.breakdowns.by_gateway)
+    assert full.dora.time_to_restore_service.by_rollback > 0
+    assert {"summary", "trend", "time_to_restore"} <= {d.kind for d in full.insight_details}
+    assert answers[2].durations is None and answers[3].insight_details[0].kind == "no_data"
+    assert list(full.model_dump(mode="json")["trends"])[-1] == "daily"
+    assert "plot" not in full.model_dump(mode="json")
+    plotted = full.model_copy(update={"plot": str(tmp_path / "dashboard.png")})
+    assert plotted.model_dump(mode="json")["plot"] == str(tmp_path / "dashboard.png")
+    for answer in (*answers, plotted):
+        text = json.dumps(answer.model_dump(mode="json"), allow_nan=False)
+        back = DeploymentAnalytics.model_validate(json.loads(text))
+        assert back == answer
+        assert json.dumps(back.model_dump(mode="json"), allow_nan=False) == text
+
+
+def test_every_field_of_every_analytics_model_is_described() -> None:
+    models = [
+        model
+        for model in vars(analytics_answers).values()
+        if isinstance(model, type)
+        and issubclass(model, Answer)
+        and model.__module__ == analytics_answers.__name__
+    ]
+    assert DeploymentAnalytics in models and len(models) > 25
+    for model in models:
+        schema = model.model_json_schema()
+        assert schema["properties"], model.__name__
+        for name, field in schema["properties"].items():
+            assert field.get("description"), f"{model.__name__}.{name} has no description"
+    # the JSON the answer writes is the JSON its schema describes
+    assert DeploymentAnalytics.model_json_schema(
+        mode="serialization"
+    ) == DeploymentAnalytics.model_json_schema(mode="validation")
 
 
 # ------------------------------------------------------------------ the synthetic world
@@ -411,7 +503,9 @@ def test_world_truth_is_what_the_docs_say(world: World) -> None:
 
 
 def test_after_the_drift_the_degraded_gateway_is_named(world: World) -> None:
-    result = deployment_analytics(world.frame, metrics=world.metrics, **AFTER_DRIFT)
+    result = deployment_analytics(
+        world.frame, metrics=world.metrics, **AFTER_DRIFT
+    ).model_dump(mode="json")
     top = [g["gateway"] for g in result["breakdowns"]["top_failing_gateways"][:3]]
     assert DRIFT_GATEWAY in top
     row = next(g for g in result["breakdowns"]["by_gateway"] if g["gateway"] == DRIFT_GATEWAY)
@@ -423,14 +517,16 @@ def test_after_the_drift_the_degraded_gateway_is_named(world: World) -> None:
     # before the drift the same gateway is unremarkable
     before = deployment_analytics(
         world.frame, environment="production", days_back=60, as_of="2025-07-20T00:00:00Z"
-    )
+    ).model_dump(mode="json")
     row = next(g for g in before["breakdowns"]["by_gateway"] if g["gateway"] == DRIFT_GATEWAY)
     assert not row["significant"]
     assert not any(DRIFT_GATEWAY in i for i in before["insights"])
 
 
 def test_rates_equal_hand_computed_ones(world: World) -> None:
-    result = deployment_analytics(world.frame, metrics=world.metrics, **AFTER_DRIFT)
+    result = deployment_analytics(
+        world.frame, metrics=world.metrics, **AFTER_DRIFT
+    ).model_dump(mode="json")
     f = world.frame
     end = pd.Timestamp(AFTER_DRIFT["as_of"])
     start = end - pd.Timedelta(days=60)
@@ -468,7 +564,9 @@ def test_rates_equal_hand_computed_ones(world: World) -> None:
 
 
 def test_intervals_contain_the_point_estimates(world: World) -> None:
-    result = deployment_analytics(world.frame, metrics=world.metrics, **AFTER_DRIFT)
+    result = deployment_analytics(
+        world.frame, metrics=world.metrics, **AFTER_DRIFT
+    ).model_dump(mode="json")
     checked = 0
     for rate in _rate_dicts(result):
         if rate["n"]:
@@ -484,14 +582,18 @@ def test_intervals_contain_the_point_estimates(world: World) -> None:
 def test_trend_tests_find_a_real_change_and_not_a_stationary_one(world: World) -> None:
     # the drift gateway alone, 60 days after its drift date against the 60 days before
     gateway = world.frame[world.frame.gateway_host == DRIFT_GATEWAY]
-    drifted = deployment_analytics(gateway, days_back=60, as_of="2025-09-20T00:00:00Z")
+    drifted = deployment_analytics(
+        gateway, days_back=60, as_of="2025-09-20T00:00:00Z"
+    ).model_dump(mode="json")
     trend = drifted["trends"]["success_rate"]
     assert trend["current"]["rate"] < trend["previous"]["rate"] - 0.15
     assert trend["p_value"] < 0.05 and trend["significant"]
     assert any(i.startswith("Success rate fell from") for i in drifted["insights"])
 
     # before the upgrade (2025-06-20) nothing moves but the slow database drift
-    calm = deployment_analytics(world.frame, days_back=60, as_of="2025-06-15T00:00:00Z")
+    calm = deployment_analytics(
+        world.frame, days_back=60, as_of="2025-06-15T00:00:00Z"
+    ).model_dump(mode="json")
     for name in ("success_rate", "rollback_rate", "duration"):
         assert calm["trends"][name]["p_value"] > 0.15, name
     assert not [d for d in calm["insight_details"] if d["kind"] == "trend"]

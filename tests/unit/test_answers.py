@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 import deploylearn.domain.answers as answers_package
 from deploylearn.domain.answers import Answer
 from deploylearn.domain.answers.adaptations import Adaptations
+from deploylearn.domain.answers.analytics import DeploymentAnalytics
 from deploylearn.domain.answers.ingest import IngestSummary
 from deploylearn.domain.answers.prediction import PredictionAnswer
 from deploylearn.domain.answers.recommendations import Recommendations
@@ -89,6 +90,11 @@ def _cases(
             lambda: learner.rollback_scenarios("production"),
             lambda: learner.get_rollback_scenarios("production"),
         ),
+        (
+            DeploymentAnalytics,
+            lambda: learner.analytics("production", days_back=60),
+            lambda: learner.get_deployment_analytics("production", days_back=60),
+        ),
     ]
 
 
@@ -117,6 +123,7 @@ def test_the_answers_are_not_empty_on_a_trained_store(learner: DeploymentPattern
     assert prediction.predictions[1].unknown == {"target_environment": "prod"}
     assert learner.adaptations("staging", "production").adaptations
     assert learner.rollback_scenarios("production").scenarios
+    assert learner.analytics("production", days_back=60).deployment_statistics.total_deployments
 
 
 def test_keys_that_were_always_left_out_stay_out(learner: DeploymentPatternLearner) -> None:
@@ -162,7 +169,9 @@ def _models() -> list[type[BaseModel]]:
         found += [
             obj
             for _, obj in inspect.getmembers(module, inspect.isclass)
-            if issubclass(obj, Answer) and obj.__module__ == module.__name__
+            if issubclass(obj, Answer)
+            and obj.__module__ == module.__name__
+            and not obj.__name__.startswith("_")  # field mixins, not models of their own
         ]
     return found
 
@@ -173,4 +182,7 @@ def test_every_answer_model_says_what_it_is() -> None:
     assert len(models) >= 20
     for model in models:
         assert model.__doc__ and model.model_json_schema().get("description"), model.__name__
-        assert model.model_config.get("extra") == "forbid", model.__name__
+        extra = model.model_config.get("extra")
+        # extra keys only where they are typed (analytics' trends are keyed by metric name)
+        typed_extra = "__pydantic_extra__" in model.__annotations__
+        assert extra == "forbid" or (extra == "allow" and typed_extra), model.__name__

@@ -21,6 +21,7 @@ from deploylearn.domain.records import split_resources
 from deploylearn.errors import InputFileError
 
 if TYPE_CHECKING:
+    from deploylearn.domain.answers.analytics import DeploymentAnalytics
     from deploylearn.domain.answers.prediction import PredictionAnswer
     from deploylearn.domain.answers.recommendations import Recommendations
     from deploylearn.domain.answers.rollbacks import Scenario
@@ -441,66 +442,72 @@ def analytics(
     """
     metric_list = _split(metrics, "--metrics", required=False) or None
     with _learner(store, use_model=False) as learner:
-        answer = learner.get_deployment_analytics(environment, days, metric_list)
+        answer = learner.analytics(environment, days, metric_list)
         if plot is not None:
             from deploylearn.serving.analytics_plot import analytics_plot
 
-            answer["plot"] = str(analytics_plot(answer, plot))
+            answer = answer.model_copy(update={"plot": str(analytics_plot(answer, plot))})
     if as_json:
-        print_json(answer)
+        print_json(answer.model_dump(mode="json"))
         return
     _print_analytics(answer)
 
 
-def _print_analytics(answer: dict[str, Any]) -> None:
-    window = answer["window"]
+def _print_analytics(answer: DeploymentAnalytics) -> None:
+    from deploylearn.domain.answers.analytics import MetricTrend, RateTrend
+
+    window = answer.window
     title = (
-        f"{window.get('environment') or 'all environments'}: "
-        f"{window['start'][:10]} – {window['end'][:10]} ({window['days']} days)"
+        f"{window.environment or 'all environments'}: "
+        f"{window.start[:10]} – {window.end[:10]} ({window.days} days)"
     )
     table = Table(title=title)
     for column in ("measure", "now", "95% interval", "previous", "p-value"):
         table.add_column(column, justify="left" if column == "measure" else "right")
-    trends = answer.get("trends", {})
-    for name, rate in answer.get("rates", {}).items():
-        trend = trends.get(name, {})
-        previous = (trend.get("previous") or {}).get("rate")
+    trends = answer.trends.by_metric
+    for name, rate in answer.rates.items():
+        trend = trends.get(name)
+        previous = trend.previous.rate if isinstance(trend, RateTrend) else None
         table.add_row(
             name.replace("_", " "),
-            f"{rate['rate']:.1%} of {rate['n']}" if rate.get("rate") is not None else "—",
-            f"{rate['low']:.1%}–{rate['high']:.1%}" if rate.get("low") is not None else "—",
+            f"{rate.rate:.1%} of {rate.n}" if rate.rate is not None else "—",
+            f"{rate.low:.1%}–{rate.high:.1%}"
+            if rate.low is not None and rate.high is not None
+            else "—",
             f"{previous:.1%}" if previous is not None else "—",
-            _p(trend.get("p_value")),
+            _p(trend.p_value if trend is not None else None),
         )
-    durations = answer.get("durations") or {}
-    if durations.get("p50_seconds") is not None:
-        trend = trends.get("duration", {})
-        previous = (trend.get("previous") or {}).get("p50")
+    durations = answer.durations
+    if (
+        durations is not None
+        and durations.p50_seconds is not None
+        and durations.p90_seconds is not None
+    ):
+        duration = trends.get("duration")
+        previous = duration.previous.p50 if isinstance(duration, MetricTrend) else None
         table.add_row(
             "duration p50 / p90",
-            f"{durations['p50_seconds'] / 60:.1f} / {durations['p90_seconds'] / 60:.1f} min",
+            f"{durations.p50_seconds / 60:.1f} / {durations.p90_seconds / 60:.1f} min",
             "",
             f"{previous / 60:.1f} min" if previous is not None else "—",
-            _p(trend.get("p_value")),
+            _p(duration.p_value if duration is not None else None),
         )
-    dora = answer.get("dora") or {}
-    frequency = dora.get("deployment_frequency") or {}
-    if frequency:
-        table.add_row(
-            "deployments per day",
-            f"{frequency.get('successful_per_day', 0):.1f} successful",
-            "",
-            "",
-            "",
-        )
-    restore = dora.get("time_to_restore_service") or {}
-    if restore.get("p50_hours") is not None:
-        table.add_row("time to restore p50", f"{restore['p50_hours']:.1f} h", "", "", "")
+    dora = answer.dora
+    table.add_row(
+        "deployments per day",
+        f"{dora.deployment_frequency.successful_per_day:.1f} successful",
+        "",
+        "",
+        "",
+    )
+    restore = dora.time_to_restore_service
+    if restore.p50_hours is not None:
+        table.add_row("time to restore p50", f"{restore.p50_hours:.1f} h", "", "", "")
     show(table)
-    for insight in answer.get("insights", []):
+    for insight in answer.insights:
         out.print(f"- {insight}", highlight=False)
-    if answer.get("plot"):
-        out.print(f"plot: {answer['plot']}")
+    if answer.plot:
+        out.print(f"plot: {answer.plot}")
 
 
 def _p(value: float | None) -> str:

@@ -24,6 +24,40 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+from deploylearn.domain.answers.analytics import (
+    AsOfSource,
+    Breakdowns,
+    Comparison,
+    CountedInsight,
+    DailyRow,
+    DeploymentAnalytics,
+    DeploymentFrequency,
+    DeploymentStatistics,
+    Dora,
+    Durations,
+    DurationSummary,
+    EnvironmentRow,
+    GatewayInsight,
+    GatewayRow,
+    GroupStats,
+    Insight,
+    LeadTime,
+    MetricSummary,
+    MetricTrend,
+    NoteInsight,
+    Others,
+    PreviousWindow,
+    Rate,
+    RateTrend,
+    StrategyEnvironmentRow,
+    StrategyInsight,
+    StrategyRow,
+    TimeToRestore,
+    Trend,
+    TrendInsight,
+    Trends,
+    Window,
+)
 from deploylearn.serving.rollbacks import recovery_metric, recovery_seconds
 from deploylearn.serving.stats import finite_or_none, two_proportion_test, wilson_interval
 
@@ -60,30 +94,36 @@ LEAD_TIME_REASON = (
 
 
 # ------------------------------------------------------------------ statistics
-def _rate(count: int, n: int) -> dict[str, Any]:
+def _rate(count: int, n: int) -> Rate:
     interval = wilson_interval(count, n)
-    return {
-        "rate": count / n if n else None,
-        "low": interval[0] if interval else None,
-        "high": interval[1] if interval else None,
-        "count": int(count),
-        "n": int(n),
-    }
+    return Rate(
+        rate=count / n if n else None,
+        low=interval[0] if interval else None,
+        high=interval[1] if interval else None,
+        count=int(count),
+        n=int(n),
+    )
 
 
-def _quantiles(values: pd.Series) -> dict[str, Any]:
+def _quantiles(values: pd.Series) -> MetricSummary:
     clean = values.dropna().to_numpy(dtype=float)
     if clean.size == 0:
-        return {"n": 0, "mean": None, "p50": None, "p90": None, "min": None, "max": None}
+        return MetricSummary(n=0, mean=None, p50=None, p90=None, min=None, max=None)
     p50, p90 = np.quantile(clean, (0.5, 0.9))
-    return {
-        "n": int(clean.size),
-        "mean": float(clean.mean()),
-        "p50": float(p50),
-        "p90": float(p90),
-        "min": float(clean.min()),
-        "max": float(clean.max()),
-    }
+    return MetricSummary(
+        n=int(clean.size),
+        mean=float(clean.mean()),
+        p50=float(p50),
+        p90=float(p90),
+        min=float(clean.min()),
+        max=float(clean.max()),
+    )
+
+
+def _known(value: float | None) -> float:
+    """A number the rule using it has already established (its test ran, its n is > 0)."""
+    assert value is not None, "the rules that use a number gate on it being known"
+    return value
 
 
 # ------------------------------------------------------------------ input handling
@@ -140,22 +180,22 @@ def _selected_metrics(
 
 
 # ------------------------------------------------------------------ building blocks
-def _counts(win: pd.DataFrame) -> dict[str, Any]:
+def _counts(win: pd.DataFrame) -> DeploymentStatistics:
     outcome = win["outcome"]
     rollback = win["rollback_triggered"]
     rolled_ok = win["rollback_successful"]
     by_status = win["status"].value_counts().sort_index()
-    return {
-        "total_deployments": len(win),
-        "with_outcome": int(outcome.notna().sum()),
-        "successful_deployments": int((outcome == "success").sum()),
-        "failed_deployments": int((outcome == "failure").sum()),
-        "without_outcome": int(outcome.isna().sum()),
-        "rollbacks_triggered": int(rollback.sum()),
-        "rollbacks_successful": int((rollback & (rolled_ok == True)).sum()),  # noqa: E712
-        "rollbacks_failed": int((rollback & (rolled_ok == False)).sum()),  # noqa: E712
-        "by_status": {str(k): int(v) for k, v in by_status.items()},
-    }
+    return DeploymentStatistics(
+        total_deployments=len(win),
+        with_outcome=int(outcome.notna().sum()),
+        successful_deployments=int((outcome == "success").sum()),
+        failed_deployments=int((outcome == "failure").sum()),
+        without_outcome=int(outcome.isna().sum()),
+        rollbacks_triggered=int(rollback.sum()),
+        rollbacks_successful=int((rollback & (rolled_ok == True)).sum()),  # noqa: E712
+        rollbacks_failed=int((rollback & (rolled_ok == False)).sum()),  # noqa: E712
+        by_status={str(k): int(v) for k, v in by_status.items()},
+    )
 
 
 def _rate_counts(win: pd.DataFrame) -> dict[str, tuple[int, int]]:
@@ -181,7 +221,11 @@ def _durations(win: pd.DataFrame) -> pd.Series:
     return win.loc[win["outcome"].notna(), "duration_seconds"].dropna()
 
 
-def _duration_block(win: pd.DataFrame) -> dict[str, Any]:
+def _duration_summary(q: MetricSummary) -> DurationSummary:
+    return DurationSummary(n=q.n, mean_seconds=q.mean, p50_seconds=q.p50, p90_seconds=q.p90)
+
+
+def _duration_block(win: pd.DataFrame) -> Durations:
     finished = win[win["outcome"].notna()]
     overall = _quantiles(finished["duration_seconds"])
     by_strategy = {
@@ -189,72 +233,64 @@ def _duration_block(win: pd.DataFrame) -> dict[str, Any]:
         for strategy, group in finished.groupby("deployment_strategy", sort=True)
     }
     successes = _quantiles(finished.loc[finished["outcome"] == "success", "duration_seconds"])
-    return {
-        "n": overall["n"],
-        "mean_seconds": overall["mean"],
-        "p50_seconds": overall["p50"],
-        "p90_seconds": overall["p90"],
-        "success_p50_seconds": successes["p50"],
-        "success_p90_seconds": successes["p90"],
-        "by_strategy": {
-            s: {
-                "n": q["n"],
-                "mean_seconds": q["mean"],
-                "p50_seconds": q["p50"],
-                "p90_seconds": q["p90"],
-            }
-            for s, q in by_strategy.items()
-        },
-    }
+    return Durations(
+        n=overall.n,
+        mean_seconds=overall.mean,
+        p50_seconds=overall.p50,
+        p90_seconds=overall.p90,
+        success_p50_seconds=successes.p50,
+        success_p90_seconds=successes.p90,
+        by_strategy={s: _duration_summary(q) for s, q in by_strategy.items()},
+    )
 
 
-def _rate_trend(current: tuple[int, int], previous: tuple[int, int]) -> dict[str, Any]:
+def _rate_trend(current: tuple[int, int], previous: tuple[int, int]) -> RateTrend:
+    """The trend without its Holm adjustment (``_holm`` sets ``p_adjusted``)."""
     cur, prev = _rate(*current), _rate(*previous)
     test = two_proportion_test(*current, *previous)
-    change = (
-        cur["rate"] - prev["rate"] if cur["rate"] is not None and prev["rate"] is not None else None
+    change = cur.rate - prev.rate if cur.rate is not None and prev.rate is not None else None
+    return RateTrend(
+        current=cur,
+        previous=prev,
+        change=change,
+        test=test[0] if test else None,
+        statistic=test[1] if test else None,
+        p_value=test[2] if test else None,
+        significant=bool(test is not None and test[2] < ALPHA),
+        p_adjusted=None,
     )
-    return {
-        "current": cur,
-        "previous": prev,
-        "change": change,
-        "test": test[0] if test else None,
-        "statistic": test[1] if test else None,
-        "p_value": test[2] if test else None,
-        "significant": bool(test is not None and test[2] < ALPHA),
-    }
 
 
-def _continuous_trend(current: pd.Series, previous: pd.Series) -> dict[str, Any]:
+def _continuous_trend(current: pd.Series, previous: pd.Series) -> MetricTrend:
+    """The trend without its Holm adjustment (``_holm`` sets ``p_adjusted``)."""
     cur, prev = _quantiles(current), _quantiles(previous)
-    result: dict[str, Any] = {
-        "current": cur,
-        "previous": prev,
-        "change_p50": (
-            cur["p50"] - prev["p50"] if cur["p50"] is not None and prev["p50"] is not None else None
-        ),
-        "test": None,
-        "statistic": None,
-        "p_value": None,
-        "significant": False,
-    }
-    if cur["n"] and prev["n"]:
+    change_p50 = cur.p50 - prev.p50 if cur.p50 is not None and prev.p50 is not None else None
+    test: str | None = None
+    statistic = p_value = None
+    significant = False
+    if cur.n and prev.n:
         u, p = stats.mannwhitneyu(
             current.dropna().to_numpy(float),
             previous.dropna().to_numpy(float),
             alternative="two-sided",
         )
         p_value = finite_or_none(p)
-        result.update(
-            test="Mann–Whitney U test",
-            statistic=finite_or_none(u),
-            p_value=p_value,
-            significant=bool(p_value is not None and p_value < ALPHA),
-        )
-    return result
+        test = "Mann–Whitney U test"
+        statistic = finite_or_none(u)
+        significant = bool(p_value is not None and p_value < ALPHA)
+    return MetricTrend(
+        current=cur,
+        previous=prev,
+        change_p50=change_p50,
+        test=test,
+        statistic=statistic,
+        p_value=p_value,
+        significant=significant,
+        p_adjusted=None,
+    )
 
 
-def _daily(win: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> list[dict[str, Any]]:
+def _daily(win: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> list[DailyRow]:
     days = pd.date_range(start.floor("D"), end.floor("D"), freq="D", tz=UTC)
     day = win["started_at"].dt.floor("D")
     outcome = win["outcome"]
@@ -276,21 +312,24 @@ def _daily(win: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> list[di
     for stamp, row in sums.iterrows():
         known = int(row["successes"] + row["failures"])
         rows.append(
-            {
-                "date": stamp.date().isoformat(),
-                "deployments": int(row["deployments"]),
-                "successes": int(row["successes"]),
-                "failures": int(row["failures"]),
-                "rollbacks": int(row["rollbacks"]),
-                "success_rate": int(row["successes"]) / known if known else None,
-                "duration_p50_seconds": finite_or_none(p50.loc[stamp]),
-                "duration_p90_seconds": finite_or_none(p90.loc[stamp]),
-            }
+            DailyRow(
+                date=stamp.date().isoformat(),
+                deployments=int(row["deployments"]),
+                successes=int(row["successes"]),
+                failures=int(row["failures"]),
+                rollbacks=int(row["rollbacks"]),
+                success_rate=int(row["successes"]) / known if known else None,
+                duration_p50_seconds=finite_or_none(p50.loc[stamp]),
+                duration_p90_seconds=finite_or_none(p90.loc[stamp]),
+            )
         )
     return rows
 
 
-def _group_rows(win: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
+Group = tuple[tuple[str, ...], GroupStats]  # a group's key values (in ``keys`` order), its numbers
+
+
+def _group_rows(win: pd.DataFrame, keys: Sequence[str]) -> list[Group]:
     """One row per group: counts, success / failure / rollback rates with intervals, durations."""
     known = win[win["outcome"].notna()]
     if known.empty:
@@ -305,12 +344,11 @@ def _group_rows(win: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
     )
     sums = table.groupby(list(keys), sort=True)[["n", "failures", "rollbacks"]].sum()
     p50 = known.groupby([known[k].astype(str) for k in keys])["duration_seconds"].median()
-    rows = []
+    rows: list[Group] = []
     for index, row in sums.iterrows():
         index_tuple = index if isinstance(index, tuple) else (index,)
         n, failures, rollbacks = int(row["n"]), int(row["failures"]), int(row["rollbacks"])
-        entry: dict[str, Any] = dict(zip(keys, (str(i) for i in index_tuple), strict=True))
-        entry.update(
+        stats_row = GroupStats(
             n=n,
             failures=failures,
             success_rate=_rate(n - failures, n),
@@ -318,69 +356,101 @@ def _group_rows(win: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
             rollback_rate=_rate(rollbacks, n),
             duration_p50_seconds=finite_or_none(p50.get(index)),
         )
-        rows.append(entry)
+        rows.append((tuple(str(i) for i in index_tuple), stats_row))
     return rows
 
 
-def _renamed(rows: list[dict[str, Any]], **names: str) -> list[dict[str, Any]]:
-    """Rows with their group columns renamed (gateway_host -> gateway ...), names first."""
-    return [
-        {
-            **{new: row[old] for old, new in names.items()},
-            **{k: v for k, v in row.items() if k not in names},
-        }
-        for row in rows
-    ]
-
-
 def _compare_within(
-    rows: list[dict[str, Any]], group_key: str, within_key: str
-) -> list[dict[str, Any]]:
-    """Add to each row the failure rate of the other rows with the same ``within_key``.
+    rows: Sequence[tuple[str, GroupStats]], group_key: str, within_key: str
+) -> list[Comparison]:
+    """For each (``within_key`` value, row): the failure rate of the other rows with the same
+    value, and the test against it.
 
     ``others`` pools every other row of the same environment; the test is the two-proportion
     test above, Bonferroni-adjusted over the rows that have enough data to be tested.
     """
     totals: dict[str, list[int]] = {}
-    for row in rows:
-        acc = totals.setdefault(row[within_key], [0, 0])
-        acc[0] += row["failures"]
-        acc[1] += row["n"]
+    for within, row in rows:
+        acc = totals.setdefault(within, [0, 0])
+        acc[0] += row.failures
+        acc[1] += row.n
     testable = {
-        id(r)
-        for r in rows
-        if r["n"] >= MIN_GROUP_N and totals[r[within_key]][1] - r["n"] >= MIN_GROUP_N
+        i
+        for i, (within, row) in enumerate(rows)
+        if row.n >= MIN_GROUP_N and totals[within][1] - row.n >= MIN_GROUP_N
     }
-    for row in rows:
-        total_f, total_n = totals[row[within_key]]
-        other_f, other_n = total_f - row["failures"], total_n - row["n"]
+    comparisons = []
+    for i, (within, row) in enumerate(rows):
+        total_f, total_n = totals[within]
+        other_f, other_n = total_f - row.failures, total_n - row.n
         others = _rate(other_f, other_n)
         ratio = (
-            row["failure_rate"]["rate"] / others["rate"]
-            if others["rate"] and row["failure_rate"]["rate"] is not None
+            row.failure_rate.rate / others.rate
+            if others.rate and row.failure_rate.rate is not None
             else None
         )
-        test = two_proportion_test(row["failures"], row["n"], other_f, other_n)
+        test = two_proportion_test(row.failures, row.n, other_f, other_n)
         p_adjusted = (
-            min(1.0, test[2] * len(testable)) if test is not None and id(row) in testable else None
+            min(1.0, test[2] * len(testable)) if test is not None and i in testable else None
         )
-        row["others"] = {
-            "failure_rate": others,
-            "scope": f"other {group_key} in the same {within_key}",
-        }
-        row["failure_ratio"] = ratio
-        row["test"] = test[0] if test else None
-        row["p_value"] = test[2] if test else None
-        row["p_adjusted"] = p_adjusted
-        row["significant"] = bool(p_adjusted is not None and p_adjusted < ALPHA)
-    return rows
+        comparisons.append(
+            Comparison(
+                others=Others(
+                    failure_rate=others, scope=f"other {group_key} in the same {within_key}"
+                ),
+                failure_ratio=ratio,
+                test=test[0] if test else None,
+                p_value=test[2] if test else None,
+                p_adjusted=p_adjusted,
+                significant=bool(p_adjusted is not None and p_adjusted < ALPHA),
+            )
+        )
+    return comparisons
 
 
-def _top_failing(rows: list[dict[str, Any]], limit: int = TOP_GATEWAYS) -> list[dict[str, Any]]:
+def _top_failing(rows: list[GatewayRow], limit: int = TOP_GATEWAYS) -> list[GatewayRow]:
     """Gateways ranked by the lower end of their failure-rate interval (evidence, not luck)."""
-    ranked = [r for r in rows if r["n"] >= MIN_GROUP_N]
-    ranked.sort(key=lambda r: (-r["failure_rate"]["low"], -r["failure_rate"]["rate"], r["gateway"]))
+    ranked = [r for r in rows if r.n >= MIN_GROUP_N]
+    ranked.sort(
+        key=lambda r: (-_known(r.failure_rate.low), -_known(r.failure_rate.rate), r.gateway)
+    )
     return ranked[:limit]
+
+
+def _breakdowns(win: pd.DataFrame) -> Breakdowns:
+    gateways = _group_rows(win, ["gateway_host", "target_environment"])
+    gateway_rows = [
+        GatewayRow(gateway=gateway, environment=environment, **dict(row), **dict(comparison))
+        for ((gateway, environment), row), comparison in zip(
+            gateways,
+            _compare_within([(k[1], row) for k, row in gateways], "gateways", "environment"),
+            strict=True,
+        )
+    ]
+    cells = _group_rows(win, ["deployment_strategy", "target_environment"])
+    cell_rows = [
+        StrategyEnvironmentRow(
+            strategy=strategy, environment=environment, **dict(row), **dict(comparison)
+        )
+        for ((strategy, environment), row), comparison in zip(
+            cells,
+            _compare_within([(k[1], row) for k, row in cells], "strategies", "environment"),
+            strict=True,
+        )
+    ]
+    return Breakdowns(
+        by_strategy=[
+            StrategyRow(strategy=k[0], **dict(row))
+            for k, row in _group_rows(win, ["deployment_strategy"])
+        ],
+        by_environment=[
+            EnvironmentRow(environment=k[0], **dict(row))
+            for k, row in _group_rows(win, ["target_environment"])
+        ],
+        by_gateway=gateway_rows,
+        by_strategy_environment=cell_rows,
+        top_failing_gateways=_top_failing(gateway_rows),
+    )
 
 
 def _naive_ns(series: pd.Series) -> pd.Series:
@@ -393,7 +463,7 @@ def _time_to_restore(
     start: pd.Timestamp,
     end: pd.Timestamp,
     rollback_seconds: pd.Series | None,
-) -> dict[str, Any]:
+) -> TimeToRestore:
     """Failures in the window, and how long until the gateway was serving a good deployment.
 
     A failure whose rollback succeeded is restored after the rollback's duration (the stored
@@ -404,20 +474,19 @@ def _time_to_restore(
     in_window = (env_frame["started_at"] > start) & (env_frame["started_at"] <= end)
     failures = env_frame[in_window & (env_frame["outcome"] == "failure")]
     failed_at = failures["completed_at"].fillna(failures["started_at"])
-    result: dict[str, Any] = {
-        "failures": len(failures),
-        "restored": 0,
-        "unrestored_at_window_end": 0,
-        "by_rollback": 0,
-        "by_next_success": 0,
-        "p50_hours": None,
-        "p90_hours": None,
-        "mean_hours": None,
-        "by_rollback_p50_hours": None,
-        "by_next_success_p50_hours": None,
-    }
     if failures.empty:
-        return result
+        return TimeToRestore(
+            failures=0,
+            restored=0,
+            unrestored_at_window_end=0,
+            by_rollback=0,
+            by_next_success=0,
+            p50_hours=None,
+            p90_hours=None,
+            mean_hours=None,
+            by_rollback_p50_hours=None,
+            by_next_success_p50_hours=None,
+        )
     seconds = pd.Series(np.nan, index=failures.index, dtype=float)
     by_rollback = pd.Series(False, index=failures.index)
     if rollback_seconds is not None and not rollback_seconds.empty:
@@ -459,23 +528,27 @@ def _time_to_restore(
         delta = (matched["restored_at"] - matched["key"]).dt.total_seconds()
         seconds.loc[delta.index] = delta.to_numpy()
     restored = seconds.dropna() / 3600.0
-    result.update(
+    p50 = p90 = mean = rollback_p50 = next_success_p50 = None
+    if len(restored):
+        p50 = float(restored.median())
+        p90 = float(restored.quantile(0.9))
+        mean = float(restored.mean())
+        rb = restored[by_rollback.loc[restored.index]]
+        ns = restored[~by_rollback.loc[restored.index]]
+        rollback_p50 = float(rb.median()) if len(rb) else None
+        next_success_p50 = float(ns.median()) if len(ns) else None
+    return TimeToRestore(
+        failures=len(failures),
         restored=len(restored),
         unrestored_at_window_end=int(seconds.isna().sum()),
         by_rollback=int(by_rollback.sum()),
         by_next_success=int((~by_rollback & seconds.notna()).sum()),
+        p50_hours=p50,
+        p90_hours=p90,
+        mean_hours=mean,
+        by_rollback_p50_hours=rollback_p50,
+        by_next_success_p50_hours=next_success_p50,
     )
-    if len(restored):
-        result.update(
-            p50_hours=float(restored.median()),
-            p90_hours=float(restored.quantile(0.9)),
-            mean_hours=float(restored.mean()),
-        )
-        rb = restored[by_rollback.loc[restored.index]]
-        ns = restored[~by_rollback.loc[restored.index]]
-        result["by_rollback_p50_hours"] = float(rb.median()) if len(rb) else None
-        result["by_next_success_p50_hours"] = float(ns.median()) if len(ns) else None
-    return result
 
 
 def _dora(
@@ -485,25 +558,25 @@ def _dora(
     end: pd.Timestamp,
     days: int,
     rollback_seconds: pd.Series | None,
-) -> dict[str, Any]:
+) -> Dora:
     env_frame = prepared[prepared["target_environment"] == environment]
     win = env_frame[(env_frame["started_at"] > start) & (env_frame["started_at"] <= end)]
     known = win["outcome"].notna()
     n = int(known.sum())
     failures = int((win["outcome"] == "failure").sum())
-    return {
-        "environment": environment,
-        "deployment_frequency": {
-            "successful_per_day": (n - failures) / days,
-            "attempts_per_day": n / days,
-            "successful_deployments": n - failures,
-            "attempts": n,
-            "days": days,
-        },
-        "change_failure_rate": _rate(failures, n),
-        "time_to_restore_service": _time_to_restore(env_frame, start, end, rollback_seconds),
-        "lead_time_for_changes": {"available": False, "reason": LEAD_TIME_REASON},
-    }
+    return Dora(
+        environment=environment,
+        deployment_frequency=DeploymentFrequency(
+            successful_per_day=(n - failures) / days,
+            attempts_per_day=n / days,
+            successful_deployments=n - failures,
+            attempts=n,
+            days=days,
+        ),
+        change_failure_rate=_rate(failures, n),
+        time_to_restore_service=_time_to_restore(env_frame, start, end, rollback_seconds),
+        lead_time_for_changes=LeadTime(available=False, reason=LEAD_TIME_REASON),
+    )
 
 
 def _isin(values: pd.Series, members: pd.Series) -> np.ndarray:
@@ -529,35 +602,39 @@ def _metric_values(metrics: pd.DataFrame, metric_type: str) -> pd.Series:
     return pd.to_numeric(rows["value"], errors="coerce").dropna()
 
 
-def _holm(trends: dict[str, dict[str, Any]]) -> None:
-    """Holm-adjust the trend tests as one family (failure_rate shares success_rate's test)."""
-    family = [
-        name
+def _holm(trends: dict[str, Trend]) -> dict[str, Trend]:
+    """The trends with ``p_adjusted``: Holm over the trend tests as one family (failure_rate
+    shares success_rate's test)."""
+    p_values = {
+        name: t.p_value
         for name, t in trends.items()
-        if t["p_value"] is not None and not (name == "failure_rate" and "success_rate" in trends)
-    ]
-    order = sorted(family, key=lambda name: trends[name]["p_value"])
+        if t.p_value is not None and not (name == "failure_rate" and "success_rate" in trends)
+    }
+    order = sorted(p_values, key=lambda name: p_values[name])
+    adjusted: dict[str, float | None] = {}
     running = 0.0
     for rank, name in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * trends[name]["p_value"]))
-        trends[name]["p_adjusted"] = running
-    for name, t in trends.items():
-        if name == "failure_rate" and "success_rate" in trends:
-            t["p_adjusted"] = trends["success_rate"].get("p_adjusted")
-        t.setdefault("p_adjusted", None)
+        running = max(running, min(1.0, (len(order) - rank) * p_values[name]))
+        adjusted[name] = running
+    if "failure_rate" in trends and "success_rate" in trends:
+        adjusted["failure_rate"] = adjusted.get("success_rate")
+    return {
+        name: t.model_copy(update={"p_adjusted": adjusted.get(name)}) for name, t in trends.items()
+    }
 
 
 # ------------------------------------------------------------------ insights
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
+def _pct(x: float | None) -> str:
+    return f"{100 * _known(x):.0f}%"
 
 
-def _p(p: float) -> str:
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+def _p(p: float | None) -> str:
+    value = _known(p)
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}"
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min"
+def _minutes(seconds: float | None) -> str:
+    return f"{_known(seconds) / 60:.1f} min"
 
 
 def _env_label(environment: str | None) -> str:
@@ -572,160 +649,174 @@ _RATE_WORDS = {
 }
 
 
-def _insights(result: dict[str, Any], selected: list[str]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    env = _env_label(result["environment"])
-    counts = result["deployment_statistics"]
-    n = counts["with_outcome"]
-    rates = result["_rate_counts"]
-    window = result["window"]
+def _insights(
+    *,
+    environment: str | None,
+    counts: DeploymentStatistics,
+    rates: dict[str, tuple[int, int]],
+    window: Window,
+    trends: dict[str, Trend],
+    breakdowns: Breakdowns,
+    dora: Dora,
+    selected: list[str],
+) -> list[Insight]:
+    out: list[Insight] = []
+    env = _env_label(environment)
+    n = counts.with_outcome
     success = _rate(*rates["success_rate"])
     rollback = _rate(*rates["rollback_rate"])
     head = (
-        f"{counts['total_deployments']:,} deployments {env} from "
-        f"{window['start'][:10]} to {window['end'][:10]}: "
+        f"{counts.total_deployments:,} deployments {env} from "
+        f"{window.start[:10]} to {window.end[:10]}: "
     )
     if n:
         tail = (
-            f"{_pct(success['rate'])} succeeded (95% CI {_pct(success['low'])}–"
-            f"{_pct(success['high'])}), {_pct(rollback['rate'])} rolled back."
+            f"{_pct(success.rate)} succeeded (95% CI {_pct(success.low)}–"
+            f"{_pct(success.high)}), {_pct(rollback.rate)} rolled back."
         )
     else:
         tail = "none has an outcome yet (pending, in progress or cancelled)."
-    out.append({"kind": "summary", "text": head + tail, "n": n})
+    out.append(CountedInsight(kind="summary", text=head + tail, n=n))
     if n < MIN_INSIGHT_N:
         out.append(
-            {
-                "kind": "small_sample",
-                "text": (
+            CountedInsight(
+                kind="small_sample",
+                text=(
                     f"Only {n} deployments with an outcome in the window: too few (< "
                     f"{MIN_INSIGHT_N}) for trend or breakdown insights."
                 ),
-                "n": n,
-            }
+                n=n,
+            )
         )
         return out
 
-    trends = result["trends"]
     for name in ("success_rate", "failure_rate", "rollback_rate", "rollback_success_rate"):
         if name not in selected or name not in trends:
             continue
         if name == "failure_rate" and "success_rate" in selected:
             continue  # the same test, said once
-        t = trends[name]
-        cur, prev = t["current"], t["previous"]
-        if min(cur["n"], prev["n"]) < MIN_INSIGHT_N or not _adjusted_significant(t):
+        rate_trend = trends[name]
+        if not isinstance(rate_trend, RateTrend):
             continue
-        verb = "rose" if t["change"] > 0 else "fell"
+        cur, prev = rate_trend.current, rate_trend.previous
+        if min(cur.n, prev.n) < MIN_INSIGHT_N or not _adjusted_significant(rate_trend):
+            continue
+        verb = "rose" if _known(rate_trend.change) > 0 else "fell"
         out.append(
-            {
-                "kind": "trend",
-                "metric": name,
-                "text": (
-                    f"{_RATE_WORDS[name]} {verb} from {_pct(prev['rate'])} to "
-                    f"{_pct(cur['rate'])} ({_p(t['p_value'])}, n={prev['n']:,} vs {cur['n']:,})."
+            TrendInsight(
+                kind="trend",
+                metric=name,
+                text=(
+                    f"{_RATE_WORDS[name]} {verb} from {_pct(prev.rate)} to "
+                    f"{_pct(cur.rate)} ({_p(rate_trend.p_value)}, n={prev.n:,} vs {cur.n:,})."
                 ),
-                "p_value": t["p_value"],
-            }
+                p_value=_known(rate_trend.p_value),
+            )
         )
     for name in selected:
         if name in RATE_METRICS or name not in trends:
             continue
-        t = trends[name]
-        cur, prev = t["current"], t["previous"]
-        if min(cur["n"], prev["n"]) < MIN_INSIGHT_N or not _adjusted_significant(t):
+        metric_trend = trends[name]
+        if not isinstance(metric_trend, MetricTrend):
             continue
-        verb = "rose" if t["change_p50"] > 0 else "fell"
+        current, previous = metric_trend.current, metric_trend.previous
+        if min(current.n, previous.n) < MIN_INSIGHT_N or not _adjusted_significant(metric_trend):
+            continue
+        verb = "rose" if _known(metric_trend.change_p50) > 0 else "fell"
         if name in ("duration", "duration_seconds"):
-            label, before, after = "Median duration", _minutes(prev["p50"]), _minutes(cur["p50"])
+            label = "Median duration"
+            before, after = _minutes(previous.p50), _minutes(current.p50)
         else:
-            label, before, after = f"Median {name}", f"{prev['p50']:.4g}", f"{cur['p50']:.4g}"
+            label = f"Median {name}"
+            before, after = f"{_known(previous.p50):.4g}", f"{_known(current.p50):.4g}"
         out.append(
-            {
-                "kind": "trend",
-                "metric": name,
-                "text": (
-                    f"{label} {verb} from {before} to {after} (Mann–Whitney {_p(t['p_value'])})."
+            TrendInsight(
+                kind="trend",
+                metric=name,
+                text=(
+                    f"{label} {verb} from {before} to {after} "
+                    f"(Mann–Whitney {_p(metric_trend.p_value)})."
                 ),
-                "p_value": t["p_value"],
-            }
+                p_value=_known(metric_trend.p_value),
+            )
         )
 
-    flagged = [r for r in result["breakdowns"]["by_gateway"] if _noteworthy(r)]
-    flagged.sort(key=lambda r: -r["failure_ratio"])
-    for r in flagged[:3]:
+    flagged = [r for r in breakdowns.by_gateway if _noteworthy(r)]
+    flagged.sort(key=lambda r: -_known(r.failure_ratio))
+    for gateway in flagged[:3]:
         out.append(
-            {
-                "kind": "gateway",
-                "gateway": r["gateway"],
-                "text": (
-                    f"{r['gateway']} fails {r['failure_ratio']:.1f}× as often as other "
-                    f"{r['environment']} gateways ({_pct(r['failure_rate']['rate'])} vs "
-                    f"{_pct(r['others']['failure_rate']['rate'])}, n={r['n']:,}, "
-                    f"Bonferroni-adjusted {_p(r['p_adjusted'])})."
+            GatewayInsight(
+                kind="gateway",
+                gateway=gateway.gateway,
+                text=(
+                    f"{gateway.gateway} fails {_known(gateway.failure_ratio):.1f}× as often as "
+                    f"other {gateway.environment} gateways ({_pct(gateway.failure_rate.rate)} vs "
+                    f"{_pct(gateway.others.failure_rate.rate)}, n={gateway.n:,}, "
+                    f"Bonferroni-adjusted {_p(gateway.p_adjusted)})."
                 ),
-                "p_adjusted": r["p_adjusted"],
-            }
+                p_adjusted=_known(gateway.p_adjusted),
+            )
         )
-    cells = [r for r in result["breakdowns"]["by_strategy_environment"] if _noteworthy(r)]
-    cells.sort(key=lambda r: -r["failure_ratio"])
-    for r in cells[:3]:
+    cells = [r for r in breakdowns.by_strategy_environment if _noteworthy(r)]
+    cells.sort(key=lambda r: -_known(r.failure_ratio))
+    for cell in cells[:3]:
+        failure = cell.failure_rate
         out.append(
-            {
-                "kind": "strategy",
-                "strategy": r["strategy"],
-                "environment_name": r["environment"],
-                "text": (
-                    f"{r['strategy']} deployments to {r['environment']} fail "
-                    f"{_pct(r['failure_rate']['rate'])} of the time (95% CI "
-                    f"{_pct(r['failure_rate']['low'])}–{_pct(r['failure_rate']['high'])}, "
-                    f"n={r['n']:,}) vs {_pct(r['others']['failure_rate']['rate'])} for other "
-                    f"strategies (Bonferroni-adjusted {_p(r['p_adjusted'])})."
+            StrategyInsight(
+                kind="strategy",
+                strategy=cell.strategy,
+                environment_name=cell.environment,
+                text=(
+                    f"{cell.strategy} deployments to {cell.environment} fail "
+                    f"{_pct(failure.rate)} of the time (95% CI "
+                    f"{_pct(failure.low)}–{_pct(failure.high)}, "
+                    f"n={cell.n:,}) vs {_pct(cell.others.failure_rate.rate)} for other "
+                    f"strategies (Bonferroni-adjusted {_p(cell.p_adjusted)})."
                 ),
-                "p_adjusted": r["p_adjusted"],
-            }
+                p_adjusted=_known(cell.p_adjusted),
+            )
         )
 
-    ttr = result["dora"]["time_to_restore_service"]
-    if ttr["restored"] >= MIN_INSIGHT_N:
+    ttr = dora.time_to_restore_service
+    if ttr.restored >= MIN_INSIGHT_N:
         out.append(
-            {
-                "kind": "time_to_restore",
-                "text": (
-                    f"After a failed {result['dora']['environment']} deployment, service was "
-                    f"restored in a median {ttr['p50_hours']:.1f} h (90th percentile "
-                    f"{ttr['p90_hours']:.1f} h, n={ttr['restored']:,}; "
-                    f"{ttr['unrestored_at_window_end']} not restored by the window's end)."
+            NoteInsight(
+                kind="time_to_restore",
+                text=(
+                    f"After a failed {dora.environment} deployment, service was "
+                    f"restored in a median {_known(ttr.p50_hours):.1f} h (90th percentile "
+                    f"{_known(ttr.p90_hours):.1f} h, n={ttr.restored:,}; "
+                    f"{ttr.unrestored_at_window_end} not restored by the window's end)."
                 ),
-            }
+            )
         )
     rb = _rate(*rates["rollback_success_rate"])
-    if rb["n"] >= MIN_INSIGHT_N and rb["rate"] is not None:
+    if rb.n >= MIN_INSIGHT_N and rb.rate is not None:
         out.append(
-            {
-                "kind": "rollback",
-                "text": (
-                    f"{_pct(rb['rate'])} of {rb['n']:,} rollbacks succeeded (95% CI "
-                    f"{_pct(rb['low'])}–{_pct(rb['high'])})."
+            NoteInsight(
+                kind="rollback",
+                text=(
+                    f"{_pct(rb.rate)} of {rb.n:,} rollbacks succeeded (95% CI "
+                    f"{_pct(rb.low)}–{_pct(rb.high)})."
                 ),
-            }
+            )
         )
     return out
 
 
-def _adjusted_significant(trend: dict[str, Any]) -> bool:
-    return trend["p_adjusted"] is not None and trend["p_adjusted"] < ALPHA
+def _adjusted_significant(trend: Trend) -> bool:
+    return trend.p_adjusted is not None and trend.p_adjusted < ALPHA
 
 
-def _noteworthy(row: dict[str, Any]) -> bool:
-    others = row["others"]["failure_rate"]
+def _noteworthy(row: GatewayRow | StrategyEnvironmentRow) -> bool:
+    others = row.others.failure_rate
     return bool(
-        row["significant"]
-        and row["n"] >= MIN_INSIGHT_N
-        and others["n"] >= MIN_INSIGHT_N
-        and row["failure_ratio"] is not None
-        and row["failure_ratio"] >= MIN_RATIO
-        and row["failure_rate"]["rate"] - others["rate"] >= MIN_DIFFERENCE
+        row.significant
+        and row.n >= MIN_INSIGHT_N
+        and others.n >= MIN_INSIGHT_N
+        and row.failure_ratio is not None
+        and row.failure_ratio >= MIN_RATIO
+        and _known(row.failure_rate.rate) - _known(others.rate) >= MIN_DIFFERENCE
     )
 
 
@@ -739,7 +830,7 @@ def deployment_analytics(
     as_of: datetime | str | pd.Timestamp | None = None,
     metrics: pd.DataFrame | None = None,
     known_metrics: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> DeploymentAnalytics:
     """Analytics for ``environment`` (None: all) over the ``days_back`` days ending ``as_of``.
 
     ``frame`` is ``Store.executions_frame()``; ``metrics`` optionally the per-execution
@@ -747,8 +838,9 @@ def deployment_analytics(
     summaries and trends appear: 'duration', 'success_rate', 'failure_rate', 'rollback_rate',
     'rollback_success_rate' and the stored metric types: those in ``metrics`` and
     ``known_metrics`` (the store's ``metric_types()``); an unknown one raises ValueError, as
-    does ``days_back`` < 1. The result is plain JSON (ISO strings,
-    floats, ints, None); ``docs/analytics.md`` defines every field.
+    does ``days_back`` < 1. The result is a ``DeploymentAnalytics`` model; its
+    ``model_dump(mode="json")`` is plain JSON (ISO strings, floats, ints, None);
+    ``docs/analytics.md`` defines every field.
     """
     if isinstance(days_back, bool) or not isinstance(days_back, int | np.integer):
         raise ValueError(f"days_back must be a whole number of days, got {days_back!r}")
@@ -758,6 +850,7 @@ def deployment_analytics(
     selected = _selected_metrics(metric_types, metrics, known_metrics)
     prepared = _prepare(frame)
 
+    as_of_source: AsOfSource
     if as_of is not None:
         end, as_of_source = _utc(as_of), "given"
     elif len(prepared):
@@ -774,13 +867,13 @@ def deployment_analytics(
     win = scoped[(started > start) & (started <= end)]
     prev = scoped[(started > prev_start) & (started <= start)]
 
-    window = {
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "days": days,
-        "environment": environment,
-        "as_of_source": as_of_source,
-        "note": (
+    window = Window(
+        start=start.isoformat(),
+        end=end.isoformat(),
+        days=days,
+        environment=environment,
+        as_of_source=as_of_source,
+        note=(
             "executions with start time in (start, end]; "
             + (
                 "end is the newest start time in the data, not today"
@@ -788,7 +881,7 @@ def deployment_analytics(
                 else "end as requested"
             )
         ),
-    }
+    )
     counts = _counts(win)
     current_counts, previous_counts = _rate_counts(win), _rate_counts(prev)
     rate_values = {name: _rate(*current_counts[name]) for name in RATE_METRICS}
@@ -810,8 +903,8 @@ def deployment_analytics(
         )
         rollback_seconds = seconds.groupby(level=0).first()
 
-    trends: dict[str, Any] = {}
-    metric_summaries: dict[str, Any] = {}
+    trends: dict[str, Trend] = {}
+    metric_summaries: dict[str, MetricSummary] = {}
     for name in selected:
         if name in RATE_METRICS:
             trends[name] = _rate_trend(current_counts[name], previous_counts[name])
@@ -827,63 +920,15 @@ def deployment_analytics(
                 cur_values = prev_values = pd.Series(dtype=float)
             metric_summaries[name] = _quantiles(cur_values)
             trends[name] = _continuous_trend(cur_values, prev_values)
-    _holm(trends)
-    trends["daily"] = _daily(win, start, end)
+    trends = _holm(trends)
 
-    gateway_rows = _compare_within(
-        _renamed(
-            _group_rows(win, ["gateway_host", "target_environment"]),
-            gateway_host="gateway",
-            target_environment="environment",
-        ),
-        "gateways",
-        "environment",
-    )
-    cell_rows = _compare_within(
-        _renamed(
-            _group_rows(win, ["deployment_strategy", "target_environment"]),
-            deployment_strategy="strategy",
-            target_environment="environment",
-        ),
-        "strategies",
-        "environment",
-    )
-    breakdowns = {
-        "by_strategy": _renamed(
-            _group_rows(win, ["deployment_strategy"]), deployment_strategy="strategy"
-        ),
-        "by_environment": _renamed(
-            _group_rows(win, ["target_environment"]), target_environment="environment"
-        ),
-        "by_gateway": gateway_rows,
-        "by_strategy_environment": cell_rows,
-        "top_failing_gateways": _top_failing(gateway_rows),
-    }
+    breakdowns = _breakdowns(win)
     dora = _dora(
         prepared, environment or DORA_DEFAULT_ENVIRONMENT, start, end, days, rollback_seconds
     )
 
-    result: dict[str, Any] = {
-        "environment": environment,
-        "days_back": days,
-        "metric_types": selected,
-        "window": window,
-        "previous_window": {"start": prev_start.isoformat(), "end": start.isoformat()},
-        "deployment_statistics": counts,
-        # the seed's flat keys
-        "success_rate": rate_values["success_rate"]["rate"],
-        "failure_rate": rate_values["failure_rate"]["rate"],
-        "rollback_rate": rate_values["rollback_rate"]["rate"],
-        "rollback_success_rate": rate_values["rollback_success_rate"]["rate"],
-        "average_duration_seconds": durations["mean_seconds"],
-        "rates": {name: rate_values[name] for name in RATE_METRICS if name in selected},
-        "durations": durations if "duration" in selected else None,
-        "metrics": metric_summaries,
-        "dora": dora,
-        "trends": trends,
-        "breakdowns": breakdowns,
-    }
-    if counts["total_deployments"] == 0:
+    details: list[Insight]
+    if counts.total_deployments == 0:
         seen = sorted(str(e) for e in prepared["target_environment"].dropna().unique())
         where = f"to {environment} " if environment else ""
         text = (
@@ -892,11 +937,37 @@ def deployment_analytics(
         )
         if environment and environment not in seen:
             text += f" Environments in the data: {', '.join(seen) or 'none'}."
-        details = [{"kind": "no_data", "text": text}]
+        details = [NoteInsight(kind="no_data", text=text)]
     else:
-        result["_rate_counts"] = current_counts
-        details = _insights(result, selected)
-        del result["_rate_counts"]
-    result["insights"] = [d["text"] for d in details]
-    result["insight_details"] = details
-    return result
+        details = _insights(
+            environment=environment,
+            counts=counts,
+            rates=current_counts,
+            window=window,
+            trends=trends,
+            breakdowns=breakdowns,
+            dora=dora,
+            selected=selected,
+        )
+    return DeploymentAnalytics(
+        environment=environment,
+        days_back=days,
+        metric_types=selected,
+        window=window,
+        previous_window=PreviousWindow(start=prev_start.isoformat(), end=start.isoformat()),
+        deployment_statistics=counts,
+        # the seed's flat keys
+        success_rate=rate_values["success_rate"].rate,
+        failure_rate=rate_values["failure_rate"].rate,
+        rollback_rate=rate_values["rollback_rate"].rate,
+        rollback_success_rate=rate_values["rollback_success_rate"].rate,
+        average_duration_seconds=durations.mean_seconds,
+        rates={name: rate_values[name] for name in RATE_METRICS if name in selected},
+        durations=durations if "duration" in selected else None,
+        metrics=metric_summaries,
+        dora=dora,
+        trends=Trends.of(trends, _daily(win, start, end)),
+        breakdowns=breakdowns,
+        insights=[d.text for d in details],
+        insight_details=details,
+    )
