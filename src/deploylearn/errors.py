@@ -46,6 +46,10 @@ class UnknownExecutionError(DeploylearnError, ValueError):
     """No execution with this id in the store (delete, amend)."""
 
 
+class UnknownPatternError(DeploylearnError, ValueError):
+    """No pattern with this id in the store."""
+
+
 class StoreError(DeploylearnError):
     """The store failed to read or write."""
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
@@ -24,15 +24,22 @@ from deploylearn.domain.prepared import (
     protect_adaptation,
     protect_planned,
 )
-from deploylearn.domain.records import parse_adaptation, parse_planned, slugify
+from deploylearn.domain.records import (
+    DeploymentPattern,
+    parse_adaptation,
+    parse_planned,
+    slugify,
+)
 from deploylearn.domain.redaction import SecretCipher, reveal
 from deploylearn.domain.screen import validate_execution
+from deploylearn.domain.tokens import ApiToken, Scope, new_token, token_hash
 from deploylearn.errors import (
     ConflictError,
     FieldProblem,
     InvalidRecordError,
     SecretKeyError,
     UnknownExecutionError,
+    UnknownPatternError,
 )
 from deploylearn.ingest.formats import (
     Format,
@@ -218,17 +225,19 @@ class DeploymentPatternLearner:
         *,
         batch_size: int = 5000,
         progress: Callable[[int], None] | None = None,
+        actor: str | None = None,
     ) -> IngestReport:
         """Bulk-record in-memory records (dicts of the seed's keywords), in batches.
 
-        Errors carry the record's 1-based position as their line.
+        Errors carry the record's 1-based position as their line. ``actor``: who the writes
+        are audited as (default: ``Settings.actor``; ``ign serve``: the token's name).
         """
         self._advisor = None
         return write_prepared(
             self.store,
             prepare_rows(enumerate(records, 1), self._cipher),
             source="<records>",
-            actor=self.settings.actor,
+            actor=actor or self.settings.actor,
             batch_size=batch_size,
             progress=progress,
         )
@@ -431,6 +440,46 @@ class DeploymentPatternLearner:
     ) -> dict[str, Any]:
         """``analytics()`` as JSON (the seed's name and shape)."""
         return self.analytics(environment, days_back, metric_types, as_of).model_dump(mode="json")
+
+    def patterns(self) -> list[DeploymentPattern]:
+        """Every pattern with its outcome counts, the most used first."""
+        return sorted(self.store.patterns(), key=lambda p: (-p.total_count, p.pattern_id))
+
+    def pattern_history(self, pattern_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A pattern's latest executions (newest first, at most ``limit``), as stored.
+        Raises ``UnknownPatternError``."""
+        if not any(p.pattern_id == pattern_id for p in self.store.patterns()):
+            raise UnknownPatternError(f"pattern_id: no pattern {pattern_id!r} in {self.store.url}")
+        frame = self.store.executions_frame()
+        ids = frame.loc[frame["pattern_id"] == pattern_id].sort_values(
+            ["started_at", "execution_id"], ascending=False
+        )["execution_id"]
+        found = (self.store.get_execution(str(i)) for i in ids.head(limit))
+        return [record for record in found if record is not None]
+
+    # -- API tokens (ign serve) -------------------------------------------------------------
+    def create_api_token(self, name: str, scopes: Sequence[Scope]) -> str:
+        """A new token for ``ign serve`` with these scopes; returns it in clear, the only
+        time it is shown (the store keeps its hash). ``ConflictError`` if the name is taken."""
+        token = new_token()
+        self.store.save_api_token(
+            ApiToken(
+                name=name,
+                scopes=tuple(sorted(set(scopes))),
+                token_sha256=token_hash(token),
+                created_at=datetime.now(UTC),
+                created_by=self.settings.actor,
+            ),
+            actor=self.settings.actor,
+        )
+        return token
+
+    def api_tokens(self) -> list[ApiToken]:
+        return self.store.api_tokens()
+
+    def revoke_api_token(self, name: str) -> bool:
+        """Revoke the active token ``name``; False if there is none."""
+        return self.store.revoke_api_token(name, actor=self.settings.actor)
 
     # -- files -----------------------------------------------------------------------------
     def ingest(

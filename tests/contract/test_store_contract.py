@@ -481,3 +481,42 @@ def test_amend_is_as_if_recorded_amended(store_url: str, tmp_path: Path) -> None
     assert amended is not None and amended["deployment_strategy"] == "canary"
     assert sorted(e.entity_id for e in log) == sorted(corrected)  # the no-op wrote nothing
     assert all(e.detail.startswith("ticket OPS-1; changed ") for e in log)
+
+
+def test_api_tokens_are_kept_hashed_revocable_and_audited(store_url: str) -> None:
+    from deploylearn.domain.tokens import ApiToken, new_token, token_hash
+    from deploylearn.store import open_store
+
+    secret = new_token()
+    token = ApiToken(
+        name="ci-pipeline",
+        scopes=("write",),
+        token_sha256=token_hash(secret),
+        created_at=BASE_TIME,
+        created_by="admin",
+    )
+    with open_store(store_url) as store:
+        store.init_schema()
+        assert store.api_tokens() == []
+        store.save_api_token(token, actor="admin")
+        with pytest.raises(ConflictError, match="ci-pipeline"):
+            store.save_api_token(token, actor="admin")  # an active name is taken
+        store.wipe()  # tokens are not history: a wipe keeps them
+        [kept] = store.api_tokens()
+        assert kept == token and kept.allows("read") and kept.allows("write")
+        kept_json = orjson.dumps([t.model_dump(mode="json") for t in store.api_tokens()])
+        assert secret.encode() not in kept_json
+        assert store.revoke_api_token("ci-pipeline", actor="admin")
+        assert not store.revoke_api_token("ci-pipeline", actor="admin")  # nothing active left
+        assert not store.revoke_api_token("never-made", actor="admin")
+        [revoked] = store.api_tokens()
+        assert revoked.revoked_at is not None and not revoked.allows("read")
+        again = token.model_copy(update={"token_sha256": token_hash(new_token())})
+        store.save_api_token(again, actor="admin")  # a revoked name may be taken again
+        assert [t.active for t in store.api_tokens()] == [True]
+        actions = [e.action for e in store.audit_log(limit=20) if e.entity_id == "ci-pipeline"]
+    assert sorted(actions) == [
+        "create_api_token",
+        "create_api_token",
+        "revoke_api_token",
+    ]

@@ -16,9 +16,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,7 @@ DEMO_SIZE = ["--executions", "2500", "--days", "120"]
 EXPECTED_EXIT: dict[str, set[int]] = {
     "deploy predict": {0, 7},  # --fail-below 0.8: 7 when the planned deployment is riskier
     "train": {0, 5},  # 5: the gate refused the challenger (the champion stays)
+    "serve": {143},  # stopped by SIGTERM here: uvicorn ends a graceful stop with the signal
 }
 
 
@@ -142,13 +146,43 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     }
     env.pop("MLFLOW_LOGGING_LEVEL", None)
     env.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-    results = {}
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
     for command in COMMANDS:
         argv = _ign() + command.argv[1:]
         if command.name == "demo":
             argv = [a for a in argv if a not in ("--executions", "20000")] + DEMO_SIZE
+        if command.name == "serve":
+            tokens = [r.stdout.strip() for c, r in results.items() if c.startswith("token@")]
+            results[command.id] = _serve_once(argv, folder, env, tokens[-1])
+            continue
         results[command.id] = _run(argv, folder, env)
     return Session(folder, env, results)
+
+
+def _serve_once(
+    argv: list[str], folder: Path, env: dict[str, str], token: str
+) -> subprocess.CompletedProcess[str]:
+    """``ign serve`` as written: up until it answers one authorized request, then SIGTERM."""
+    port = argv[argv.index("--port") + 1]
+    process = subprocess.Popen(
+        argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    answered = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and not answered:
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/model", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=2) as response:
+                answered = response.read().decode()
+        except OSError:
+            time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    if not answered:  # a service that never answered fails whatever its exit code
+        return subprocess.CompletedProcess(argv, 1, stdout, stderr + "\nno answer from /v1/model")
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
 def test_readme_names_the_commands_it_documents() -> None:

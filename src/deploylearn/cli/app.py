@@ -39,6 +39,7 @@ from deploylearn.cli.common import (
 )
 from deploylearn.cli.deploy_commands import print_recommendations
 from deploylearn.cli.deploy_commands import register as register_deploy_commands
+from deploylearn.cli.serve_commands import serve, token_app
 from deploylearn.cli.train_commands import evaluate_app, train
 from deploylearn.domain import strict_json
 from deploylearn.domain.records import split_resources
@@ -75,6 +76,8 @@ register_deploy_commands(deploy_app)
 
 app.command("train")(train)
 app.add_typer(evaluate_app, name="evaluate")
+app.command("serve")(serve)
+app.add_typer(token_app, name="token")
 
 
 def _print_version(value: bool) -> None:

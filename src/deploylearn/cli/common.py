@@ -38,6 +38,9 @@ StoreOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+verbose_output = False  # ign -v: set by configure_output
+
+
 def configure_output(verbose: bool) -> None:
     """Keep stderr for our own errors unless ``--verbose``: no MLflow download bars, INFO lines
     or registration prints, no library log records below ERROR, no third-party warnings.
@@ -45,6 +48,8 @@ def configure_output(verbose: bool) -> None:
     Runs before any command imports MLflow, which reads its settings from the environment
     then; settings already in the environment win.
     """
+    global verbose_output
+    verbose_output = verbose
     if verbose:
         return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

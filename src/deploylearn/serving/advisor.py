@@ -17,6 +17,7 @@ Every answer names what the store has never seen (``serving.unknowns``: ``unknow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -287,10 +288,16 @@ class Advisor:
                 trained_until=models.trained_until,
             ),
             blend=BlendSettings(
-                prior_strength=self.blend.prior_strength,
-                half_life_days=self.blend.half_life_days,
+                prior_strength=_finite(self.blend.prior_strength),
+                half_life_days=_finite(self.blend.half_life_days),
             ),
         )
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: an infinite setting is null in the answer (as ``--json`` always
+    printed it)."""
+    return value if math.isfinite(value) else None
 
 
 def serving_time(frame: pd.DataFrame) -> pd.Timestamp:

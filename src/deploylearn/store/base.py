@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from deploylearn.domain.prepared import PreparedExecution
 from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
+from deploylearn.domain.tokens import ApiToken
 from deploylearn.store.plan import PlanRow, WriteResult
 
 SCHEMA_VERSION = 1
@@ -217,6 +218,21 @@ class Store(ABC):
     def claim_key_record(self, record: KeyRecord, *, actor: str) -> KeyRecord:
         """Keep ``record`` unless the store has one already; returns the one kept. Keeping it
         is audited (``set_secret_key``); a wipe keeps it."""
+
+    @abstractmethod
+    def api_tokens(self) -> list[ApiToken]:
+        """Every API token entry, revoked ones included (``ign serve`` checks requests with
+        them; a wipe keeps them)."""
+
+    @abstractmethod
+    def save_api_token(self, token: ApiToken, *, actor: str) -> None:
+        """Keep ``token`` (a new one, or a revoked one's name taken again): audited
+        (``create_api_token``). ``ConflictError`` if an active token has the name."""
+
+    @abstractmethod
+    def revoke_api_token(self, name: str, *, actor: str) -> bool:
+        """Mark the active token ``name`` revoked (audited: ``revoke_api_token``); False if
+        there is none."""
 
     @abstractmethod
     def record_audit(self, action: str, entity_id: str, *, actor: str, detail: str = "") -> None:

@@ -33,8 +33,13 @@ class ModelInfo(Answer):
 class BlendSettings(Answer):
     """How the model's probability and the decayed history were combined (tuned by ign train)."""
 
-    prior_strength: float = Field(description="Pseudo-runs the model's probability is worth")
-    half_life_days: float = Field(description="Half-life of a past run's weight, in days")
+    prior_strength: float | None = Field(
+        description="Pseudo-runs the model's probability is worth (null: infinite, the "
+        "counts do not move it)"
+    )
+    half_life_days: float | None = Field(
+        description="Half-life of a past run's weight, in days (null: no decay)"
+    )
 
 
 class ServedAnswer(Answer):

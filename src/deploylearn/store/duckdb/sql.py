@@ -162,6 +162,9 @@ USER_TABLES = (
     "WHERE database_name = current_database() AND schema_name = 'main'"
 )
 META_ROWS = "SELECT key, value FROM meta"
+META_ENTRIES = "SELECT key, value FROM meta WHERE starts_with(key, ?) ORDER BY key"
+META_VALUE = "SELECT value FROM meta WHERE key = ?"
+PUT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 TABLE_COLUMNS = (
     "SELECT column_name FROM duckdb_columns() "
     "WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?"

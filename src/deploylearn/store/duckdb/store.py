@@ -30,6 +30,14 @@ from deploylearn.domain.execution_schema import COLUMNS, EXPORT_FIELDS, Kind, So
 from deploylearn.domain.identity import PatternIndex
 from deploylearn.domain.prepared import PreparedExecution, adaptation_id_for
 from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
+from deploylearn.domain.tokens import (
+    META_KEY_PREFIX,
+    ApiToken,
+    entry_to_save,
+    meta_key,
+    parse_entry,
+    revoked_entry,
+)
 from deploylearn.errors import StoreError, StoreUnavailableError
 from deploylearn.store.base import (
     EXECUTION_FRAME_DTYPES,
@@ -524,6 +532,34 @@ class DuckDBStore(TableWriter):
         except duckdb.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
         return record
+
+    def api_tokens(self) -> list[ApiToken]:
+        return [parse_entry(v) for _, v in self._read(sql.META_ENTRIES, [META_KEY_PREFIX])]
+
+    def save_api_token(self, token: ApiToken, *, actor: str) -> None:
+        self._put_token(
+            token.name, lambda old: entry_to_save(old, token), "create_api_token", actor
+        )
+
+    def revoke_api_token(self, name: str, *, actor: str) -> bool:
+        at = datetime.now(UTC)
+        return self._put_token(name, lambda old: revoked_entry(old, at), "revoke_api_token", actor)
+
+    def _put_token(
+        self, name: str, change: Callable[[str | None], str | None], action: str, actor: str
+    ) -> bool:
+        """Replace a token's meta entry by ``change(old)`` (None: leave it) in one transaction."""
+        try:
+            with self._transaction() as con:
+                row = con.execute(sql.META_VALUE, [meta_key(name)]).fetchone()
+                value = change(str(row[0]) if row else None)
+                if value is None:
+                    return False
+                con.execute(sql.PUT_META, [meta_key(name), value])
+                con.execute(sql.INSERT_AUDIT_EVENT, [datetime.now(UTC), actor, action, name, ""])
+        except duckdb.Error as exc:
+            raise StoreError(f"write to {self.path} failed: {exc}") from exc
+        return True
 
     def record_audit(self, action: str, entity_id: str, *, actor: str, detail: str = "") -> None:
         try:

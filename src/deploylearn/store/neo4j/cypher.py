@@ -60,6 +60,13 @@ MERGE (m:{Label.META} {{key: 'secret_key'}})
 ON CREATE SET m.salt = $salt, m.check = $check
 RETURN m.salt AS salt, m.check AS check
 """
+# Other meta entries (API tokens): a key and a JSON value.
+META_ENTRIES = (
+    f"MATCH (m:{Label.META}) WHERE m.key STARTS WITH $prefix "
+    "RETURN m.key AS key, m.value AS value ORDER BY key"
+)
+META_VALUE = f"MATCH (m:{Label.META} {{key: $key}}) RETURN m.value AS value"
+PUT_META = f"MERGE (m:{Label.META} {{key: $key}}) SET m.value = $value"
 SET_STORE_ID = f"MERGE (m:{Label.META} {{key: 'store_id'}}) ON CREATE SET m.value = $store_id"
 GET_STORE_ID = f"MATCH (m:{Label.META} {{key: 'store_id'}}) RETURN m.value AS value"
 # Whose database this is: deploylearn's schema version (None: never created here), and

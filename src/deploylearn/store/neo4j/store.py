@@ -29,6 +29,14 @@ from deploylearn.domain.execution_schema import BY_NAME, COLUMNS, Kind, Source
 from deploylearn.domain.identity import PatternIndex
 from deploylearn.domain.prepared import PreparedExecution, adaptation_id_for
 from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
+from deploylearn.domain.tokens import (
+    META_KEY_PREFIX,
+    ApiToken,
+    entry_to_save,
+    meta_key,
+    parse_entry,
+    revoked_entry,
+)
 from deploylearn.domain.vocabulary import Label
 from deploylearn.errors import InvalidStoreUrlError, StoreError, StoreUnavailableError
 from deploylearn.store.base import (
@@ -370,6 +378,36 @@ class Neo4jStore(Store):
 
         kept: KeyRecord = self._write(work)
         return kept
+
+    def api_tokens(self) -> list[ApiToken]:
+        rows = self._run(cypher.META_ENTRIES, prefix=META_KEY_PREFIX)
+        return [parse_entry(row["value"]) for row in rows]
+
+    def save_api_token(self, token: ApiToken, *, actor: str) -> None:
+        self._put_token(
+            token.name, lambda old: entry_to_save(old, token), "create_api_token", actor
+        )
+
+    def revoke_api_token(self, name: str, *, actor: str) -> bool:
+        at = datetime.now(UTC)
+        return self._put_token(name, lambda old: revoked_entry(old, at), "revoke_api_token", actor)
+
+    def _put_token(
+        self, name: str, change: Callable[[str | None], str | None], action: str, actor: str
+    ) -> bool:
+        """Replace a token's meta entry by ``change(old)`` (None: leave it) in one transaction."""
+
+        def work(tx: ManagedTransaction) -> bool:
+            row = tx.run(cypher.META_VALUE, key=meta_key(name)).single()
+            value = change(str(row["value"]) if row and row["value"] is not None else None)
+            if value is None:
+                return False
+            tx.run(cypher.PUT_META, key=meta_key(name), value=value).consume()
+            _audit(tx, actor, action, name, "")
+            return True
+
+        done: bool = self._write(work)
+        return done
 
     def record_audit(self, action: str, entity_id: str, *, actor: str, detail: str = "") -> None:
         self._write(lambda tx: _audit(tx, actor, action, entity_id, detail))

@@ -1,0 +1,22 @@
+"""Run the API under uvicorn, one process (the embedded store has one writer process)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from deploylearn.learner import DeploymentPatternLearner
+from deploylearn.service.app import create_app
+from deploylearn.service.limits import DEFAULT_MAX_BODY_BYTES
+
+
+def run(
+    learner: DeploymentPatternLearner,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    log_level: str = "info",
+) -> None:
+    """Serve until interrupted (Ctrl-C, SIGTERM); requests in flight finish first."""
+    app = create_app(learner, max_body_bytes=max_body_bytes)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
