@@ -20,7 +20,7 @@ from deploylearn.errors import ConflictError
 Scope = Literal["read", "write"]
 SCOPES: tuple[Scope, ...] = ("read", "write")
 TOKEN_PREFIX = "dl_"
-META_KEY_PREFIX = "api_token:"  # the store's meta entry of a token is keyed by this + name
+META_KEY_PREFIX = "service-token:"  # the store's meta entry of a token is keyed by this + name
 
 
 def new_token() -> str:
