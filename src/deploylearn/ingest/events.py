@@ -116,14 +116,19 @@ class _Object:
     def get(self, key: str) -> Any:
         return self.data.get(key)
 
-    def text(self, key: str, *, required: bool = True) -> str | None:
+    def optional(self, key: str) -> str | None:
+        """A string, or None when absent or empty."""
         value = self.data.get(key)
         if value is None or value == "":
-            if required:
-                raise _problem(self.at(key), "is required")
             return None
         if not isinstance(value, str):
             raise _problem(self.at(key), f"must be a string, got {type(value).__name__}")
+        return value
+
+    def text(self, key: str) -> str:
+        value = self.optional(key)
+        if value is None:
+            raise _problem(self.at(key), "is required")
         return value
 
     def obj(self, key: str, *, required: bool = True) -> _Object:
@@ -138,7 +143,6 @@ class _Object:
     def time(self, key: str) -> str:
         """An RFC 3339 time with an offset, as ISO text (naive times reorder history)."""
         text = self.text(key)
-        assert text is not None
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
@@ -177,6 +181,10 @@ def _custom(values: _Object, keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 # -- CDEvents over CloudEvents ------------------------------------------------------------
+# What a subject gives: record fields, the event field each came from, execution_log parts.
+_Found = tuple[dict[str, Any], dict[str, str], list[str]]
+
+
 def cdevent_request(headers: Mapping[str, str], body: bytes) -> EventOutcome:
     """The execution a CDEvent sent over HTTP means, in either CloudEvents mode.
 
@@ -212,16 +220,17 @@ def cdevent_request(headers: Mapping[str, str], body: bytes) -> EventOutcome:
             raise _problem(name, "is required (a CloudEvents attribute)")
         if value != context.get(key):
             raise _problem(name, f"{value!r} is not the CDEvent's {context.at(key)}")
-    return cdevent_outcome(event)
+    return _cdevent(event)
 
 
-def cdevent_outcome(event: _Object | dict[str, Any]) -> EventOutcome:
+def cdevent_outcome(event: dict[str, Any]) -> EventOutcome:
     """The execution one CDEvent (the JSON object of the v0.4 schemas) means."""
-    if isinstance(event, dict):
-        event = _Object(event)
+    return _cdevent(_Object(event))
+
+
+def _cdevent(event: _Object) -> EventOutcome:
     context = event.obj("context")
     kind = context.text("type")
-    assert kind is not None
     found = _CDEVENTS_TYPE.fullmatch(kind)
     if found is None:
         if not kind.startswith("dev.cdevents."):
@@ -236,61 +245,90 @@ def cdevent_outcome(event: _Object | dict[str, Any]) -> EventOutcome:
     event_id, source = context.text("id"), context.text("source")
     timestamp = context.time("timestamp")
     subject = event.obj("subject")
-    subject_id = subject.text("id")
-    content = subject.obj("content")
     custom = event.obj("customData", required=False)
-    origin = {"completed_at": context.at("timestamp"), "started_at": context.at("timestamp")}
-    log = [f"cdevents {kind} {event_id} from {source}", f"subject {subject_id}"]
+    if subject_name == "service":
+        read: _Found | None = _service(subject, predicate)
+    else:
+        read = _pipeline_run(subject, custom)
+    if read is None:
+        return EventOutcome(
+            None,
+            f"{kind} without customData.target_environment is not a deployment: nothing recorded",
+        )
+    fields, origin, log = read
+    given = _custom(custom, CUSTOM_FIELDS + CDEVENTS_ONLY_FIELDS)
     record: dict[str, Any] = {
         "execution_id": "cdevents:" + _digest(source, event_id),
         "deployment_type": DEFAULT_DEPLOYMENT_TYPE,
         "started_at": timestamp,
-        "completed_at": timestamp,
+        # without a start, the duration is unknown: a recorded 0 s would be measured as one
+        "completed_at": timestamp if "started_at" in given else None,
         "automation_triggered": True,
+        "execution_log": "; ".join(
+            part for part in (f"cdevents {kind} {event_id} from {source}", *log) if part
+        ),
+        **fields,
+        **given,
     }
-    if subject_name == "service":
-        environment = content.obj("environment")
-        record["target_environment"] = environment.text("id")
-        origin["target_environment"] = environment.at("id")
-        artifact = content.text("artifactId", required=False)
-        record["execution_name"] = f"{subject_id} {predicate} to {environment.get('id')}"
-        origin["execution_name"] = subject.at("id")
-        log.append(f"environment {environment.get('id')} {environment.get('source') or ''}")
-        log.append(f"artifact {artifact}" if artifact else "")
-        if predicate == "rolledback":
-            record.update(status="rolled_back", rollback_triggered=True, rollback_successful=True)
-        else:
-            record["status"] = "completed"
-    else:  # pipelinerun.finished
-        target = custom.get("target_environment")
-        if target is None:
-            return EventOutcome(
-                None,
-                f"{kind} without customData.target_environment is not a deployment: "
-                "nothing recorded",
-            )
-        record["target_environment"] = target
-        origin["target_environment"] = custom.at("target_environment")
-        outcome = content.text("outcome")
-        if outcome not in PIPELINE_OUTCOMES:
-            raise _problem(content.at("outcome"), f"{outcome!r} is not success, failure or error")
-        record["status"] = PIPELINE_OUTCOMES[outcome]
-        name = content.text("pipelineName", required=False) or subject_id
-        record["execution_name"] = f"{name} to {target}"
-        origin["execution_name"] = content.at("pipelineName")
-        errors = content.text("errors", required=False)
-        if errors and outcome != "success":
-            record["failure_reasons"] = [errors]
-            origin["failure_reasons"] = content.at("errors")
-        log.append(f"pipeline {name} {outcome} {content.get('url') or ''}")
-    given = _custom(custom, CUSTOM_FIELDS + CDEVENTS_ONLY_FIELDS)
-    record.update(given)
-    origin.update({key: custom.at(key) for key in given})
-    if "started_at" not in given:  # a duration of 0 s would be measured; it is unknown
-        record["completed_at"] = None
-    record["execution_log"] = "; ".join(part.strip() for part in log if part.strip())
+    origin = {
+        "completed_at": context.at("timestamp"),
+        "started_at": context.at("timestamp"),
+        **origin,
+        **{key: custom.at(key) for key in given},
+    }
     _validated(record, origin, f"{custom.path}.")
     return EventOutcome(record)
+
+
+def _service(subject: _Object, predicate: str) -> _Found:
+    """service.deployed / upgraded / rolledback: the environment is the subject's."""
+    subject_id = subject.text("id")
+    content = subject.obj("content")
+    environment = content.obj("environment")
+    target = environment.text("id")
+    artifact = content.optional("artifactId")
+    fields: dict[str, Any] = {
+        "target_environment": target,
+        "execution_name": f"{subject_id} {predicate} to {target}",
+        "status": "completed",
+    }
+    if predicate == "rolledback":
+        fields.update(status="rolled_back", rollback_triggered=True, rollback_successful=True)
+    origin = {"target_environment": environment.at("id"), "execution_name": subject.at("id")}
+    log = [
+        f"subject {subject_id}",
+        f"environment {target} {environment.optional('source') or ''}".strip(),
+        f"artifact {artifact}" if artifact else "",
+    ]
+    return fields, origin, log
+
+
+def _pipeline_run(subject: _Object, custom: _Object) -> _Found | None:
+    """pipelinerun.finished: a deployment only when customData names its environment."""
+    target = custom.get("target_environment")
+    if target is None:
+        return None
+    subject_id = subject.text("id")
+    content = subject.obj("content")
+    outcome = content.text("outcome")
+    if outcome not in PIPELINE_OUTCOMES:
+        raise _problem(content.at("outcome"), f"{outcome!r} is not success, failure or error")
+    name = content.optional("pipelineName") or subject_id
+    fields: dict[str, Any] = {
+        "target_environment": target,
+        "execution_name": f"{name} to {target}",
+        "status": PIPELINE_OUTCOMES[outcome],
+    }
+    origin = {
+        "target_environment": custom.at("target_environment"),
+        "execution_name": content.at("pipelineName"),
+    }
+    errors = content.optional("errors")
+    if errors and outcome != "success":
+        fields["failure_reasons"] = [errors]
+        origin["failure_reasons"] = content.at("errors")
+    log = [f"subject {subject_id}", f"pipeline {name} {outcome} {content.optional('url') or ''}"]
+    return fields, origin, [part.strip() for part in log]
 
 
 def _digest(*parts: str | None) -> str:
@@ -333,19 +371,18 @@ def github_outcome(payload: dict[str, Any]) -> EventOutcome:
     if state not in GITHUB_FINAL:
         raise _problem(status.at("state"), f"{state!r} is not a GitHub deployment state")
     repository = event.obj("repository").text("full_name")
-    assert repository is not None
     deployment = event.obj("deployment")
     number = deployment.get("id")
     if not isinstance(number, int) or isinstance(number, bool):
         raise _problem(deployment.at("id"), "must be an integer")
     custom = _deployment_payload(deployment)
-    environment = status.text("environment", required=False)
+    environment = status.optional("environment")
     env_field = status.at("environment")
     if environment is None:
         environment, env_field = deployment.text("environment"), deployment.at("environment")
-    ref = deployment.text("ref", required=False)
-    task = deployment.text("task", required=False) or "deploy"
-    description = status.text("description", required=False)
+    ref = deployment.optional("ref")
+    task = deployment.optional("task") or "deploy"
+    description = status.optional("description")
     creator = deployment.get("creator")
     derived = f"github:{repository.replace('/', ':')}:{number}"
     if not _IDENTIFIER.fullmatch(derived):
