@@ -2,12 +2,17 @@
 a free local port over a trained embedded store; every request goes over a socket (httpx).
 
 Covers every route, token scopes (401/403, revocation), bad input naming the field, a body
-over the limit, idempotent retries, audit by token name, and a restart while writes are in
-flight (nothing lost, nothing doubled).
+over the limit, idempotent retries, audit by token name, deployment events (CDEvents in both
+CloudEvents modes, signed GitHub webhooks), and a restart while writes are in flight (nothing
+lost, nothing doubled).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import json
 import os
 import shutil
 import signal
@@ -33,6 +38,8 @@ from deploylearn.domain.answers.recommendations import Recommendations
 from deploylearn.domain.answers.rollbacks import RollbackScenarios
 from deploylearn.learner import DeploymentPatternLearner
 from deploylearn.pipeline import TrainingSettings, run_training
+from deploylearn.service.app import create_app
+from deploylearn.service.events import GITHUB_SECRET_ENV
 from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
 from tests.conftest import make_record
@@ -43,6 +50,7 @@ PLAN = {
     "deployment_strategy": "blue_green",
     "resources_deployed": ["project", "database"],
 }
+GITHUB_SECRET = "webhook secret of the tests"
 
 
 @dataclass
@@ -58,7 +66,11 @@ class Server:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
 
     def start(self) -> None:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": self.tracking_uri}
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            GITHUB_SECRET_ENV: GITHUB_SECRET,
+        }
         self.process = subprocess.Popen(
             [IGN, "serve", "--port", str(self.port), "--store", self.store_url],
             env=env,
@@ -255,6 +267,212 @@ def test_secrets_sent_over_http_are_not_stored_in_clear(server: Server) -> None:
     assert "hunter2-over-http" not in patterns
 
 
+def _cdevent(event_id: str, kind: str = "dev.cdevents.service.deployed.0.2.0") -> dict[str, Any]:
+    """A CDEvent shaped like cdevents/spec conformance/service_deployed.json (spec v0.4.0),
+    with what CDEvents has no field for in customData."""
+    return {
+        "context": {
+            "version": "0.4.0",
+            "id": event_id,
+            "source": "/argocd/ignition",
+            "type": kind,
+            "timestamp": "2025-06-01T10:15:00Z",
+        },
+        "subject": {
+            "id": "ignition/hmi-project",
+            "type": "service",
+            "content": {
+                "environment": {"id": "production", "source": "/clusters/plant"},
+                "artifactId": "pkg:generic/hmi-project@4.2.0",
+            },
+        },
+        "customData": {
+            "deployment_strategy": "blue_green",
+            "gateway_host": "prod-gateway-01.plant.local",
+            "resources_deployed": ["project", "database"],
+            "configuration_used": {"backup_enabled": True, "db_password": "hunter2-by-event"},
+            "started_at": "2025-06-01T10:00:00Z",
+        },
+    }
+
+
+def _cloud_headers(event: dict[str, Any]) -> dict[str, str]:
+    """CloudEvents binary mode: the attributes as ce-* headers, the CDEvent as the body."""
+    context = event["context"]
+    return {
+        "Content-Type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": context["id"],
+        "ce-source": context["source"],
+        "ce-type": context["type"],
+        "ce-subject": event["subject"]["id"],
+        "ce-time": context["timestamp"],
+    }
+
+
+def test_a_cdevent_is_recorded_in_structured_and_in_binary_mode(server: Server) -> None:
+    where = f"{server.url}/v1/events/cdevents"
+    event = _cdevent("argo-sync-1")
+    envelope = {
+        "specversion": "1.0",
+        "id": "argo-sync-1",
+        "source": "/argocd/ignition",
+        "type": "dev.cdevents.service.deployed.0.2.0",
+        "datacontenttype": "application/json",
+        "data": event,
+    }
+    structured = {**server.headers("ci"), "Content-Type": "application/cloudevents+json"}
+    first = httpx.post(where, content=json.dumps(envelope), headers=structured)
+    assert first.status_code == 200, first.text
+    summary = IngestSummary.model_validate(first.json())
+    assert (summary.accepted, summary.duplicates) == (1, 0)
+    assert summary.source.startswith("<cdevents> cdevents:")
+    again = httpx.post(where, content=json.dumps(envelope), headers=structured)  # redelivered
+    assert again.status_code == 200
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 1)
+    second = _cdevent("argo-sync-2", "dev.cdevents.service.upgraded.0.2.0")
+    binary = {**server.headers("ci"), **_cloud_headers(second)}
+    upgraded = httpx.post(where, content=json.dumps(second), headers=binary)
+    assert upgraded.status_code == 200 and upgraded.json()["accepted"] == 1, upgraded.text
+    resent = httpx.post(where, content=json.dumps(second), headers=binary)
+    assert resent.json()["duplicates"] == 1
+    patterns = httpx.get(f"{server.url}/v1/patterns", headers=server.headers("reader")).text
+    assert "hunter2-by-event" not in patterns  # redacted like any record
+
+
+def test_the_cdevents_route_needs_a_write_token_and_names_bad_fields(server: Server) -> None:
+    where = f"{server.url}/v1/events/cdevents"
+    event = _cdevent("argo-sync-3")
+    missing = httpx.post(where, json=event)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert httpx.post(where, json=event, headers=server.headers("reader")).status_code == 403
+    del event["customData"]["gateway_host"]
+    bad = httpx.post(where, json=event, headers=server.headers("ci"))
+    assert bad.status_code == 422, bad.text
+    assert [p["field"] for p in bad.json()["problems"]] == ["customData.gateway_host"]
+
+
+def test_a_non_final_cdevent_is_acknowledged_and_records_nothing(server: Server) -> None:
+    event = _cdevent("argo-run-4", "dev.cdevents.pipelinerun.started.0.2.0")
+    response = httpx.post(
+        f"{server.url}/v1/events/cdevents",
+        content=json.dumps(event),
+        headers={**server.headers("ci"), **_cloud_headers(event)},
+    )
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["recorded"] is False and "pipelinerun.started" in answer["reason"]
+
+
+def _github(state: str, at: str) -> dict[str, Any]:
+    """A deployment_status webhook shaped like octokit/webhooks payload-examples/
+    api.github.com/deployment_status/payload.json (trimmed), our fields in the deployment's
+    payload; a configuration knob no other test uses, so the deployment is its own pattern."""
+    return {
+        "action": "created",
+        "deployment_status": {
+            "id": 9001,
+            "state": state,
+            "description": "",
+            "environment": "production",
+            "created_at": at,
+            "updated_at": at,
+            "creator": {"login": "deploy-bot", "type": "Bot"},
+        },
+        "deployment": {
+            "id": 4242,
+            "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
+            "ref": "main",
+            "task": "deploy",
+            "environment": "production",
+            "created_at": "2025-06-02T08:00:00Z",
+            "updated_at": at,
+            "creator": {"login": "alice", "type": "User"},
+            "payload": {
+                "deployment_strategy": "rolling",
+                "gateway_host": "prod-gateway-02.plant.local",
+                "resources_deployed": ["project"],
+                "configuration_used": {"github_event_test_knob": 7},
+            },
+        },
+        "repository": {"id": 1, "name": "ignition-projects", "full_name": "acme/ignition-projects"},
+        "sender": {"login": "deploy-bot", "type": "Bot"},
+    }
+
+
+def _deliver(
+    server: Server, payload: dict[str, Any], secret: str = GITHUB_SECRET
+) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "deployment_status",
+        "X-GitHub-Delivery": f"delivery-{payload['deployment_status']['state']}",
+        "X-Hub-Signature-256": signature,
+    }
+    return httpx.post(f"{server.url}/v1/events/github", content=body, headers=headers)
+
+
+def test_github_deployment_status_ends_as_one_execution(server: Server) -> None:
+    for state, at in (("pending", "2025-06-02T08:00:01Z"), ("in_progress", "2025-06-02T08:01:00Z")):
+        early = _deliver(server, _github(state, at))
+        assert early.status_code == 202 and early.json()["recorded"] is False, early.text
+    done = _deliver(server, _github("success", "2025-06-02T08:09:30Z"))
+    assert done.status_code == 200, done.text
+    assert (done.json()["accepted"], done.json()["duplicates"]) == (1, 0)
+    redelivered = _deliver(server, _github("success", "2025-06-02T08:09:30Z"))
+    assert (redelivered.json()["accepted"], redelivered.json()["duplicates"]) == (0, 1)
+    later = _deliver(server, _github("failure", "2025-06-02T09:00:00Z"))
+    assert later.status_code == 409  # this deployment already ended: the first end stays
+
+    reader = server.headers("reader")
+    patterns = httpx.get(f"{server.url}/v1/patterns", headers=reader).json()
+    ours = [p for p in patterns if "github_event_test_knob" in p["configuration_template"]]
+    assert len(ours) == 1
+    history = httpx.get(
+        f"{server.url}/v1/patterns/{ours[0]['pattern_id']}/executions", headers=reader
+    ).json()
+    assert [e["execution_id"] for e in history] == ["github:acme:ignition-projects:4242"]
+    execution = history[0]
+    assert (execution["status"], execution["target_environment"]) == ("completed", "production")
+    assert execution["started_at"].startswith("2025-06-02T08:00:00")
+    assert execution["completed_at"].startswith("2025-06-02T08:09:30")
+    assert execution["user_id"] == "alice"
+
+
+def test_a_github_delivery_needs_the_right_signature(server: Server) -> None:
+    payload = _github("success", "2025-06-02T08:09:30Z")
+    assert _deliver(server, payload, secret="not the secret").status_code == 401
+    unsigned = httpx.post(
+        f"{server.url}/v1/events/github",
+        json=payload,
+        headers={"X-GitHub-Event": "deployment_status"},
+    )
+    assert unsigned.status_code == 401
+    bearer_only = httpx.post(
+        f"{server.url}/v1/events/github",
+        json=payload,
+        headers={**server.headers("ci"), "X-GitHub-Event": "deployment_status"},
+    )
+    assert bearer_only.status_code == 401  # a token is no signature
+
+
+def test_without_a_webhook_secret_the_github_route_answers_503(tmp_path: Path) -> None:
+    """In process (an app without the secret): GitHub deliveries are refused, saying why."""
+
+    async def deliver(app: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
+            headers = {"X-GitHub-Event": "deployment_status"}
+            return await client.post("/v1/events/github", json={}, headers=headers)
+
+    with DeploymentPatternLearner.open(f"duckdb://{tmp_path / 'store.duckdb'}") as learner:
+        learner.store.init_schema()
+        response = asyncio.run(deliver(create_app(learner)))
+    assert response.status_code == 503 and GITHUB_SECRET_ENV in response.text
+
+
 def test_a_revoked_token_is_refused_and_writes_are_audited_by_token(server: Server) -> None:
     where = f"{server.url}/v1/model"
     assert httpx.get(where, headers=server.headers("to-revoke")).status_code == 200
@@ -263,6 +481,7 @@ def test_a_revoked_token_is_refused_and_writes_are_audited_by_token(server: Serv
         assert learner.revoke_api_token("to-revoke")
         actors = {e.actor for e in learner.store.audit_log(limit=50)}
     assert "token:ci" in actors
+    assert "github:acme/ignition-projects" in actors  # test_github_deployment_status_…
     server.start()
     assert httpx.get(where, headers=server.headers("to-revoke")).status_code == 401
 

@@ -32,8 +32,10 @@ def serve(
     ] = 8.0,
     store: StoreOption = None,
 ) -> None:
-    """Serve the API over HTTP: record executions, recommendations, predict (the CI gate),
-    adaptations, rollback scenarios, analytics, patterns, model status.
+    """Serve the API over HTTP: record executions and deployment events (CDEvents, GitHub
+    deployment_status webhooks signed with DEPLOYLEARN_GITHUB_WEBHOOK_SECRET),
+    recommendations, predict (the CI gate), adaptations, rollback scenarios, analytics,
+    patterns, model status.
 
     OpenAPI at /v1/openapi.json, docs at /v1/docs. Stops on Ctrl-C.
     """

@@ -1,7 +1,8 @@
 """The HTTP API: the facade's answers under ``/v1``, each response a typed answer model.
 
-Every route but ``/v1/health`` and ``/v1/ready`` needs ``Authorization: Bearer <token>``:
-``read`` for the answers, ``write`` for recording (audited as ``token:<name>``). One learner
+Every route but ``/v1/health``, ``/v1/ready`` and the GitHub webhook (signed instead, see
+``service/events.py``) needs ``Authorization: Bearer <token>``: ``read`` for the answers,
+``write`` for recording (audited as ``token:<name>``). One learner
 serves every request; its serving state (history snapshot and champion) is built once and
 kept until a write changes the history. Calls into the learner are serialized by one lock:
 the embedded store is a single connection, and an answer is CPU-bound Python anyway.
@@ -37,6 +38,7 @@ from deploylearn.errors import (
 )
 from deploylearn.learner import DeploymentPatternLearner
 from deploylearn.service.auth import TokenCheck, allowed, bearer
+from deploylearn.service.events import event_routes
 from deploylearn.service.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from deploylearn.version import __version__
 
@@ -93,8 +95,10 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     token_refresh: float = 2.0,
+    github_webhook_secret: str | None = None,
 ) -> FastAPI:
-    """The API over ``learner`` (which the caller opens and closes)."""
+    """The API over ``learner`` (which the caller opens and closes). ``github_webhook_secret``
+    authenticates ``POST /v1/events/github`` (None: that route answers 503)."""
     service = Service(learner, token_refresh)
     app = FastAPI(
         title="deploylearn",
@@ -127,6 +131,7 @@ def create_app(
 
     reader = Annotated[ApiToken, Depends(need("read"))]
     writer = Annotated[ApiToken, Depends(need("write"))]
+    app.include_router(event_routes(service, need("write"), github_webhook_secret), prefix=API)
 
     # -- health ----------------------------------------------------------------------------
     @app.get(f"{API}/health", tags=["status"])

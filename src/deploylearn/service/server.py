@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import uvicorn
 
 from deploylearn.learner import DeploymentPatternLearner
 from deploylearn.service.app import create_app
+from deploylearn.service.events import GITHUB_SECRET_ENV
 from deploylearn.service.limits import DEFAULT_MAX_BODY_BYTES
 
 
@@ -17,6 +20,8 @@ def run(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     log_level: str = "info",
 ) -> None:
-    """Serve until interrupted (Ctrl-C, SIGTERM); requests in flight finish first."""
-    app = create_app(learner, max_body_bytes=max_body_bytes)
+    """Serve until interrupted (Ctrl-C, SIGTERM); requests in flight finish first. The
+    GitHub webhook secret is read from ``DEPLOYLEARN_GITHUB_WEBHOOK_SECRET`` here, once."""
+    secret = os.environ.get(GITHUB_SECRET_ENV) or None
+    app = create_app(learner, max_body_bytes=max_body_bytes, github_webhook_secret=secret)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
