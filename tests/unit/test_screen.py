@@ -220,3 +220,14 @@ def test_csv_rows_take_the_fast_path_and_other_spellings_still_parse(tmp_path: P
     parsed = [validate_execution(dict(raw)) for raw in rows]
     assert [r.automation_triggered for r in parsed] == [True, True, True]
     assert [values(r) for r in parsed] == [slow(r) for r in records]
+
+
+def test_an_upper_case_gateway_host_is_accepted_and_stored_lowered() -> None:
+    """Hosts are case-insensitive; the pattern was once checked before lower-casing, which
+    refused ``GW1.Plant.local`` (found by the events work of issue 15)."""
+    from tests.conftest import make_record
+
+    record = validate_execution(make_record(1, gateway_host="GW1.Plant.local"))
+    assert record.gateway_host == "gw1.plant.local"
+    with pytest.raises(InvalidRecordError, match="gateway_host"):
+        validate_execution(make_record(1, gateway_host="bad host!"))

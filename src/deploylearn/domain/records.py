@@ -107,7 +107,8 @@ Host = Annotated[
         to_lower=True,
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([a-z0-9\-_.:\[\]]*[a-z0-9\]])?$",
+        # checked before to_lower applies: upper case is accepted and stored lowered
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9\-_.:\[\]]*[A-Za-z0-9\]])?$",
     ),
 ]
 Text = Annotated[str, StringConstraints(max_length=4000)]
