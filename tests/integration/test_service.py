@@ -96,6 +96,18 @@ class Server:
         self.process = None
 
 
+# Generous: the first answer after a write folds the history again, slow on a loaded CI box.
+TIMEOUT = 120.0
+
+
+def _get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, timeout=kwargs.pop("timeout", TIMEOUT), **kwargs)
+
+
+def _post(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url, timeout=kwargs.pop("timeout", TIMEOUT), **kwargs)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -141,10 +153,10 @@ def _execution(i: int, **overrides: Any) -> dict[str, Any]:
 
 
 def test_health_ready_and_openapi_need_no_token(server: Server) -> None:
-    assert httpx.get(f"{server.url}/v1/health").json()["status"] == "ok"
-    ready = httpx.get(f"{server.url}/v1/ready")
+    assert _get(f"{server.url}/v1/health").json()["status"] == "ok"
+    ready = _get(f"{server.url}/v1/ready")
     assert ready.status_code == 200 and len(ready.json()["store_id"]) == 32
-    paths = httpx.get(f"{server.url}/v1/openapi.json").json()["paths"]
+    paths = _get(f"{server.url}/v1/openapi.json").json()["paths"]
     for path in (
         "/v1/executions",
         "/v1/recommendations",
@@ -164,13 +176,13 @@ def test_health_ready_and_openapi_need_no_token(server: Server) -> None:
 
 def test_tokens_and_scopes(server: Server) -> None:
     where = f"{server.url}/v1/recommendations?target_environment=production&resource_types=project"
-    missing = httpx.get(where)
+    missing = _get(where)
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
-    assert httpx.get(where, headers={"Authorization": "Bearer dl_nope"}).status_code == 401
-    assert httpx.get(where, headers={"Authorization": "Basic abc"}).status_code == 401
-    assert httpx.get(where, headers=server.headers("reader")).status_code == 200
-    assert httpx.get(where, headers=server.headers("ci")).status_code == 200  # write implies read
-    refused = httpx.post(
+    assert _get(where, headers={"Authorization": "Bearer dl_nope"}).status_code == 401
+    assert _get(where, headers={"Authorization": "Basic abc"}).status_code == 401
+    assert _get(where, headers=server.headers("reader")).status_code == 200
+    assert _get(where, headers=server.headers("ci")).status_code == 200  # write implies read
+    refused = _post(
         f"{server.url}/v1/executions", json=_execution(1), headers=server.headers("reader")
     )
     assert refused.status_code == 403 and "write" in refused.json()["detail"]
@@ -178,18 +190,18 @@ def test_tokens_and_scopes(server: Server) -> None:
 
 def test_recording_is_idempotent_and_names_bad_fields(server: Server) -> None:
     post = f"{server.url}/v1/executions"
-    first = httpx.post(post, json=_execution(10), headers=server.headers("ci"))
+    first = _post(post, json=_execution(10), headers=server.headers("ci"))
     assert first.status_code == 200, first.text
     assert IngestSummary.model_validate(first.json()).accepted == 1
-    again = httpx.post(post, json=_execution(10), headers=server.headers("ci"))
+    again = _post(post, json=_execution(10), headers=server.headers("ci"))
     assert again.json()["accepted"] == 0 and again.json()["duplicates"] == 1
     batch = [_execution(11), {**_execution(12), "status": "exploded"}, _execution(13)]
-    mixed = httpx.post(post, json=batch, headers=server.headers("ci"))
+    mixed = _post(post, json=batch, headers=server.headers("ci"))
     assert mixed.status_code == 422
     summary = mixed.json()
     assert summary["accepted"] == 2 and summary["rejected"] == 1
     assert summary["errors"][0]["line"] == 2 and summary["errors"][0]["field"] == "status"
-    not_json = httpx.post(
+    not_json = _post(
         post,
         content=b"{not json",
         headers={**server.headers("ci"), "Content-Type": "application/json"},
@@ -199,19 +211,19 @@ def test_recording_is_idempotent_and_names_bad_fields(server: Server) -> None:
 
 def test_a_body_over_the_limit_is_refused(server: Server) -> None:
     huge = b"[" + b" " * (10 * 1024 * 1024) + b"]"  # 10 MB, over the 8 MiB default
-    response = httpx.post(
+    response = _post(
         f"{server.url}/v1/executions",
         content=huge,
         headers={**server.headers("ci"), "Content-Type": "application/json"},
         timeout=60,
     )
     assert response.status_code == 413
-    assert httpx.get(f"{server.url}/v1/health").status_code == 200  # still serving
+    assert _get(f"{server.url}/v1/health").status_code == 200  # still serving
 
 
 def test_every_answer_over_http(server: Server) -> None:
     h = server.headers("reader")
-    get = lambda path, **params: httpx.get(f"{server.url}{path}", params=params, headers=h)  # noqa: E731
+    get = lambda path, **params: _get(f"{server.url}{path}", params=params, headers=h)  # noqa: E731
     advice = get(
         "/v1/recommendations", target_environment="production", resource_types="project,database"
     )
@@ -222,7 +234,7 @@ def test_every_answer_over_http(server: Server) -> None:
     bad_limit = get("/v1/recommendations", target_environment="x", resource_types="p", limit=0)
     assert bad_limit.status_code == 422 and "limit" in bad_limit.text
 
-    gated = httpx.post(
+    gated = _post(
         f"{server.url}/v1/predict",
         json={"planned": [PLAN, {**PLAN, "target_environment": "prod"}], "fail_below": 0.01},
         headers=h,
@@ -231,9 +243,9 @@ def test_every_answer_over_http(server: Server) -> None:
     prediction = PredictionAnswer.model_validate(gated.json())
     assert prediction.gate is not None and not prediction.gate.passed
     assert prediction.gate.unknown == 1  # "prod" was never seen
-    plain = httpx.post(f"{server.url}/v1/predict", json={"planned": PLAN}, headers=h).json()
+    plain = _post(f"{server.url}/v1/predict", json={"planned": PLAN}, headers=h).json()
     assert "gate" not in plain and len(plain["predictions"]) == 1
-    invalid = httpx.post(
+    invalid = _post(
         f"{server.url}/v1/predict", json={"planned": {"deployment_strategy": "x"}}, headers=h
     )
     assert invalid.status_code == 422 and "target_environment" in invalid.text
@@ -261,9 +273,9 @@ def test_every_answer_over_http(server: Server) -> None:
 
 def test_secrets_sent_over_http_are_not_stored_in_clear(server: Server) -> None:
     record = _execution(20, configuration_used={"db_password": "hunter2-over-http"})
-    response = httpx.post(f"{server.url}/v1/executions", json=record, headers=server.headers("ci"))
+    response = _post(f"{server.url}/v1/executions", json=record, headers=server.headers("ci"))
     assert response.status_code == 200, response.text
-    patterns = httpx.get(f"{server.url}/v1/patterns", headers=server.headers("reader")).text
+    patterns = _get(f"{server.url}/v1/patterns", headers=server.headers("reader")).text
     assert "hunter2-over-http" not in patterns
 
 
@@ -322,39 +334,39 @@ def test_a_cdevent_is_recorded_in_structured_and_in_binary_mode(server: Server) 
         "data": event,
     }
     structured = {**server.headers("ci"), "Content-Type": "application/cloudevents+json"}
-    first = httpx.post(where, content=json.dumps(envelope), headers=structured)
+    first = _post(where, content=json.dumps(envelope), headers=structured)
     assert first.status_code == 200, first.text
     summary = IngestSummary.model_validate(first.json())
     assert (summary.accepted, summary.duplicates) == (1, 0)
     assert summary.source.startswith("<cdevents> cdevents:")
-    again = httpx.post(where, content=json.dumps(envelope), headers=structured)  # redelivered
+    again = _post(where, content=json.dumps(envelope), headers=structured)  # redelivered
     assert again.status_code == 200
     assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 1)
     second = _cdevent("argo-sync-2", "dev.cdevents.service.upgraded.0.2.0")
     binary = {**server.headers("ci"), **_cloud_headers(second)}
-    upgraded = httpx.post(where, content=json.dumps(second), headers=binary)
+    upgraded = _post(where, content=json.dumps(second), headers=binary)
     assert upgraded.status_code == 200 and upgraded.json()["accepted"] == 1, upgraded.text
-    resent = httpx.post(where, content=json.dumps(second), headers=binary)
+    resent = _post(where, content=json.dumps(second), headers=binary)
     assert resent.json()["duplicates"] == 1
-    patterns = httpx.get(f"{server.url}/v1/patterns", headers=server.headers("reader")).text
+    patterns = _get(f"{server.url}/v1/patterns", headers=server.headers("reader")).text
     assert "hunter2-by-event" not in patterns  # redacted like any record
 
 
 def test_the_cdevents_route_needs_a_write_token_and_names_bad_fields(server: Server) -> None:
     where = f"{server.url}/v1/events/cdevents"
     event = _cdevent("argo-sync-3")
-    missing = httpx.post(where, json=event)
+    missing = _post(where, json=event)
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
-    assert httpx.post(where, json=event, headers=server.headers("reader")).status_code == 403
+    assert _post(where, json=event, headers=server.headers("reader")).status_code == 403
     del event["customData"]["gateway_host"]
-    bad = httpx.post(where, json=event, headers=server.headers("ci"))
+    bad = _post(where, json=event, headers=server.headers("ci"))
     assert bad.status_code == 422, bad.text
     assert [p["field"] for p in bad.json()["problems"]] == ["customData.gateway_host"]
 
 
 def test_a_non_final_cdevent_is_acknowledged_and_records_nothing(server: Server) -> None:
     event = _cdevent("argo-run-4", "dev.cdevents.pipelinerun.started.0.2.0")
-    response = httpx.post(
+    response = _post(
         f"{server.url}/v1/events/cdevents",
         content=json.dumps(event),
         headers={**server.headers("ci"), **_cloud_headers(event)},
@@ -411,7 +423,7 @@ def _deliver(
         "X-GitHub-Delivery": f"delivery-{payload['deployment_status']['state']}",
         "X-Hub-Signature-256": signature,
     }
-    return httpx.post(f"{server.url}/v1/events/github", content=body, headers=headers)
+    return _post(f"{server.url}/v1/events/github", content=body, headers=headers)
 
 
 def test_github_deployment_status_ends_as_one_execution(server: Server) -> None:
@@ -427,10 +439,10 @@ def test_github_deployment_status_ends_as_one_execution(server: Server) -> None:
     assert later.status_code == 409  # this deployment already ended: the first end stays
 
     reader = server.headers("reader")
-    patterns = httpx.get(f"{server.url}/v1/patterns", headers=reader).json()
+    patterns = _get(f"{server.url}/v1/patterns", headers=reader).json()
     ours = [p for p in patterns if "github_event_test_knob" in p["configuration_template"]]
     assert len(ours) == 1
-    history = httpx.get(
+    history = _get(
         f"{server.url}/v1/patterns/{ours[0]['pattern_id']}/executions", headers=reader
     ).json()
     assert [e["execution_id"] for e in history] == ["github:acme:ignition-projects:4242"]
@@ -444,13 +456,13 @@ def test_github_deployment_status_ends_as_one_execution(server: Server) -> None:
 def test_a_github_delivery_needs_the_right_signature(server: Server) -> None:
     payload = _github("success", "2025-06-02T08:09:30Z")
     assert _deliver(server, payload, secret="not the secret").status_code == 401
-    unsigned = httpx.post(
+    unsigned = _post(
         f"{server.url}/v1/events/github",
         json=payload,
         headers={"X-GitHub-Event": "deployment_status"},
     )
     assert unsigned.status_code == 401
-    bearer_only = httpx.post(
+    bearer_only = _post(
         f"{server.url}/v1/events/github",
         json=payload,
         headers={**server.headers("ci"), "X-GitHub-Event": "deployment_status"},
@@ -475,7 +487,7 @@ def test_without_a_webhook_secret_the_github_route_answers_503(tmp_path: Path) -
 
 def test_a_revoked_token_is_refused_and_writes_are_audited_by_token(server: Server) -> None:
     where = f"{server.url}/v1/model"
-    assert httpx.get(where, headers=server.headers("to-revoke")).status_code == 200
+    assert _get(where, headers=server.headers("to-revoke")).status_code == 200
     server.stop()  # the embedded store has one writer process: revoke and audit in between
     with DeploymentPatternLearner.open(server.store_url) as learner:
         assert learner.revoke_api_token("to-revoke")
@@ -483,14 +495,14 @@ def test_a_revoked_token_is_refused_and_writes_are_audited_by_token(server: Serv
     assert "token:ci" in actors
     assert "github:acme/ignition-projects" in actors  # test_github_deployment_status_…
     server.start()
-    assert httpx.get(where, headers=server.headers("to-revoke")).status_code == 401
+    assert _get(where, headers=server.headers("to-revoke")).status_code == 401
 
 
 def test_a_restart_with_writes_in_flight_loses_nothing_and_doubles_nothing(
     server: Server,
 ) -> None:
     records = [_execution(100 + i) for i in range(60)]
-    client = httpx.Client(headers=server.headers("ci"), timeout=30)
+    client = httpx.Client(headers=server.headers("ci"), timeout=TIMEOUT)
 
     def send(record: dict[str, Any]) -> bool:
         try:

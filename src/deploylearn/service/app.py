@@ -300,38 +300,30 @@ def _listed(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
+# Our errors by status; the most specific class wins (InvalidRecordError is a ValueError).
+ERROR_STATUS: dict[type[Exception], int] = {
+    ConflictError: 409,
+    UnknownPatternError: 404,
+    UnknownExecutionError: 404,
+    StoreUnavailableError: 503,
+    StoreError: 503,
+    ValueError: 422,
+}
+
+
 def _errors(app: FastAPI) -> None:
-    """Our errors as JSON: 422 naming the field, 404 unknown ids, 409 conflicts, 503 store."""
+    """Our errors as JSON ``{"error": …}``: 422 naming the field (with ``problems`` for an
+    invalid record), 404 unknown ids, 409 conflicts, 503 store."""
 
-    def problem(status: int, exc: Exception, **extra: Any) -> JSONResponse:
-        return JSONResponse({"error": str(exc), **extra}, status_code=status)
-
-    @app.exception_handler(InvalidRecordError)
-    def invalid(_: Request, exc: InvalidRecordError) -> JSONResponse:
+    def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidRecordError)
         problems = [{"field": p.field, "message": p.message, "line": p.line} for p in exc.problems]
-        return problem(422, exc, problems=problems)
+        return JSONResponse({"error": str(exc), "problems": problems}, status_code=422)
 
-    @app.exception_handler(ConflictError)
-    def conflict(_: Request, exc: ConflictError) -> JSONResponse:
-        return problem(409, exc)
+    def answer(status: int) -> Callable[[Request, Exception], JSONResponse]:
+        return lambda _, exc: JSONResponse({"error": str(exc)}, status_code=status)
 
-    @app.exception_handler(UnknownPatternError)
-    def unknown_pattern(_: Request, exc: UnknownPatternError) -> JSONResponse:
-        return problem(404, exc)
-
-    @app.exception_handler(UnknownExecutionError)
-    def unknown_execution(_: Request, exc: UnknownExecutionError) -> JSONResponse:
-        return problem(404, exc)
-
-    @app.exception_handler(StoreUnavailableError)
-    def unavailable(_: Request, exc: StoreUnavailableError) -> JSONResponse:
-        return problem(503, exc)
-
-    @app.exception_handler(StoreError)
-    def store_failed(_: Request, exc: StoreError) -> JSONResponse:
-        return problem(503, exc)
-
-    @app.exception_handler(ValueError)
-    def bad_value(_: Request, exc: ValueError) -> JSONResponse:
-        return problem(422, exc)
+    app.add_exception_handler(InvalidRecordError, invalid)
+    for error, status in ERROR_STATUS.items():
+        app.add_exception_handler(error, answer(status))
 
