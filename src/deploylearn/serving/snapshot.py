@@ -66,6 +66,9 @@ class KeyStats:
         return self.successes + self.failures
 
 
+_NO_STATS = KeyStats()  # a key never seen (shared: KeyStats is frozen)
+
+
 @dataclass
 class HistorySnapshot:
     """Per-key history as of ``at`` plus the lookups candidate generation needs."""
@@ -178,7 +181,7 @@ class HistorySnapshot:
 
     # -- lookups ----------------------------------------------------------------------------
     def key(self, prefix: str, *values: Any) -> KeyStats:
-        return self.stats[prefix].get(tuple(values), KeyStats())
+        return self.stats[prefix].get(tuple(values), _NO_STATS)
 
     def decayed_table(self, half_life_days: float) -> dict[tuple[str, str], tuple[float, float]]:
         """Per (pattern, environment): outcomes weighted 2^(-age / half-life) at ``at``
@@ -245,7 +248,8 @@ class HistorySnapshot:
                 derived[k] if k in derived else candidates[k].astype(object).to_numpy()
                 for k in keys
             ]
-            found = [self.key(prefix, *(v[i] for v in values)) for i in range(n)]
+            table = self.stats[prefix]
+            found = [table.get(key, _NO_STATS) for key in zip(*values, strict=True)]
             _history_columns(cols, prefix, found, t)
         _pair_columns(cols, self, pattern, resources, t)
         cols["n_resources"] = np.array([len(r) for r in resources], dtype=np.float64)
@@ -345,11 +349,17 @@ class HistorySnapshot:
         target = layout.embedding("resources")
         if target is None:
             return
+        means: dict[tuple[str, ...], np.ndarray | None] = {}  # one mean per distinct bundle
         for i, bundle in enumerate(resources):
-            vectors = [lookups[Label.RESOURCE_TYPE].get(r) for r in bundle]
-            present = [v for v in vectors if v is not None]
-            if bundle and len(present) == len(vectors):
-                out[i, target] = np.mean(np.stack(present), axis=0)[: len(target)]
+            key = tuple(bundle)
+            if key not in means:
+                vectors = [lookups[Label.RESOURCE_TYPE].get(r) for r in bundle]
+                present = [v for v in vectors if v is not None]
+                complete = bool(bundle) and len(present) == len(vectors)
+                means[key] = np.mean(np.stack(present), axis=0) if complete else None
+            mean = means[key]
+            if mean is not None:
+                out[i, target] = mean[: len(target)]
 
     def _embedding_lookups(self, node_embeddings: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
         cached = self._embedding_cache.get(id(node_embeddings))
@@ -487,24 +497,39 @@ def _pair_columns(
 ) -> None:
     """Per candidate, the pattern x resource stats folded like ``history._aggregate_pairs``."""
     names = ("successes", "failures", "rate_min", "rate_mean", "log_runs_min", "since_failure_s")
-    out = {name: np.full(len(pattern), np.nan) for name in names}
+    out = np.full((len(pattern), len(names)), np.nan)
+    # A request's rows repeat (pattern, bundle) once per gateway: fold each pair once.
+    folded: dict[tuple[Any, tuple[str, ...]], tuple[float, ...]] = {}
     for i, (p, bundle) in enumerate(zip(pattern, resources, strict=True)):
         if not bundle:
             continue
-        found = [snapshot.key(PATTERN_RESOURCE, p, r) for r in bundle]
-        s = np.array([k.successes for k in found])
-        f = np.array([k.failures for k in found])
-        rate = (s + 1.0) / (s + f + 2.0)
-        out["successes"][i] = s.sum()
-        out["failures"][i] = f.sum()
-        out["rate_min"][i] = rate.min()
-        out["rate_mean"][i] = rate.mean()
-        out["log_runs_min"][i] = np.log1p(s + f).min()
-        since = [_since(t, k.last_failure) for k in found]
-        known = [x for x in since if not np.isnan(x)]
-        out["since_failure_s"][i] = min(known) if known else np.nan
-    for name, values in out.items():
-        cols[f"{PATTERN_RESOURCE}_{name}"] = values
+        key = (p, tuple(bundle))
+        values = folded.get(key)
+        if values is None:
+            values = folded[key] = _pair_values(snapshot, p, bundle, t)
+        out[i] = values
+    for j, name in enumerate(names):
+        cols[f"{PATTERN_RESOURCE}_{name}"] = out[:, j]
+
+
+def _pair_values(
+    snapshot: HistorySnapshot, pattern: Any, bundle: list[str], t: int
+) -> tuple[float, ...]:
+    """One (pattern, bundle)'s pattern x resource columns, in ``_pair_columns``' order."""
+    found = [snapshot.key(PATTERN_RESOURCE, pattern, r) for r in bundle]
+    s = np.array([k.successes for k in found])
+    f = np.array([k.failures for k in found])
+    rate = (s + 1.0) / (s + f + 2.0)
+    since = [_since(t, k.last_failure) for k in found]
+    known = [x for x in since if not np.isnan(x)]
+    return (
+        float(s.sum()),
+        float(f.sum()),
+        float(rate.min()),
+        float(rate.mean()),
+        float(np.log1p(s + f).min()),
+        min(known) if known else np.nan,
+    )
 
 
 def _since(t: int, event: int) -> float:
