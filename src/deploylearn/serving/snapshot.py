@@ -273,18 +273,24 @@ class HistorySnapshot:
             if position is not None:
                 out[:, position] = array
         self._fill_knobs(out, layout, pattern, candidates.index, knob_rows)
+        bundle_rows: dict[tuple[str, ...], list[int]] = {}
         for i, bundle in enumerate(resources):
-            for name in bundle:
+            bundle_rows.setdefault(tuple(bundle), []).append(i)
+        for names, rows in bundle_rows.items():  # rows repeat per gateway: set by bundle
+            for name in names:
                 position = layout.position.get(_column_name("resource", name))
                 if position is not None:
-                    out[i, position] = 1.0
+                    out[rows, position] = 1.0
         for column in CATEGORICAL_COLUMNS:
             values = candidates[column] if column in candidates else [None] * n
+            level_rows: dict[Any, list[int]] = {}
             for i, value in enumerate(values):
                 level = _NONE if value is None or value != value else value
+                level_rows.setdefault(level, []).append(i)
+            for level, rows in level_rows.items():
                 position = layout.position.get(_column_name(column, level))
                 if position is not None:
-                    out[i, position] = 1.0
+                    out[rows, position] = 1.0
         if node_embeddings is not None:
             self._fill_embeddings(out, layout, node_embeddings, candidates, resources)
         return out
@@ -342,10 +348,13 @@ class HistorySnapshot:
             target = layout.embedding(prefix)
             if target is None:
                 continue
+            key_rows: dict[str, list[int]] = {}
             for i, key in enumerate(candidates[column].astype(object)):
-                vector = lookups[label].get(str(key))
+                key_rows.setdefault(str(key), []).append(i)
+            for key, rows in key_rows.items():
+                vector = lookups[label].get(key)
                 if vector is not None:
-                    out[i, target] = vector[: len(target)]
+                    out[np.ix_(np.asarray(rows), target)] = vector[: len(target)]
         target = layout.embedding("resources")
         if target is None:
             return
