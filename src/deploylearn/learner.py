@@ -276,6 +276,27 @@ class DeploymentPatternLearner:
             )
         return self._advisor
 
+    @property
+    def serving_state_loaded(self) -> bool:
+        """Whether an answer has loaded the champion (``refresh_champion`` has a reference)."""
+        return self._models is not None
+
+    def refresh_champion(self) -> bool:
+        """Reload the serving state if the registry's champion is not the one loaded (a
+        promotion by ``ign train`` elsewhere); True if it was reloaded. Checks the alias only,
+        so a long-running process (``ign serve``) can ask often."""
+        if not self.use_model:
+            return False
+        from deploylearn.tracking.champion import champion_version
+
+        promoted = champion_version(self.settings.tracking_uri)
+        loaded = self._models[0] if self._models is not None else None
+        current = (loaded.version, loaded.run_id) if loaded is not None else None
+        if self._models is not None and promoted == current:
+            return False
+        self.advisor(refresh=True)
+        return True
+
     def recommend(
         self,
         target_environment: str,

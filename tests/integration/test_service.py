@@ -72,7 +72,10 @@ class Server:
             GITHUB_SECRET_ENV: GITHUB_SECRET,
         }
         self.process = subprocess.Popen(
-            [IGN, "serve", "--port", str(self.port), "--store", self.store_url],
+            [
+                *(IGN, "serve", "--port", str(self.port), "--store", self.store_url),
+                *("--model-check-seconds", "1"),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -531,3 +534,28 @@ def test_a_restart_with_writes_in_flight_loses_nothing_and_doubles_nothing(
     wanted = {r["execution_id"] for r in records}
     assert wanted <= set(ids) and not ids[ids.isin(wanted)].duplicated().any()
     server.start()
+
+
+def test_a_promoted_champion_is_served_without_a_restart(server: Server) -> None:
+    """A promotion elsewhere (here: the registry's champion alias moved to a new version of
+    the same run, as `ign train` on another machine would) reaches the running service."""
+    from mlflow import MlflowClient
+
+    from deploylearn.tracking.registry import MODEL_NAMES
+
+    where = f"{server.url}/v1/model"
+    before = _get(where, headers=server.headers("reader")).json()
+    client = MlflowClient(tracking_uri=server.tracking_uri, registry_uri=server.tracking_uri)
+    for name in MODEL_NAMES.values():
+        current = client.get_model_version_by_alias(name, "champion")
+        again = client.create_model_version(
+            name, current.source, run_id=current.run_id, tags=dict(current.tags)
+        )
+        client.set_registered_model_alias(name, "champion", again.version)
+    deadline = time.monotonic() + 60
+    seen = before
+    while time.monotonic() < deadline and seen["version"] == before["version"]:
+        time.sleep(0.5)
+        seen = _get(where, headers=server.headers("reader")).json()
+    assert int(seen["version"]) == int(before["version"]) + 1, seen
+    assert seen["provenance"] == "verified"

@@ -30,6 +30,12 @@ def serve(
     max_body_mb: Annotated[
         float, typer.Option(min=0.01, help="Largest request body accepted (413 above).")
     ] = 8.0,
+    model_check_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="How often to look for a newly promoted champion (0: never)."
+        ),
+    ] = 30.0,
     store: StoreOption = None,
 ) -> None:
     """Serve the API over HTTP: record executions and deployment events (CDEvents, GitHub
@@ -53,6 +59,7 @@ def serve(
             host=host,
             port=port,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
+            model_check=model_check_seconds,
             log_level="info" if common.verbose_output else "warning",
         )
 

@@ -10,6 +10,7 @@ the embedded store is a single connection, and an answer is CPU-bound Python any
 run time, and the token dependencies are local to ``create_app``.)
 """
 
+import logging
 import tempfile
 import threading
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from deploylearn.service.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from deploylearn.version import __version__
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 API = "/v1"
 
 
@@ -74,12 +76,31 @@ class ModelStatus(BaseModel):
 
 
 class Service:
-    """The learner behind the routes, with the lock that serializes calls into it."""
+    """The learner behind the routes, with the lock that serializes calls into it, and a
+    watcher that picks up a newly promoted champion without a restart."""
 
-    def __init__(self, learner: DeploymentPatternLearner, token_refresh: float) -> None:
+    def __init__(
+        self, learner: DeploymentPatternLearner, token_refresh: float, model_check: float
+    ) -> None:
         self.learner = learner
         self.lock = threading.RLock()
         self.tokens = TokenCheck(self._tokens, token_refresh)
+        self._stop = threading.Event()
+        if model_check > 0:
+            threading.Thread(
+                target=self._watch_champion, args=(model_check,), daemon=True, name="champion"
+            ).start()
+
+    def _watch_champion(self, every: float) -> None:
+        """Every ``every`` seconds: a promotion since the last look reloads the serving state
+        (the alias check is cheap; the reload holds the lock for as long as a first answer)."""
+        while not self._stop.wait(every):
+            try:
+                with self.lock:
+                    if self.learner.serving_state_loaded:  # nothing to refresh before that
+                        self.learner.refresh_champion()
+            except Exception:  # a registry hiccup must not end the watcher
+                _log.warning("champion check failed", exc_info=True)
 
     def _tokens(self) -> list[ApiToken]:
         with self.lock:
@@ -96,10 +117,12 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     token_refresh: float = 2.0,
     github_webhook_secret: str | None = None,
+    model_check: float = 30.0,
 ) -> FastAPI:
     """The API over ``learner`` (which the caller opens and closes). ``github_webhook_secret``
-    authenticates ``POST /v1/events/github`` (None: that route answers 503)."""
-    service = Service(learner, token_refresh)
+    authenticates ``POST /v1/events/github`` (None: that route answers 503); ``model_check``:
+    seconds between looks for a newly promoted champion (0: never)."""
+    service = Service(learner, token_refresh, model_check)
     app = FastAPI(
         title="deploylearn",
         version=__version__,

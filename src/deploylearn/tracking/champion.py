@@ -49,6 +49,18 @@ class Champion:
         return self.tags.get(STORE_ID_TAG)
 
 
+def champion_version(tracking_uri: str | None = None) -> tuple[str, str | None] | None:
+    """(version, run id) of the success champion, without loading any model: a cheap check
+    of whether a promotion happened since the champion was loaded (None: none promoted)."""
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None
+    from deploylearn.tracking.registry import Registry
+
+    ref = Registry(uri).champion("success")
+    return None if ref is None else (ref.version, ref.run_id)
+
+
 def load_champion(tracking_uri: str | None = None) -> Champion | None:
     """The champion set, or None (never promoted, or an interrupted promotion)."""
     uri = tracking_uri or default_tracking_uri()
