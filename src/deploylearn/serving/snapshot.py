@@ -241,7 +241,14 @@ class HistorySnapshot:
         t = int(micros(pd.Series([self.at]))[0])
         cols: dict[str, np.ndarray] = {}
         pattern = candidates["pattern_id"].astype(object).to_numpy()
-        resources = [sorted(set(r)) for r in candidates["resources_deployed"]]
+        bundles: dict[tuple[str, ...], list[str]] = {}  # rows repeat one bundle per request
+        resources = []
+        for r in candidates["resources_deployed"]:
+            key = tuple(r)
+            bundle = bundles.get(key)
+            if bundle is None:
+                bundle = bundles[key] = sorted(set(r))
+            resources.append(bundle)
         derived = {RESOURCE_SET: np.array(["|".join(r) for r in resources], dtype=object)}
         for prefix, keys in HISTORY_KEYS.items():
             values = [
@@ -249,8 +256,14 @@ class HistorySnapshot:
                 for k in keys
             ]
             table = self.stats[prefix]
-            found = [table.get(key, _NO_STATS) for key in zip(*values, strict=True)]
-            _history_columns(cols, prefix, found, t)
+            distinct: dict[tuple[Any, ...], int] = {}  # rows repeat keys (per gateway, ...)
+            inverse = np.fromiter(
+                (distinct.setdefault(key, len(distinct)) for key in zip(*values, strict=True)),
+                dtype=np.intp,
+                count=n,
+            )
+            found = [table.get(key, _NO_STATS) for key in distinct]
+            _history_columns(cols, prefix, found, t, inverse)
         _pair_columns(cols, self, pattern, resources, t)
         cols["n_resources"] = np.array([len(r) for r in resources], dtype=np.float64)
         automation = candidates.get("automation_triggered", pd.Series([False] * n))
@@ -348,13 +361,23 @@ class HistorySnapshot:
             target = layout.embedding(prefix)
             if target is None:
                 continue
-            key_rows: dict[str, list[int]] = {}
-            for i, key in enumerate(candidates[column].astype(object)):
-                key_rows.setdefault(str(key), []).append(i)
-            for key, rows in key_rows.items():
-                vector = lookups[label].get(key)
+            distinct: dict[str, int] = {}  # rows repeat patterns and gateways
+            inverse = np.fromiter(
+                (distinct.setdefault(str(k), len(distinct)) for k in candidates[column]),
+                dtype=np.intp,
+                count=len(candidates),
+            )
+            vectors = [lookups[label].get(key) for key in distinct]
+            has = np.array([v is not None for v in vectors], dtype=bool)
+            if not has.any():
+                continue
+            width = len(target)
+            table = np.zeros((len(vectors), width), dtype=np.float32)
+            for j, vector in enumerate(vectors):
                 if vector is not None:
-                    out[np.ix_(np.asarray(rows), target)] = vector[: len(target)]
+                    table[j] = vector[:width]
+            rows = np.flatnonzero(has[inverse])
+            out[np.ix_(rows, target)] = table[inverse[rows]]
         target = layout.embedding("resources")
         if target is None:
             return
@@ -480,20 +503,30 @@ def _with_last_outcomes(
 
 
 def _history_columns(
-    cols: dict[str, np.ndarray], prefix: str, found: list[KeyStats], t: int
+    cols: dict[str, np.ndarray],
+    prefix: str,
+    found: list[KeyStats],
+    t: int,
+    rows: np.ndarray | None = None,
 ) -> None:
+    """The prefix's columns from the stats of distinct keys; ``rows[i]``: row i's key."""
+
+    def per_row(values: list[float]) -> np.ndarray:
+        array = np.array(values, dtype=np.float64)
+        return array if rows is None else array[rows]
+
     add_count_columns(
         cols,
         prefix,
-        successes=np.array([k.successes for k in found]),
-        failures=np.array([k.failures for k in found]),
-        recent_successes=np.array([k.recent_successes for k in found]),
-        recent_failures=np.array([k.recent_failures for k in found]),
-        since_previous=np.array([_since(t, k.last_start) for k in found]),
-        since_failure=np.array([_since(t, k.last_failure) for k in found]),
-        last_outcome=np.array([k.last_outcome for k in found], dtype=np.float64),
-        last_successes=np.array([k.last_successes for k in found]),
-        last_runs=np.array([k.last_runs for k in found]),
+        successes=per_row([k.successes for k in found]),
+        failures=per_row([k.failures for k in found]),
+        recent_successes=per_row([k.recent_successes for k in found]),
+        recent_failures=per_row([k.recent_failures for k in found]),
+        since_previous=per_row([_since(t, k.last_start) for k in found]),
+        since_failure=per_row([_since(t, k.last_failure) for k in found]),
+        last_outcome=per_row([k.last_outcome for k in found]),
+        last_successes=per_row([k.last_successes for k in found]),
+        last_runs=per_row([k.last_runs for k in found]),
     )
 
 
@@ -525,18 +558,18 @@ def _pair_values(
     snapshot: HistorySnapshot, pattern: Any, bundle: list[str], t: int
 ) -> tuple[float, ...]:
     """One (pattern, bundle)'s pattern x resource columns, in ``_pair_columns``' order."""
+    # Plain floats: a bundle holds a few resources, and numpy's per-call cost dominated.
+    # Counts are whole numbers, so the sums are exact whichever way they are added.
     found = [snapshot.key(PATTERN_RESOURCE, pattern, r) for r in bundle]
-    s = np.array([k.successes for k in found])
-    f = np.array([k.failures for k in found])
-    rate = (s + 1.0) / (s + f + 2.0)
+    rates = [(k.successes + 1.0) / (k.successes + k.failures + 2.0) for k in found]
     since = [_since(t, k.last_failure) for k in found]
     known = [x for x in since if not np.isnan(x)]
     return (
-        float(s.sum()),
-        float(f.sum()),
-        float(rate.min()),
-        float(rate.mean()),
-        float(np.log1p(s + f).min()),
+        float(sum(k.successes for k in found)),
+        float(sum(k.failures for k in found)),
+        min(rates),
+        float(np.mean(rates)),
+        float(np.log1p(min(k.successes + k.failures for k in found))),  # log1p is monotone
         min(known) if known else np.nan,
     )
 
