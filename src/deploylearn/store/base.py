@@ -10,10 +10,10 @@ from __future__ import annotations
 import getpass
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from deploylearn.domain.prepared import PreparedExecution
 from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation, RollbackScenario
-from deploylearn.domain.tokens import ApiToken
+from deploylearn.domain.tokens import ApiToken, entry_to_save, revoked_entry
 from deploylearn.store.plan import PlanRow, WriteResult
 
 SCHEMA_VERSION = 1
@@ -224,15 +224,28 @@ class Store(ABC):
         """Every API token entry, revoked ones included (``ign serve`` checks requests with
         them; a wipe keeps them)."""
 
-    @abstractmethod
     def save_api_token(self, token: ApiToken, *, actor: str) -> None:
         """Keep ``token`` (a new one, or a revoked one's name taken again): audited
         (``create_api_token``). ``ConflictError`` if an active token has the name."""
+        self.change_token_entry(
+            token.name, lambda old: entry_to_save(old, token), "create_api_token", actor
+        )
 
-    @abstractmethod
     def revoke_api_token(self, name: str, *, actor: str) -> bool:
         """Mark the active token ``name`` revoked (audited: ``revoke_api_token``); False if
         there is none."""
+        at = datetime.now(UTC)
+        return self.change_token_entry(
+            name, lambda old: revoked_entry(old, at), "revoke_api_token", actor
+        )
+
+    @abstractmethod
+    def change_token_entry(
+        self, name: str, change: Callable[[str | None], str | None], action: str, actor: str
+    ) -> bool:
+        """Replace token ``name``'s meta entry by ``change(old)`` (old: None if there is
+        none; the result None: leave it) in one transaction, audited as ``action``. True if
+        written. The token rules are ``domain.tokens``'; this is only the store's part."""
 
     @abstractmethod
     def record_audit(self, action: str, entity_id: str, *, actor: str, detail: str = "") -> None:

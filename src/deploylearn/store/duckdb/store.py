@@ -33,10 +33,8 @@ from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation,
 from deploylearn.domain.tokens import (
     META_KEY_PREFIX,
     ApiToken,
-    entry_to_save,
     meta_key,
     parse_entry,
-    revoked_entry,
 )
 from deploylearn.errors import StoreError, StoreUnavailableError
 from deploylearn.store.base import (
@@ -536,19 +534,9 @@ class DuckDBStore(TableWriter):
     def api_tokens(self) -> list[ApiToken]:
         return [parse_entry(v) for _, v in self._read(sql.META_ENTRIES, [META_KEY_PREFIX])]
 
-    def save_api_token(self, token: ApiToken, *, actor: str) -> None:
-        self._put_token(
-            token.name, lambda old: entry_to_save(old, token), "create_api_token", actor
-        )
-
-    def revoke_api_token(self, name: str, *, actor: str) -> bool:
-        at = datetime.now(UTC)
-        return self._put_token(name, lambda old: revoked_entry(old, at), "revoke_api_token", actor)
-
-    def _put_token(
+    def change_token_entry(
         self, name: str, change: Callable[[str | None], str | None], action: str, actor: str
     ) -> bool:
-        """Replace a token's meta entry by ``change(old)`` (None: leave it) in one transaction."""
         try:
             with self._transaction() as con:
                 row = con.execute(sql.META_VALUE, [meta_key(name)]).fetchone()

@@ -32,10 +32,8 @@ from deploylearn.domain.records import DeploymentPattern, EnvironmentAdaptation,
 from deploylearn.domain.tokens import (
     META_KEY_PREFIX,
     ApiToken,
-    entry_to_save,
     meta_key,
     parse_entry,
-    revoked_entry,
 )
 from deploylearn.domain.vocabulary import Label
 from deploylearn.errors import InvalidStoreUrlError, StoreError, StoreUnavailableError
@@ -383,19 +381,9 @@ class Neo4jStore(Store):
         rows = self._run(cypher.META_ENTRIES, prefix=META_KEY_PREFIX)
         return [parse_entry(row["value"]) for row in rows]
 
-    def save_api_token(self, token: ApiToken, *, actor: str) -> None:
-        self._put_token(
-            token.name, lambda old: entry_to_save(old, token), "create_api_token", actor
-        )
-
-    def revoke_api_token(self, name: str, *, actor: str) -> bool:
-        at = datetime.now(UTC)
-        return self._put_token(name, lambda old: revoked_entry(old, at), "revoke_api_token", actor)
-
-    def _put_token(
+    def change_token_entry(
         self, name: str, change: Callable[[str | None], str | None], action: str, actor: str
     ) -> bool:
-        """Replace a token's meta entry by ``change(old)`` (None: leave it) in one transaction."""
 
         def work(tx: ManagedTransaction) -> bool:
             row = tx.run(cypher.META_VALUE, key=meta_key(name)).single()
