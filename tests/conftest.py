@@ -6,9 +6,12 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from deploylearn.pipeline import TrainingRun
 
 BASE_TIME = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -93,3 +96,23 @@ def isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """
     folder = tmp_path_factory.mktemp("mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+
+
+def train_quick_champion(url: str, folder: Path, tracking_uri: str) -> TrainingRun:
+    """Train and promote a small champion on the store at ``url`` in the registry at
+    ``tracking_uri`` (seconds on a few thousand runs: no tuning, 8-dim embeddings)."""
+    from deploylearn.pipeline import TrainingSettings, run_training
+    from deploylearn.store import open_store
+
+    settings = TrainingSettings(
+        tune=False,
+        importance_repeats=1,
+        embedding_dimension=8,
+        success_params={"max_iter": 60, "min_samples_leaf": 40},
+        tracking_uri=tracking_uri,
+        lock_path=folder / "train.lock",
+    )
+    with open_store(url) as store:
+        run = run_training(store, settings)
+    assert run.outcome == "promoted", run.message
+    return run

@@ -37,12 +37,10 @@ from deploylearn.domain.answers.prediction import PredictionAnswer
 from deploylearn.domain.answers.recommendations import Recommendations
 from deploylearn.domain.answers.rollbacks import RollbackScenarios
 from deploylearn.learner import DeploymentPatternLearner
-from deploylearn.pipeline import TrainingSettings, run_training
 from deploylearn.service.app import create_app
 from deploylearn.service.events import GITHUB_SECRET_ENV
-from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
-from tests.conftest import make_record
+from tests.conftest import make_record, train_quick_champion
 
 IGN = shutil.which("ign", path=str(Path(sys.executable).parent)) or "ign"
 PLAN = {
@@ -131,16 +129,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "ci": learner.create_api_token("ci", ["write"]),
             "to-revoke": learner.create_api_token("to-revoke", ["read"]),
         }
-    settings = TrainingSettings(
-        tune=False,
-        importance_repeats=1,
-        embedding_dimension=8,
-        success_params={"max_iter": 60, "min_samples_leaf": 40},
-        tracking_uri=tracking_uri,
-        lock_path=folder / "train.lock",
-    )
-    with open_store(url) as store:
-        assert run_training(store, settings).outcome == "promoted"
+    train_quick_champion(url, folder, tracking_uri)
     port = _free_port()
     running = Server(f"http://127.0.0.1:{port}", url, tracking_uri, tokens, port=port)
     running.start()

@@ -28,9 +28,8 @@ from deploylearn.domain.answers.recommendations import Recommendations
 from deploylearn.domain.answers.rollbacks import RollbackScenarios
 from deploylearn.ingest.formats import write_records
 from deploylearn.learner import DeploymentPatternLearner
-from deploylearn.pipeline import TrainingSettings, run_training
-from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
+from tests.conftest import train_quick_champion
 
 PLAN = {
     "target_environment": "production",
@@ -51,16 +50,7 @@ def learner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeploymentPatt
     with DeploymentPatternLearner.open(url, tracking_uri=tracking_uri) as opened:
         report = opened.ingest(folder / "history.jsonl")
         assert report.accepted == len(records), report.as_dict()
-    settings = TrainingSettings(
-        tune=False,
-        importance_repeats=1,
-        embedding_dimension=8,
-        success_params={"max_iter": 60, "min_samples_leaf": 40},
-        tracking_uri=tracking_uri,
-        lock_path=folder / "train.lock",
-    )
-    with open_store(url) as store:
-        assert run_training(store, settings).outcome == "promoted"
+    train_quick_champion(url, folder, tracking_uri)
     with DeploymentPatternLearner.open(url, tracking_uri=tracking_uri) as opened:
         yield opened
 

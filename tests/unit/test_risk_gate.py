@@ -24,13 +24,14 @@ from deploylearn.cli.app import app
 from deploylearn.domain.answers.prediction import Prediction, PredictionAnswer
 from deploylearn.domain.answers.served import BlendSettings
 from deploylearn.learner import DeploymentPatternLearner
-from deploylearn.pipeline import TrainingRun, TrainingSettings, run_training
+from deploylearn.pipeline import TrainingRun
 from deploylearn.serving.models import ServingModels, check_provenance
 from deploylearn.serving.risk_gate import risk_gate
 from deploylearn.serving.unknowns import Vocabulary, suggestion
 from deploylearn.store import open_store
 from deploylearn.synthetic import SyntheticWorld
 from deploylearn.tracking.registry import MODEL_NAMES
+from tests.conftest import train_quick_champion
 
 PLAN = ["-s", "blue_green", "-r", "project,database"]
 
@@ -52,17 +53,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         for batch in world.generate(n_executions=2500, batch_size=5000):
             learner.record_executions(batch.records)
     tracking_uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
-    settings = TrainingSettings(
-        tune=False,
-        importance_repeats=1,
-        embedding_dimension=8,
-        success_params={"max_iter": 60, "min_samples_leaf": 40},
-        tracking_uri=tracking_uri,
-        lock_path=folder / "train.lock",
-    )
-    with open_store(url) as store:
-        run = run_training(store, settings)
-    assert run.outcome == "promoted", run.message
+    run = train_quick_champion(url, folder, tracking_uri)
     return Trained(url, tracking_uri, run)
 
 
