@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,11 @@ from deploylearn.store.base import KeyRecord
 if TYPE_CHECKING:
     from deploylearn.serving.advisor import Advisor
     from deploylearn.serving.models import ServingModels
+
+# Between answers the serving state follows the clock in steps of at least this (the recent
+# window slides, ages grow), as a fresh build a moment later would see the history.
+_CLOCK_STEP = pd.Timedelta(seconds=1)
+
 
 class DeploymentPatternLearner:
     """Records deployment executions and answers questions about them.
@@ -159,8 +165,9 @@ class DeploymentPatternLearner:
         Raises ``InvalidRecordError`` naming each bad field.
         """
         prepared = prepare(validate_execution(fields), self._cipher)
-        self._advisor = None
-        result = self.store.write_executions([prepared], actor=self.settings.actor)
+        with self._folding() as written:
+            result = self.store.write_executions([prepared], actor=self.settings.actor)
+            written += result.inserted
         if result.conflicts:
             raise ConflictError(result.conflicts[0][1])
         return prepared.execution_id
@@ -232,15 +239,17 @@ class DeploymentPatternLearner:
         Errors carry the record's 1-based position as their line. ``actor``: who the writes
         are audited as (default: ``Settings.actor``; ``ign serve``: the token's name).
         """
-        self._advisor = None
-        return write_prepared(
-            self.store,
-            prepare_rows(enumerate(records, 1), self._cipher),
-            source="<records>",
-            actor=actor or self.settings.actor,
-            batch_size=batch_size,
-            progress=progress,
-        )
+        with self._folding() as written:
+            report = write_prepared(
+                self.store,
+                prepare_rows(enumerate(records, 1), self._cipher),
+                source="<records>",
+                actor=actor or self.settings.actor,
+                batch_size=batch_size,
+                progress=progress,
+            )
+            _listed(written, report)
+        return report
 
     def record_environment_adaptation(self, **fields: Any) -> str:
         """Record an adaptation like the seed's example; returns its id (idempotent)."""
@@ -248,15 +257,53 @@ class DeploymentPatternLearner:
         adaptation = protect_adaptation(parse_adaptation(fields), self._cipher)
         return self.store.record_adaptation(adaptation, actor=self.settings.actor)
 
+    @contextmanager
+    def _folding(self) -> Iterator[list[str]]:
+        """Around a write: the ids it inserted (the body appends them) are folded into the
+        serving state, if one is built, so the next answer sees them without a rebuild. A
+        write that fails, or inserts more than ``MAX_LISTED_IDS`` rows (the body then leaves
+        a ``None``), drops the state instead: it is rebuilt on the next answer."""
+        written: list[str] = []
+        try:
+            yield written
+        except BaseException:
+            self._advisor = None
+            raise
+        advisor = self._advisor
+        if advisor is None or not written:
+            return
+        if None in written:
+            self._advisor = None
+            return
+        try:
+            frame = self.store.executions_frame_of(written)
+            patterns = None
+            if not frame["pattern_id"].isin(advisor.snapshot.patterns).all():
+                patterns = self.store.patterns()
+            issues = None
+            if any(i not in advisor.issue_text for ids in frame["issue_ids"] for i in ids):
+                issues = self.store.issues()
+            advisor.fold(frame, patterns, issues=issues)
+        except BaseException:
+            self._advisor = None
+            raise
+
     # -- questions -------------------------------------------------------------------------
     def advisor(self, *, refresh: bool = False) -> Advisor:
         """The serving state (history snapshot + champion), built on first use and reused.
 
-        Recording through this learner invalidates the history (the next answer folds it again,
-        so served features always see every outcome recorded so far) but keeps the loaded
-        champion; call with ``refresh=True`` to see writes made by other processes or a newly
-        promoted champion.
+        Recording through this learner folds the executions written into it (a few
+        milliseconds, no rebuild: served features see every outcome recorded so far) and keeps
+        the loaded champion; the state also moves on with the clock (the recent window slides).
+        Call with ``refresh=True`` to see writes made by other processes or a newly promoted
+        champion.
         """
+        if self._advisor is not None and not refresh:
+            advisor = self._advisor
+            when = advisor.next_serving_time()
+            if when - advisor.snapshot.at >= _CLOCK_STEP:
+                advisor.fold(at=when)
+            return advisor
         if self._advisor is None or refresh:
             from deploylearn.serving.advisor import Advisor
             from deploylearn.serving.models import check_provenance, load_serving_models
@@ -524,17 +571,19 @@ class DeploymentPatternLearner:
         for files of ``PARALLEL_MIN_BYTES`` or more. Either way, the stored data and the
         report's counts and errors are the same; errors may be listed in another order.
         """
-        self._advisor = None
-        return ingest_file(
-            self.store,
-            path,
-            cipher=self._cipher,
-            actor=self.settings.actor,
-            fmt=fmt,
-            batch_size=batch_size,
-            progress=progress,
-            workers=workers,
-        )
+        with self._folding() as written:
+            report = ingest_file(
+                self.store,
+                path,
+                cipher=self._cipher,
+                actor=self.settings.actor,
+                fmt=fmt,
+                batch_size=batch_size,
+                progress=progress,
+                workers=workers,
+            )
+            _listed(written, report)
+        return report
 
     def ingest_workers(self, path: str | Path, requested: int | None = None) -> int:
         """How many worker processes ``ingest(path, workers=requested)`` uses (1: none)."""
@@ -558,6 +607,14 @@ class DeploymentPatternLearner:
         path = Path(path)
         fmt = export_format(path, fmt)
         return write_records(path, self.store.iter_executions(), fmt, overwrite=overwrite)
+
+def _listed(written: list[Any], report: IngestReport) -> None:
+    """Put an ingest's inserted ids in ``written`` (``None`` when it inserted too many)."""
+    if report.inserted_ids is None:
+        written.append(None)
+    else:
+        written += report.inserted_ids
+
 
 def _reason(reason: str) -> str:
     """A delete or amend must say why (it lands in the audit log, scrubbed of secrets)."""

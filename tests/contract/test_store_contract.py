@@ -303,6 +303,7 @@ def _read_answers(learner: DeploymentPatternLearner) -> dict[str, pd.DataFrame]:
     return {
         "executions": store.executions_frame(),
         "executions_window": store.executions_frame(since=middle, until=late),
+        "executions_of": store.executions_frame_of(["t-000007", "t-000002", "no-such-id"]),
         "metrics": store.metrics_frame(),
         "metrics_filtered": store.metrics_frame(
             metric_types=["cpu_percent", "rollback_duration_s"], since=middle
@@ -344,6 +345,13 @@ def test_read_frames_are_the_same_on_every_store(store_url: str, tmp_path: Path)
     assert list(answers["executions_window"]["execution_id"]) == [
         f"t-{i:06d}" for i in (4, 5, 6, 7, 8, 9)
     ]
+    of = answers["executions_of"]  # the frame's rows of those ids, in its order
+    pd.testing.assert_frame_equal(
+        of.reset_index(drop=True),
+        executions[executions["execution_id"].isin(["t-000002", "t-000007"])].reset_index(
+            drop=True
+        ),
+    )
     # 12 runs x (duration, cpu, memory) + the rollback's duration and rollback_duration_s
     assert len(metrics) == 12 * 3 + 2
     assert set(metrics["metric_type"]) == {

@@ -91,6 +91,24 @@ def test_snapshot_features_equal_training_features_at_the_same_instant(history: 
     pd.testing.assert_frame_equal(got, expected, rtol=1e-5, atol=1e-3)
 
 
+def test_gateway_matrix_equals_one_candidate_matrix_per_gateway(history: History) -> None:
+    """Recommendations score every pattern on each gateway; computing only the gateway's own
+    columns per gateway must give exactly the rows of the full computation."""
+    frame, models = history.frame, history.models
+    snapshot = HistorySnapshot.build(frame, history.patterns)
+    planned = frame.sample(40, random_state=3)[
+        ["pattern_id", "target_environment", "resources_deployed", "deployment_strategy"]
+    ].reset_index(drop=True)
+    planned = planned.assign(source_environment="staging", deployment_type="update")
+    gateways = [*frame["gateway_host"].value_counts().index[:4], "never-seen-gateway", None]
+    got = snapshot.gateway_matrix(planned, gateways, models.feature_names, models.node_embeddings)
+    rows = pd.concat([planned.assign(gateway_host=g) for g in gateways], ignore_index=True)
+    expected = snapshot.candidate_matrix(rows, models.feature_names, models.node_embeddings)
+    np.testing.assert_array_equal(got, expected)
+    target = snapshot.layout(models.feature_names).embedding("gateway")
+    assert target is not None and np.isnan(got[4 * 40 :, target]).all()  # no vector: NaN
+
+
 def test_snapshot_counts_only_what_was_known_before_at(history: History) -> None:
     frame = history.frame
     at = frame["started_at"].iloc[len(frame) // 2]

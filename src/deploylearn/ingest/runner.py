@@ -32,6 +32,9 @@ from deploylearn.store.base import TableWriter
 from deploylearn.store.plan import WriteResult
 
 MAX_KEPT_ERRORS = 1000
+# An ingest lists the ids it inserted up to this many (a serving state folds them in); past
+# it, ``inserted_ids`` is None: a rebuild is cheaper than folding that many rows one by one.
+MAX_LISTED_IDS = 10_000
 # ingest() prepares in worker processes from this file size on (~20,000 demo executions):
 # below it, forking and the pipeline's start cost more than they save.
 PARALLEL_MIN_BYTES = 20 * 2**20
@@ -48,6 +51,7 @@ class IngestReport:
     duplicates: int = 0
     rejected: int = 0
     errors: list[FieldProblem] = field(default_factory=list)
+    inserted_ids: list[str] | None = field(default_factory=list, repr=False)
 
     @property
     def read(self) -> int:
@@ -57,6 +61,10 @@ class IngestReport:
         """Count a batch write; ``lines[i]`` is the line of the batch's i-th execution."""
         self.accepted += len(result.inserted)
         self.duplicates += len(result.duplicates)
+        if self.inserted_ids is not None:
+            self.inserted_ids += result.inserted
+            if len(self.inserted_ids) > MAX_LISTED_IDS:
+                self.inserted_ids = None
         for position, message in result.conflicts:
             self._reject([FieldProblem("execution_id", message, lines[position])])
 

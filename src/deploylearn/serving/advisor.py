@@ -38,22 +38,15 @@ from deploylearn.serving import recommend as recommend_question
 from deploylearn.serving.blend import NO_MODEL, BlendParams
 from deploylearn.serving.failures import FailureIndex
 from deploylearn.serving.models import ModelProvenance, ServingModels
+from deploylearn.serving.profiles import EMPTY_PROFILE, EnvironmentProfile, ProfileCounts
 from deploylearn.serving.snapshot import HistorySnapshot
 from deploylearn.serving.unknowns import Vocabulary
+from deploylearn.store.base import EXECUTION_FRAME_DTYPES
 
-MAX_GATEWAYS = 12
 SIMILAR = 3
-
-
-@dataclass(frozen=True)
-class EnvironmentProfile:
-    """What a request leaves unsaid, filled from the environment's habits."""
-
-    gateways: list[tuple[str, float]]  # (host, share of runs), most used first
-    source_environment: str | None
-    deployment_type: str | None
-    automation_triggered: bool
-    typical_knobs: pd.Series  # median knob values over the environment's runs
+_EMPTY_FRAME = pd.DataFrame(
+    {name: pd.Series(dtype=dtype) for name, dtype in EXECUTION_FRAME_DTYPES.items()}
+)
 
 
 @dataclass
@@ -63,6 +56,7 @@ class Advisor:
     snapshot: HistorySnapshot
     models: ServingModels | None
     profiles: dict[str, EnvironmentProfile]
+    profile_counts: ProfileCounts
     similarity: PatternSimilarity | None
     index: PatternIndex
     failures: FailureIndex
@@ -101,30 +95,81 @@ class Advisor:
         index = PatternIndex()
         for p in patterns:
             index.add(p.pattern_id, p.deployment_strategy, p.configuration_template)
-        similarity = models.similarity if models is not None else None
-        if similarity is None and len(snapshot.knobs):
-            similarity = _knob_similarity(snapshot, blend.prior_strength)
-        text = {}
-        if issues is not None and len(issues):
-            text = dict(zip(issues["issue_id"], issues["normalized"], strict=True))
-        return cls(
+        counts = ProfileCounts()
+        counts.add(frame)
+        advisor = cls(
             snapshot=snapshot,
             models=models,
-            profiles=_profiles(frame, snapshot),
-            similarity=similarity,
+            profiles={},
+            profile_counts=counts,
+            similarity=None,
             index=index,
             failures=FailureIndex.build(frame, snapshot.at),
-            issue_text=text,
+            issue_text=_issue_text(issues),
             blend=blend,
-            boolean_knobs=frozenset(
-                column_name(key)
-                for p in patterns
-                for key, value in p.configuration_template.items()
-                if isinstance(value, bool)
-            ),
+            boolean_knobs=_boolean_knobs(patterns),
             vocabulary=Vocabulary.build(frame, patterns),
             provenance=provenance,
         )
+        advisor._refresh_derived(set(counts.by_environment))
+        return advisor
+
+    # -- keeping up with writes -------------------------------------------------------------
+    def fold(
+        self,
+        frame: pd.DataFrame | None = None,
+        patterns: Sequence[DeploymentPattern] | None = None,
+        *,
+        issues: pd.DataFrame | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Add executions just written (``Store.executions_frame_of`` of their ids) without
+        a rebuild, and move on to ``at`` (default: ``serving_time`` of the history with these
+        rows): the answers then equal those of ``Advisor.build`` over the whole history at
+        that instant. ``patterns``: the store's patterns, when the rows created some;
+        ``issues``: its issues, when the rows added some. No frame: only time moves on."""
+        when = at or self.next_serving_time(frame)
+        if patterns is not None and any(p.pattern_id not in self.index for p in patterns):
+            for p in patterns:
+                self.index.add(p.pattern_id, p.deployment_strategy, p.configuration_template)
+            self.snapshot.set_patterns(patterns)
+            self.boolean_knobs = _boolean_knobs(patterns)
+            self._positions = None
+            touched = set(self.profile_counts.by_environment)  # knob columns may have changed
+        else:
+            touched = set()
+        rows = frame if frame is not None else _EMPTY_FRAME
+        self.snapshot.fold(rows, when)
+        touched |= self.profile_counts.add(rows)
+        self.failures = self.failures.fold(rows, self.snapshot.at)
+        if self.vocabulary is not None and len(rows):
+            self.vocabulary = self.vocabulary.including(
+                rows, patterns or list(self.snapshot.patterns.values())
+            )
+        if issues is not None:
+            self.issue_text = _issue_text(issues)
+        if len(rows) or touched:
+            self._refresh_derived(touched)
+
+    def next_serving_time(self, frame: pd.DataFrame | None = None) -> pd.Timestamp:
+        """``serving_time`` of the history plus ``frame``'s rows, never before ``at``."""
+        newest = pd.Timestamp(self.snapshot.newest * 1000, tz=UTC)
+        if frame is not None and len(frame):
+            newest = max(newest, _newest(frame)) if self.snapshot.rows else _newest(frame)
+        now = pd.Timestamp(datetime.now(UTC))
+        if not self.snapshot.rows and (frame is None or not len(frame)):
+            return max(self.snapshot.at, now)
+        return max(self.snapshot.at, min(now, newest + pd.Timedelta(seconds=1)))
+
+    def _refresh_derived(self, environments: set[str]) -> None:
+        """What follows from the counts: the profiles of ``environments``, the knob-only
+        similarity (rates moved), the similar-pattern cache."""
+        for env in environments:
+            self.profiles[env] = self.profile_counts.profile(env, self.snapshot.knobs)
+        self.similarity = self.models.similarity if self.models is not None else None
+        if self.similarity is None and len(self.snapshot.knobs):
+            self.similarity = _knob_similarity(self.snapshot, self.blend.prior_strength)
+        self._similar_cache.clear()
 
     # -- the two questions, each in its own module ------------------------------------------
     recommend = recommend_question.recommend
@@ -142,10 +187,16 @@ class Advisor:
         )
         if not gateways:
             gateways = [(None, 1.0)]
-        rows = pd.concat(
-            [planned.assign(gateway_host=host) for host, _ in gateways], ignore_index=True
+        assert self.models is not None
+        X = self.snapshot.gateway_matrix(
+            planned,
+            [host for host, _ in gateways],
+            self.models.feature_names,
+            self.models.node_embeddings,
         )
-        X = self.matrix(rows)
+        if "started_at" in planned:
+            rows = pd.concat([planned] * len(gateways), ignore_index=True)
+            self._planned_time(X, rows)
         p = self.probability(X, ranking=True).reshape(len(gateways), len(planned))
         weights = np.array([w for _, w in gateways], dtype=np.float64)
         return weights @ p / weights.sum(), X[: len(planned)]
@@ -157,17 +208,22 @@ class Advisor:
             rows, self.models.feature_names, self.models.node_embeddings, knob_rows
         )
         if "started_at" in rows:
-            planned_at = pd.to_datetime(rows["started_at"], utc=True)
-            has = planned_at.notna().to_numpy()
-            layout = self.snapshot.layout(self.models.feature_names)
-            for column, values in (
-                ("hour", planned_at.dt.hour),
-                ("weekday", planned_at.dt.day_of_week),
-            ):
-                position = layout.position.get(column)
-                if position is not None and has.any():
-                    X[has, position] = values[has].to_numpy(dtype=np.float32)
+            self._planned_time(X, rows)
         return X
+
+    def _planned_time(self, X: np.ndarray, rows: pd.DataFrame) -> None:
+        """A planned ``started_at`` sets the rows' hour and weekday features."""
+        assert self.models is not None
+        planned_at = pd.to_datetime(rows["started_at"], utc=True)
+        has = planned_at.notna().to_numpy()
+        layout = self.snapshot.layout(self.models.feature_names)
+        for column, values in (
+            ("hour", planned_at.dt.hour),
+            ("weekday", planned_at.dt.day_of_week),
+        ):
+            position = layout.position.get(column)
+            if position is not None and has.any():
+                X[has, position] = values[has].to_numpy(dtype=np.float32)
 
     def probability(self, X: np.ndarray, *, ranking: bool = False) -> np.ndarray:
         """The champion's P(success); ``ranking``: by its ranking twin, which recommendations
@@ -220,13 +276,7 @@ class Advisor:
 
     def profile(self, env: str) -> EnvironmentProfile:
         """The environment's habits (an empty profile for an environment never seen)."""
-        return self.profiles.get(env) or EnvironmentProfile(
-            gateways=[],
-            source_environment=None,
-            deployment_type=None,
-            automation_triggered=False,
-            typical_knobs=pd.Series(dtype=np.float64),
-        )
+        return self.profiles.get(env) or EMPTY_PROFILE
 
     def similar_patterns(self, pattern_id: str) -> list[SimilarPattern]:
         """The nearest patterns (cached: the similarity model is fixed for a snapshot)."""
@@ -306,37 +356,33 @@ def serving_time(frame: pd.DataFrame) -> pd.Timestamp:
     now = pd.Timestamp(datetime.now(UTC))
     if not len(frame):
         return now
-    newest = max(
+    return min(now, _newest(frame) + pd.Timedelta(seconds=1))
+
+
+def _newest(frame: pd.DataFrame) -> pd.Timestamp:
+    """The latest start or completion of a non-empty frame."""
+    return max(
         pd.Timestamp(frame["started_at"].max()),
         pd.Timestamp(frame["completed_at"].max())
         if frame["completed_at"].notna().any()
         else pd.Timestamp(frame["started_at"].max()),
     )
-    return min(now, newest + pd.Timedelta(seconds=1))
 
 
-def _profiles(frame: pd.DataFrame, snapshot: HistorySnapshot) -> dict[str, EnvironmentProfile]:
-    out: dict[str, EnvironmentProfile] = {}
-    if not len(frame):
-        return out
-    knobs = snapshot.knobs
-    for env, runs in frame.groupby("target_environment", sort=True):
-        hosts = runs["gateway_host"].value_counts()
-        top = hosts.head(MAX_GATEWAYS)
-        typical = knobs.reindex(runs["pattern_id"].astype(object)).median(skipna=True)
-        out[str(env)] = EnvironmentProfile(
-            gateways=[(str(h), float(c) / float(top.sum())) for h, c in top.items()],
-            source_environment=_mode(runs["source_environment"]),
-            deployment_type=_mode(runs["deployment_type"]),
-            automation_triggered=bool(runs["automation_triggered"].astype(bool).mean() >= 0.5),
-            typical_knobs=typical,
-        )
-    return out
+def _issue_text(issues: pd.DataFrame | None) -> dict[str, str]:
+    if issues is None or not len(issues):
+        return {}
+    return dict(zip(issues["issue_id"], issues["normalized"], strict=True))
 
 
-def _mode(values: pd.Series) -> str | None:
-    counts = values.dropna().value_counts()
-    return str(counts.index[0]) if len(counts) else None
+def _boolean_knobs(patterns: Sequence[DeploymentPattern]) -> frozenset[str]:
+    """Knob columns whose templates hold booleans (shown as true/false, not 1/0)."""
+    return frozenset(
+        column_name(key)
+        for p in patterns
+        for key, value in p.configuration_template.items()
+        if isinstance(value, bool)
+    )
 
 
 def _knob_similarity(snapshot: HistorySnapshot, prior_strength: float) -> PatternSimilarity:

@@ -12,8 +12,8 @@ per candidate instead of a pass over a million rows.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,32 +41,20 @@ from deploylearn.features.history import (
     add_count_columns,
     resource_sets,
 )
+from deploylearn.serving.key_stats import (
+    NO_STATS,
+    NO_TIME,
+    HistoryRow,
+    KeyStats,
+    Tail,
+    add_to_tail,
+    history_rows,
+)
 
 _NONE = "none"
 _column_name = functools.lru_cache(maxsize=65536)(column_name)  # hot on the request path
-_NO_TIME = np.iinfo(np.int64).min
-
-
-@dataclass(frozen=True)
-class KeyStats:
-    """What was known about one key at ``at``: outcome counts, recent counts, last events."""
-
-    successes: float = 0.0
-    failures: float = 0.0
-    recent_successes: float = 0.0
-    recent_failures: float = 0.0
-    last_start: int = _NO_TIME  # microseconds; _NO_TIME if the key never started before ``at``
-    last_failure: int = _NO_TIME  # when its latest failure became known
-    last_outcome: float = np.nan  # 1/0 of its latest known outcome
-    last_successes: float = 0.0  # successes among its latest LAST_RUNS known outcomes
-    last_runs: float = 0.0
-
-    @property
-    def runs(self) -> float:
-        return self.successes + self.failures
-
-
-_NO_STATS = KeyStats()  # a key never seen (shared: KeyStats is frozen)
+_NO_FIRST = np.iinfo(np.int64).max  # first_start of an empty history
+_BUNDLE_SEP = "\x1f"  # joins a bundle's names for grouping (never inside a name)
 
 
 @dataclass
@@ -88,7 +76,14 @@ class HistorySnapshot:
     rows: int = 0
     _layouts: dict[tuple[str, ...], FeatureLayout] = field(default_factory=dict, repr=False)
     _knob_array: np.ndarray | None = field(default=None, repr=False)
-    _outcomes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    newest: int = NO_TIME  # the latest start or completion of any row (microseconds)
+    # What ``fold`` needs to stay exact: each key's latest LAST_RUNS outcomes, the outcomes
+    # inside the recent window (a heap by known time: they leave it as ``at`` moves on), and
+    # rows with a start or an outcome not yet known at ``at`` ([row, start folded]).
+    _tails: dict[str, dict[tuple[Any, ...], list[Tail]]] = field(default_factory=dict, repr=False)
+    _recent: list[tuple[int, str, HistoryRow]] = field(default_factory=list, repr=False)
+    _pending: list[tuple[HistoryRow, bool]] = field(default_factory=list, repr=False)
+    _outcomes: list[pd.DataFrame] = field(default_factory=list, repr=False)
     _embedding_cache: dict[int, tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]] = field(
         default_factory=dict, repr=False
     )
@@ -110,15 +105,12 @@ class HistorySnapshot:
         at its completion time, a start at its start time. ``half_life_days`` also folds
         time-decayed pattern x environment counts for the serving blend.
         """
-        when = pd.Timestamp(at or datetime.now(UTC))
-        when = when.tz_localize(UTC) if when.tzinfo is None else when.tz_convert(UTC)
-        t = int(micros(pd.Series([when]))[0])
+        when = _utc(at or datetime.now(UTC))
+        t = int(when.value // 1000)
         if len(frame):  # the training order: ties in outcome time keep this order
             frame = frame.sort_values(["started_at", "execution_id"], kind="stable")
             frame = frame.reset_index(drop=True)
-        start = micros(frame["started_at"]) if len(frame) else np.zeros(0, np.int64)
-        known = micros(frame["completed_at"]) if len(frame) else np.zeros(0, np.int64)
-        known = np.where((known == _NO_TIME) | (known < start), start, known)
+        start, known = _times(frame)
         outcome = frame["outcome"].astype(object).to_numpy() if len(frame) else np.zeros(0)
         success = (outcome == "success") & (known < t)
         failure = (outcome == "failure") & (known < t)
@@ -131,16 +123,18 @@ class HistorySnapshot:
                 "f": failure.astype(np.float64),
                 "rs": (success & recent).astype(np.float64),
                 "rf": (failure & recent).astype(np.float64),
-                "start": np.where(started, start, _NO_TIME),
-                "fail": np.where(failure, known, _NO_TIME),
+                "start": np.where(started, start, NO_TIME),
+                "fail": np.where(failure, known, NO_TIME),
             }
         )
         stats: dict[str, dict[tuple[Any, ...], KeyStats]] = {}
+        tails: dict[str, dict[tuple[Any, ...], list[Tail]]] = {}
         derived = {RESOURCE_SET: resource_sets(frame["resources_deployed"])}
+        order = (start, frame["execution_id"].astype(object).to_numpy())
         for prefix, keys in HISTORY_KEYS.items():
             columns = [(derived[k] if k in derived else frame[k]).astype(object) for k in keys]
-            stats[prefix] = _with_last_outcomes(
-                _fold(events, columns, started), columns, known, success, failure
+            stats[prefix], tails[prefix] = _with_last_outcomes(
+                _fold(events, columns, started), columns, known, success, failure, order
             )
         rows, code, names = explode_resources(frame["resources_deployed"])
         pair_events = events.iloc[rows].reset_index(drop=True)
@@ -158,35 +152,165 @@ class HistorySnapshot:
             window_days=window_days,
             patterns={p.pattern_id: p for p in patterns},
             stats=stats,
-            first_start=int(start.min()) if len(start) else t,
+            first_start=int(start.min()) if len(start) else _NO_FIRST,
             pattern_first_start=pattern_first,
             knobs=knob_table(patterns),
             bundles=_bundles(frame, success, failure),
             half_life_days=half_life_days,
             global_counts=(float(success.sum()), float(failure.sum())),
             rows=len(frame),
+            newest=int(max(start.max(), known.max())) if len(frame) else NO_TIME,
         )
         outcome_rows = success | failure
-        snapshot._outcomes = pd.DataFrame(
-            {
-                "pattern": frame["pattern_id"].astype(object).to_numpy()[outcome_rows],
-                "env": frame["target_environment"].astype(object).to_numpy()[outcome_rows],
-                "age_days": (t - known[outcome_rows]) / MICROS_PER_DAY,
-                "success": success[outcome_rows],
-            }
-        )
+        snapshot._outcomes = [
+            pd.DataFrame(
+                {
+                    "pattern": frame["pattern_id"].astype(object).to_numpy()[outcome_rows],
+                    "env": frame["target_environment"].astype(object).to_numpy()[outcome_rows],
+                    "known": known[outcome_rows],
+                    "success": success[outcome_rows],
+                }
+            )
+        ]
+        snapshot._tails = tails
+        in_window = np.flatnonzero(outcome_rows & recent)
+        snapshot._recent = [
+            (r.known, r.execution_id, r) for r in history_rows(frame, in_window, start, known)
+        ]
+        heapq.heapify(snapshot._recent)
+        has_outcome = (outcome == "success") | (outcome == "failure")
+        later = np.flatnonzero(~started | (has_outcome & (known >= t)))
+        snapshot._pending = [(r, r.start < t) for r in history_rows(frame, later, start, known)]
         if half_life_days is not None:
             snapshot.decayed = snapshot.decayed_table(half_life_days)
         return snapshot
 
+    # -- keeping up with writes ---------------------------------------------------------------
+    def fold(self, frame: pd.DataFrame, at: datetime | pd.Timestamp) -> None:
+        """Add rows just written (``Store.executions_frame_of`` of their ids) and move the
+        snapshot to ``at`` (not before its own), as a fresh ``build`` at ``at`` would count
+        them: outcomes and starts known by then, the recent window slid, decay aged."""
+        when = _utc(at)
+        if when < self.at:
+            raise ValueError(f"at: {when} is before the snapshot's {self.at}")
+        if len(frame):
+            frame = frame.sort_values(["started_at", "execution_id"], kind="stable")
+            frame = frame.reset_index(drop=True)
+            start, known = _times(frame)
+            for row in history_rows(frame, np.arange(len(frame)), start, known):
+                self._register(row)
+                self._pending.append((row, False))
+        self._advance(when)
+
+    def set_patterns(self, patterns: Sequence[DeploymentPattern]) -> None:
+        """The store's patterns now (writes created some): the knob table is rebuilt as
+        ``build`` makes it (new knob columns too, so cached layouts and arrays are dropped)."""
+        self.patterns = {p.pattern_id: p for p in patterns}
+        self.knobs = knob_table(patterns)
+        self._knob_array = None
+        self._layouts.clear()
+
+    def _register(self, row: HistoryRow) -> None:
+        """What a row counts for whatever ``at`` is: its keys, runs, first start."""
+        for prefix, key in zip(HISTORY_KEYS, row.keys, strict=True):
+            self.stats[prefix].setdefault(key, NO_STATS)
+        for pair in row.pairs:
+            self.stats[PATTERN_RESOURCE].setdefault(pair, NO_STATS)
+        by_bundle = self.bundles.setdefault(row.environment, {}).setdefault(row.pattern, {})
+        by_bundle.setdefault(frozenset(row.resources), [0.0, 0.0, 0.0])[2] += 1.0
+        self.first_start = min(self.first_start, row.start)
+        self.pattern_first_start[str(row.pattern)] = min(
+            self.pattern_first_start.get(str(row.pattern), row.start), row.start
+        )
+        self.rows += 1
+        self.newest = max(self.newest, row.start, row.known)
+
+    def _advance(self, when: pd.Timestamp) -> None:
+        previous, self.at = self.t, when
+        t, window = self.t, int(self.window_days * MICROS_PER_DAY)
+        if self.half_life_days is not None and t > previous:
+            factor = float(_decay(self.half_life_days, (t - previous) / MICROS_PER_DAY))
+            if factor != 1.0:
+                self.decayed = {k: (s * factor, f * factor) for k, (s, f) in self.decayed.items()}
+        waiting: list[tuple[HistoryRow, bool]] = []
+        for row, started in self._pending:
+            if not started and row.start < t:
+                self._add_start(row)
+                started = True
+            known = row.outcome is not None and row.known < t
+            if known:
+                self._add_outcome(row, t, window)
+            if not started or (row.outcome is not None and not known):
+                waiting.append((row, started))
+        self._pending = waiting
+        while self._recent and self._recent[0][0] < t - window:
+            self._leave_window(heapq.heappop(self._recent)[2])
+
+    def _add_start(self, row: HistoryRow) -> None:
+        for prefix, key in zip(HISTORY_KEYS, row.keys, strict=True):
+            table = self.stats[prefix]
+            table[key] = table[key].started(row.start)
+        pairs = self.stats[PATTERN_RESOURCE]
+        for pair in row.pairs:
+            pairs[pair] = pairs[pair].started(row.start)
+
+    def _add_outcome(self, row: HistoryRow, t: int, window: int) -> None:
+        success, recent = row.outcome == "success", row.known >= t - window
+        for prefix, key in zip(HISTORY_KEYS, row.keys, strict=True):
+            table = self.stats[prefix]
+            tail = self._tails.setdefault(prefix, {}).setdefault(key, [])
+            add_to_tail(tail, row.tail_entry)
+            table[key] = table[key].with_outcome(success, row.known, recent).with_tail(tail)
+        pairs = self.stats[PATTERN_RESOURCE]
+        for pair in row.pairs:
+            pairs[pair] = pairs[pair].with_outcome(success, row.known, recent)
+        counts = self.bundles[row.environment][row.pattern][frozenset(row.resources)]
+        counts[0 if success else 1] += 1.0
+        s, f = self.global_counts
+        self.global_counts = (s + success, f + (not success))
+        self._outcomes.append(
+            pd.DataFrame(
+                {
+                    "pattern": [row.pattern],
+                    "env": [row.environment],
+                    "known": [row.known],
+                    "success": [success],
+                }
+            )
+        )
+        if self.half_life_days is not None:
+            key = (str(row.pattern), str(row.environment))
+            weight = float(_decay(self.half_life_days, (t - row.known) / MICROS_PER_DAY))
+            ds, df = self.decayed.get(key, (0.0, 0.0))
+            self.decayed[key] = (ds + weight, df) if success else (ds, df + weight)
+        if recent:
+            heapq.heappush(self._recent, (row.known, row.execution_id, row))
+
+    def _leave_window(self, row: HistoryRow) -> None:
+        success = row.outcome == "success"
+        for prefix, key in zip(HISTORY_KEYS, row.keys, strict=True):
+            table = self.stats[prefix]
+            table[key] = table[key].left_window(success)
+        pairs = self.stats[PATTERN_RESOURCE]
+        for pair in row.pairs:
+            pairs[pair] = pairs[pair].left_window(success)
+
     # -- lookups ----------------------------------------------------------------------------
     def key(self, prefix: str, *values: Any) -> KeyStats:
-        return self.stats[prefix].get(tuple(values), _NO_STATS)
+        return self.stats[prefix].get(tuple(values), NO_STATS)
 
     def decayed_table(self, half_life_days: float) -> dict[tuple[str, str], tuple[float, float]]:
         """Per (pattern, environment): outcomes weighted 2^(-age / half-life) at ``at``
         (``inf`` or 0: no decay). For the blend, and for tuning its half-life."""
-        return _decayed(self._outcomes, half_life_days)
+        if len(self._outcomes) > 1:  # fold appends one part per write: join them once
+            self._outcomes = [pd.concat(self._outcomes, ignore_index=True)]
+        outcomes = self._outcomes[0] if self._outcomes else pd.DataFrame()
+        return _decayed(outcomes, self.t, half_life_days)
+
+    @property
+    def t(self) -> int:
+        """``at`` in microseconds since the epoch (the unit of every stored time)."""
+        return int(self.at.value // 1000)
 
     def decayed_counts(self, pattern_id: str, environment: str) -> tuple[float, float]:
         """Time-decayed (successes, failures) of a pattern in an environment."""
@@ -238,7 +362,7 @@ class HistorySnapshot:
         n = len(candidates)
         out = np.full((n, len(layout.names)), np.nan, dtype=np.float32)
         out[:, layout.one_hot] = 0.0
-        t = int(micros(pd.Series([self.at]))[0])
+        t = self.t
         cols: dict[str, np.ndarray] = {}
         pattern = candidates["pattern_id"].astype(object).to_numpy()
         bundles: dict[tuple[str, ...], list[str]] = {}  # rows repeat one bundle per request
@@ -255,15 +379,7 @@ class HistorySnapshot:
                 derived[k] if k in derived else candidates[k].astype(object).to_numpy()
                 for k in keys
             ]
-            table = self.stats[prefix]
-            distinct: dict[tuple[Any, ...], int] = {}  # rows repeat keys (per gateway, ...)
-            inverse = np.fromiter(
-                (distinct.setdefault(key, len(distinct)) for key in zip(*values, strict=True)),
-                dtype=np.intp,
-                count=n,
-            )
-            found = [table.get(key, _NO_STATS) for key in distinct]
-            _history_columns(cols, prefix, found, t, inverse)
+            self._key_columns(cols, prefix, values, t)
         _pair_columns(cols, self, pattern, resources, t)
         cols["n_resources"] = np.array([len(r) for r in resources], dtype=np.float64)
         automation = candidates.get("automation_triggered", pd.Series([False] * n))
@@ -307,6 +423,66 @@ class HistorySnapshot:
         if node_embeddings is not None:
             self._fill_embeddings(out, layout, node_embeddings, candidates, resources)
         return out
+
+    def gateway_matrix(
+        self,
+        candidates: pd.DataFrame,
+        gateways: Sequence[str | None],
+        feature_names: Sequence[str],
+        node_embeddings: pd.DataFrame | None = None,
+    ) -> np.ndarray:
+        """``candidate_matrix`` of ``candidates`` on each of ``gateways`` in turn (rows
+        gateway-major, as concatenating one copy per gateway would be). Only a gateway's own
+        columns (its keys' history, its embedding) are computed per gateway: a recommendation
+        scores every pattern on a dozen gateways, and the rest of a row is the same on each."""
+        n = len(candidates)
+        first = self.candidate_matrix(
+            candidates.assign(gateway_host=gateways[0]), feature_names, node_embeddings
+        )
+        if len(gateways) == 1:
+            return first
+        layout = self.layout(feature_names)
+        out = np.tile(first, (len(gateways), 1))
+        own = {
+            RESOURCE_SET: np.array(
+                ["|".join(sorted(set(r))) for r in candidates["resources_deployed"]], dtype=object
+            ),
+            "pattern_id": candidates["pattern_id"].astype(object).to_numpy(),
+        }
+        target = layout.embedding("gateway") if node_embeddings is not None else None
+        vectors: dict[str, np.ndarray] = {}
+        if target is not None and node_embeddings is not None:
+            vectors = self._embedding_lookups(node_embeddings)[Label.GATEWAY]
+        t = self.t
+        for i, host in enumerate(gateways[1:], start=1):
+            block = out[i * n : (i + 1) * n]
+            cols: dict[str, np.ndarray] = {}
+            own["gateway_host"] = np.full(n, host, dtype=object)
+            for prefix, keys in HISTORY_KEYS.items():
+                if "gateway_host" in keys:
+                    self._key_columns(cols, prefix, [own[k] for k in keys], t)
+            for name, array in cols.items():
+                position = layout.position.get(name)
+                if position is not None:
+                    block[:, position] = array
+            if target is not None:
+                vector = vectors.get(str(host))
+                block[:, target] = np.nan if vector is None else vector[: len(target)]
+        return out
+
+    def _key_columns(
+        self, cols: dict[str, np.ndarray], prefix: str, values: list[np.ndarray], t: int
+    ) -> None:
+        """The prefix's history columns for rows whose key columns are ``values``."""
+        table = self.stats[prefix]
+        distinct: dict[tuple[Any, ...], int] = {}  # rows repeat keys (per gateway, ...)
+        inverse = np.fromiter(
+            (distinct.setdefault(key, len(distinct)) for key in zip(*values, strict=True)),
+            dtype=np.intp,
+            count=len(values[0]),
+        )
+        found = [table.get(key, NO_STATS) for key in distinct]
+        _history_columns(cols, prefix, found, t, inverse)
 
     def layout(self, feature_names: Sequence[str]) -> FeatureLayout:
         """Where each of a model's features sits in its input (cached per model)."""
@@ -473,33 +649,36 @@ def _with_last_outcomes(
     known: np.ndarray,
     success: np.ndarray,
     failure: np.ndarray,
-) -> dict[tuple[Any, ...], KeyStats]:
+    order: tuple[np.ndarray, np.ndarray],
+) -> tuple[dict[tuple[Any, ...], KeyStats], dict[tuple[Any, ...], list[Tail]]]:
     """Add each key's latest known outcome and its latest ``LAST_RUNS`` outcomes, ordered as
-    ``history._as_of`` orders them (by outcome time, ties in frame order)."""
+    ``history._as_of`` orders them (by outcome time, ties in frame order); also return those
+    outcomes per key (``order``: each row's start and execution id), for ``fold``."""
     has = success | failure
     if not has.any():
-        return stats
-    table = pd.DataFrame(
-        {f"k{i}": k.where(k.notna(), None).to_numpy()[has] for i, k in enumerate(keys)}
-    ).assign(known=known[has], s=success[has].astype(np.float64))
-    table = table.sort_values("known", kind="stable")
-    tail = table.groupby([f"k{i}" for i in range(len(keys))], dropna=False, sort=False).tail(
-        LAST_RUNS
+        return stats, {}
+    names = [f"k{i}" for i in range(len(keys))]
+    columns = {
+        name: k.where(k.notna(), None).to_numpy()[has]
+        for name, k in zip(names, keys, strict=True)
+    }
+    table = pd.DataFrame(columns).assign(
+        known=known[has],
+        start=order[0][has],
+        eid=order[1][has],
+        s=success[has].astype(np.float64),
     )
-    grouped = tail.groupby([f"k{i}" for i in range(len(keys))], dropna=False, sort=False)["s"]
-    summary = grouped.agg(last="last", successes="sum", runs="size")
+    table = table.sort_values("known", kind="stable")
+    tail = table.groupby(names, dropna=False, sort=False).tail(LAST_RUNS)
+    tails: dict[tuple[Any, ...], list[Tail]] = {}
+    key_columns = [tail[name].tolist() for name in names]
+    entries = zip(*(tail[c].tolist() for c in ("known", "start", "eid", "s")), strict=True)
+    for key, entry in zip(zip(*key_columns, strict=True), entries, strict=True):
+        tails.setdefault(tuple(None if k != k else k for k in key), []).append(entry)
     out = dict(stats)
-    for key, row in zip(summary.index, summary.itertuples(index=False), strict=True):
-        key_tuple = key if isinstance(key, tuple) else (key,)
-        name = tuple(None if k != k else k for k in key_tuple)
-        base = out.get(name, KeyStats())
-        out[name] = dataclasses.replace(
-            base,
-            last_outcome=float(row.last),
-            last_successes=float(row.successes),
-            last_runs=float(row.runs),
-        )
-    return out
+    for name, entries_of_key in tails.items():
+        out[name] = out.get(name, KeyStats()).with_tail(entries_of_key)
+    return out, tails
 
 
 def _history_columns(
@@ -574,8 +753,23 @@ def _pair_values(
     )
 
 
+def _utc(at: datetime | pd.Timestamp) -> pd.Timestamp:
+    when = pd.Timestamp(at)
+    return when.tz_localize(UTC) if when.tzinfo is None else when.tz_convert(UTC)
+
+
+def _times(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's start and the time its outcome became known (its completion; its start if it
+    has none or completed before it started), in microseconds."""
+    if not len(frame):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    start = micros(frame["started_at"])
+    known = micros(frame["completed_at"])
+    return start, np.where((known == NO_TIME) | (known < start), start, known)
+
+
 def _since(t: int, event: int) -> float:
-    return np.nan if event == _NO_TIME else (t - event) / 1e6
+    return np.nan if event == NO_TIME else (t - event) / 1e6
 
 
 def _bundles(
@@ -585,7 +779,7 @@ def _bundles(
     out: dict[str, dict[str, dict[frozenset[str], list[float]]]] = {}
     if not len(frame):
         return out
-    bundle = frame["resources_deployed"].map(lambda r: ",".join(sorted(set(r))))
+    bundle = frame["resources_deployed"].map(lambda r: _BUNDLE_SEP.join(sorted(set(r))))
     table = (
         pd.DataFrame(
             {
@@ -601,19 +795,24 @@ def _bundles(
         .sum()
     )
     for (env, pattern, names), row in zip(table.index, table.itertuples(index=False), strict=True):
-        resources = frozenset(names.split(",")) if names else frozenset()
+        resources = frozenset(names.split(_BUNDLE_SEP)) if names else frozenset()
         out.setdefault(env, {}).setdefault(pattern, {})[resources] = [row.s, row.f, row.n]
     return out
 
 
+def _decay(half_life_days: float, age_days: np.ndarray | float) -> Any:
+    """2^(-age / half-life); 1 when the half-life is 0 or infinite (no decay)."""
+    finite = 0 < half_life_days < float("inf")
+    return np.exp2(-np.asarray(age_days) / half_life_days) if finite else np.ones_like(age_days)
+
+
 def _decayed(
-    outcomes: pd.DataFrame, half_life_days: float
+    outcomes: pd.DataFrame, t: int, half_life_days: float
 ) -> dict[tuple[str, str], tuple[float, float]]:
     if not len(outcomes):
         return {}
-    finite = 0 < half_life_days < float("inf")
-    age = outcomes["age_days"].to_numpy()
-    weight = np.exp2(-age / half_life_days) if finite else np.ones(len(age))
+    age = (t - outcomes["known"].to_numpy()) / MICROS_PER_DAY
+    weight = _decay(half_life_days, age)
     success = outcomes["success"].to_numpy(dtype=bool)
     table = (
         pd.DataFrame(

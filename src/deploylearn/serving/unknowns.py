@@ -69,6 +69,17 @@ class Vocabulary:
             configuration_keys=frozenset(k for p in patterns for k in p.configuration_template),
         )
 
+    def including(self, frame: pd.DataFrame, patterns: Sequence[DeploymentPattern]) -> Vocabulary:
+        """This vocabulary and the values of rows just written (and of every pattern)."""
+        new = Vocabulary.build(frame, patterns)
+        return Vocabulary(
+            environments=self.environments | new.environments,
+            strategies=self.strategies | new.strategies,
+            gateways=self.gateways | new.gateways,
+            resources=self.resources | new.resources,
+            configuration_keys=self.configuration_keys | new.configuration_keys,
+        )
+
     @property
     def empty(self) -> bool:
         return not (self.environments or self.gateways or self.resources)

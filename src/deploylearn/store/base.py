@@ -270,6 +270,11 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def executions_frame_of(self, execution_ids: Sequence[str]) -> pd.DataFrame:
+        """The ``executions_frame`` rows of these executions (those stored), same order and
+        dtypes: what a running service folds into its serving state after a write."""
+
+    @abstractmethod
     def metrics_frame(
         self,
         *,

@@ -263,6 +263,11 @@ SELECT_FRAME = f"""
       AND started_at < coalesce(?::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
     ORDER BY started_at, execution_id
 """
+SELECT_FRAME_OF = f"""
+    SELECT {FRAME_COLUMNS} FROM executions
+    WHERE execution_id IN (SELECT unnest(?::VARCHAR[]))
+    ORDER BY started_at, execution_id
+"""
 
 # The metrics view, with the execution's context and filters; the type filter applies to the
 # unnested rows, so it is outside.

@@ -616,7 +616,13 @@ class DuckDBStore(TableWriter):
     def executions_frame(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:
-        frame = self._frame(sql.SELECT_FRAME, [since, until])
+        return self._typed_frame(self._frame(sql.SELECT_FRAME, [since, until]))
+
+    def executions_frame_of(self, execution_ids: Sequence[str]) -> pd.DataFrame:
+        return self._typed_frame(self._frame(sql.SELECT_FRAME_OF, [list(execution_ids)]))
+
+    @staticmethod
+    def _typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
         for column in ("resources_deployed", "issue_ids"):
             frame[column] = frame[column].map(list)
         return typed_frame(frame, EXECUTION_FRAME_DTYPES)

@@ -328,6 +328,14 @@ UNWIND range(0, size(executions) - 1, $chunk) AS i
 WITH executions[i..i + $chunk] AS part
 RETURN {", ".join(f"[e IN part | {expr}] AS {name}" for name, expr in FRAME_COLUMNS.items())}
 """
+FRAME_OF = f"""
+MATCH (e:{Label.EXECUTION}) WHERE e.execution_id IN $ids
+WITH e ORDER BY e.started_at, e.execution_id
+WITH collect(e) AS executions
+UNWIND range(0, size(executions) - 1, $chunk) AS i
+WITH executions[i..i + $chunk] AS part
+RETURN {", ".join(f"[e IN part | {expr}] AS {name}" for name, expr in FRAME_COLUMNS.items())}
+"""
 # One row per measured execution, its values as parallel lists, in chunks as above; the store
 # explodes, filters and sorts them (vectorized), so the server sorts nothing.
 METRIC_COLUMNS = {  # p is [metric, execution]

@@ -468,6 +468,14 @@ class Neo4jStore(Store):
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> pd.DataFrame:
         columns = self._columns(cypher.FRAME, cypher.FRAME_COLUMNS, since=since, until=until)
+        return self._typed_frame(columns)
+
+    def executions_frame_of(self, execution_ids: Sequence[str]) -> pd.DataFrame:
+        columns = self._columns(cypher.FRAME_OF, cypher.FRAME_COLUMNS, ids=list(execution_ids))
+        return self._typed_frame(columns)
+
+    @staticmethod
+    def _typed_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
         for name in ("started_at", "completed_at"):
             columns[name] = _utc_from_micros(columns[name])
         for name in ("resources_deployed", "issue_ids"):
