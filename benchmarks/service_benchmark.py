@@ -36,9 +36,9 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serving_benchmark import _ensure_history, _train  # noqa: E402
+from serving_benchmark import _ensure_history, _train
 
-from deploylearn import DeploymentPatternLearner  # noqa: E402
+from deploylearn import DeploymentPatternLearner
 
 IGN = str(Path(sys.executable).with_name("ign"))
 

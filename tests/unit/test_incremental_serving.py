@@ -8,6 +8,7 @@ vocabulary and the answers equal those of ``Advisor.build`` over everything at t
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ def _steps(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[pd.DataFrame, 
     rest = frame[start >= cut]
     edges = pd.date_range(cut, last + pd.Timedelta(hours=1), periods=11)
     steps = []
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
         rows = rest[(rest["started_at"] >= lo) & (rest["started_at"] < hi)]
         if i == 4:
             rows = pd.concat([rows, backfill])
@@ -181,7 +182,8 @@ def test_folded_writes_answer_as_a_fresh_build(history: History, with_model: boo
 
 
 def test_fold_refuses_to_go_back_in_time(history: History) -> None:
-    advisor = Advisor.build(history.frame, history.patterns, at=pd.Timestamp("2030-01-01", tz="UTC"))
+    at = pd.Timestamp("2030-01-01", tz="UTC")
+    advisor = Advisor.build(history.frame, history.patterns, at=at)
     with pytest.raises(ValueError, match="before the snapshot"):
         advisor.fold(at=pd.Timestamp("2029-01-01", tz="UTC").to_pydatetime())
 

@@ -153,13 +153,13 @@ class Advisor:
 
     def next_serving_time(self, frame: pd.DataFrame | None = None) -> pd.Timestamp:
         """``serving_time`` of the history plus ``frame``'s rows, never before ``at``."""
-        newest = pd.Timestamp(self.snapshot.newest * 1000, tz=UTC)
-        if frame is not None and len(frame):
-            newest = max(newest, _newest(frame)) if self.snapshot.rows else _newest(frame)
         now = pd.Timestamp(datetime.now(UTC))
-        if not self.snapshot.rows and (frame is None or not len(frame)):
+        candidates = [_newest(frame)] if frame is not None and len(frame) else []
+        if self.snapshot.rows:
+            candidates.append(pd.Timestamp(self.snapshot.newest * 1000, tz=UTC))
+        if not candidates:
             return max(self.snapshot.at, now)
-        return max(self.snapshot.at, min(now, newest + pd.Timedelta(seconds=1)))
+        return max(self.snapshot.at, min(now, max(candidates) + pd.Timedelta(seconds=1)))
 
     def _refresh_derived(self, environments: set[str]) -> None:
         """What follows from the counts: the profiles of ``environments``, the knob-only
