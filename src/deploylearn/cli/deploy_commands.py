@@ -35,7 +35,8 @@ NoModelOption = Annotated[
     bool,
     typer.Option(
         "--no-model",
-        help="Answer from the empirical prior even if a champion model is registered.",
+        help="Answer from the empirical prior even if a champion model is registered "
+        "(not with --server: the service decides).",
     ),
 ]
 
