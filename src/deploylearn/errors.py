@@ -78,3 +78,22 @@ class SecretKeyError(DeploylearnError, ValueError):
 class OutputFileError(DeploylearnError, ValueError):
     """An output file cannot be written (exists without ``--force``, unknown extension,
     unwritable directory)."""
+
+
+class InvalidServerUrlError(DeploylearnError, ValueError):
+    """``--server`` (``DEPLOYLEARN_SERVER``) is not an http(s) URL of a service."""
+
+
+class ServerUnavailableError(StoreUnavailableError):
+    """The service at ``--server`` could not be reached, did not answer in time, or said its
+    store is unavailable (503): for a caller, the same as a store that cannot be opened."""
+
+
+class ServerRefusedError(DeploylearnError, ValueError):
+    """The service refused the question: the token (401 missing, unknown or revoked; 403
+    without the scope) or the input (4xx naming the field)."""
+
+
+class ServerError(DeploylearnError):
+    """The service failed (5xx), or answered with something that is not the answer asked for
+    (another deploylearn version, or not a deploylearn service)."""

@@ -13,17 +13,10 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,62 +32,15 @@ from deploylearn.domain.answers.rollbacks import RollbackScenarios
 from deploylearn.learner import DeploymentPatternLearner
 from deploylearn.service.app import create_app
 from deploylearn.service.events import GITHUB_SECRET_ENV
-from deploylearn.synthetic import SyntheticWorld
-from tests.conftest import make_record, train_quick_champion
+from tests.conftest import make_record
+from tests.integration.service_process import Server, demo_server
 
-IGN = shutil.which("ign", path=str(Path(sys.executable).parent)) or "ign"
 PLAN = {
     "target_environment": "production",
     "deployment_strategy": "blue_green",
     "resources_deployed": ["project", "database"],
 }
 GITHUB_SECRET = "webhook secret of the tests"
-
-
-@dataclass
-class Server:
-    url: str
-    store_url: str
-    tracking_uri: str
-    tokens: dict[str, str]  # name -> token in clear
-    process: subprocess.Popen[bytes] | None = None
-    port: int = 0
-
-    def headers(self, name: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[name]}"}
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": self.tracking_uri,
-            GITHUB_SECRET_ENV: GITHUB_SECRET,
-        }
-        self.process = subprocess.Popen(
-            [
-                *(IGN, "serve", "--port", str(self.port), "--store", self.store_url),
-                *("--model-check-seconds", "1"),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                output = self.process.stderr.read() if self.process.stderr else b""
-                raise RuntimeError(f"ign serve exited: {output.decode(errors='replace')}")
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise TimeoutError("ign serve did not answer within 90 s")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
-        self.process = None
 
 
 # Generous: the first answer after a write folds the history again, slow on a loaded CI box.
@@ -109,29 +55,11 @@ def _post(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.post(url, timeout=kwargs.pop("timeout", TIMEOUT), **kwargs)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("serve")
-    url = f"duckdb://{folder / 'store.duckdb'}"
-    tracking_uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
-    world = SyntheticWorld(seed=5, start=datetime(2025, 1, 1, tzinfo=UTC), days=120)
-    with DeploymentPatternLearner.open(url, tracking_uri=tracking_uri) as learner:
-        for batch in world.generate(n_executions=2500, batch_size=5000):
-            learner.record_executions(batch.records)
-        tokens = {
-            "reader": learner.create_api_token("reader", ["read"]),
-            "ci": learner.create_api_token("ci", ["write"]),
-            "to-revoke": learner.create_api_token("to-revoke", ["read"]),
-        }
-    train_quick_champion(url, folder, tracking_uri)
-    port = _free_port()
-    running = Server(f"http://127.0.0.1:{port}", url, tracking_uri, tokens, port=port)
+    scopes = {"reader": ["read"], "ci": ["write"], "to-revoke": ["read"]}
+    running = demo_server(tmp_path_factory.mktemp("serve"), scopes)
+    running.env = {GITHUB_SECRET_ENV: GITHUB_SECRET}
     running.start()
     try:
         yield running

@@ -26,6 +26,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploylearn.cli import common
 from deploylearn.cli.common import (
     JsonOption,
     StoreOption,
@@ -127,6 +128,7 @@ def _global_options(
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     if store:  # the envvar of every command's --store
         os.environ["DEPLOYLEARN_STORE"] = store
+        common.store_on_command_line = True  # given, though the command sees the envvar
 
 
 def _learner(store: str | None, *, create: bool) -> DeploymentPatternLearner:

@@ -39,6 +39,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 verbose_output = False  # ign -v: set by configure_output
+store_on_command_line = False  # ign --store URL …: set by the global options (cli/app.py)
 
 
 def configure_output(verbose: bool) -> None:

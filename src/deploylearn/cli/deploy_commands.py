@@ -5,6 +5,8 @@ or with ``--json`` the same dict the Python method returns. ``predict --fail-bel
 ``EXIT_RISK_GATE`` when a planned deployment's success probability is below P, or when it
 names a context the store never saw, or the champion learned from another store (unless
 ``--allow-unknown``), for CI (``serving.risk_gate``). Unknown values are warned about in tables.
+With ``--server URL`` the same question goes to a running ``ign serve`` (``cli/remote.py``) and
+its answer, validated into the same model, is rendered by the same code.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import typer
 from rich.table import Table
 
 from deploylearn.cli.common import JsonOption, StoreOption, err, out, parse_config, print_json, show
+from deploylearn.cli.remote import ServerOption, TokenOption, asker, server_for
 from deploylearn.domain.records import split_resources
 from deploylearn.errors import InputFileError
 
@@ -25,7 +28,6 @@ if TYPE_CHECKING:
     from deploylearn.domain.answers.prediction import PredictionAnswer
     from deploylearn.domain.answers.recommendations import Recommendations
     from deploylearn.domain.answers.rollbacks import Scenario
-    from deploylearn.learner import DeploymentPatternLearner
 
 EXIT_RISK_GATE = 7
 
@@ -33,15 +35,10 @@ NoModelOption = Annotated[
     bool,
     typer.Option(
         "--no-model",
-        help="Answer from the empirical prior even if a champion model is registered.",
+        help="Answer from the empirical prior even if a champion model is registered "
+        "(not with --server: the service decides).",
     ),
 ]
-
-
-def _learner(store: str | None, use_model: bool = True) -> DeploymentPatternLearner:
-    from deploylearn.learner import DeploymentPatternLearner
-
-    return DeploymentPatternLearner.open(store, use_model=use_model, create=False)
 
 
 def _split(value: str | None, option: str, *, required: bool = True) -> list[str]:
@@ -66,6 +63,7 @@ def register(deploy_app: typer.Typer) -> None:
 
 # -- recommendations -------------------------------------------------------------------------
 def recommendations(
+    ctx: typer.Context,
     environment: Annotated[str, typer.Option("--environment", "-e", help="Target environment.")],
     resources: Annotated[
         str, typer.Option("--resources", "-r", help="Resource types, comma-separated.")
@@ -80,6 +78,8 @@ def recommendations(
     limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=100)] = 5,
     no_model: NoModelOption = False,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Patterns to use for a context, best first, with intervals and reasons.
@@ -88,7 +88,8 @@ def recommendations(
     Beta posterior (by its 10 % quantile); works before any training from the empirical prior.
     """
     resource_list = _split(resources, "--resources")
-    with _learner(store, not no_model) as learner:
+    remote = server_for(ctx, server, store, token, no_model=no_model)
+    with asker(store, remote, token, use_model=not no_model) as learner:
         answer = learner.recommend(
             target_environment=environment,
             resource_types=resource_list,
@@ -142,6 +143,7 @@ def print_recommendations(answer: Recommendations) -> None:
 
 # -- predict ---------------------------------------------------------------------------------
 def predict(
+    ctx: typer.Context,
     environment: Annotated[
         str | None, typer.Option("--environment", "-e", help="Target environment.")
     ] = None,
@@ -190,6 +192,8 @@ def predict(
     ] = False,
     no_model: NoModelOption = False,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Risk of planned deployments; --fail-below makes it a CI gate.
@@ -207,14 +211,9 @@ def predict(
         source_environment,
         deployment_type,
     )
-    with _learner(store, not no_model) as learner:
-        answer = learner.predict(planned)
-    gate = None
-    if fail_below is not None:
-        from deploylearn.serving.risk_gate import risk_gate
-
-        gate = risk_gate(answer, fail_below, allow_unknown=allow_unknown)
-        answer = answer.model_copy(update={"gate": gate})
+    remote = server_for(ctx, server, store, token, no_model=no_model)
+    answer = _predicted(planned, store, remote, token, not no_model, fail_below, allow_unknown)
+    gate = answer.gate
     if as_json:
         print_json(answer.model_dump(mode="json"))
     else:
@@ -232,6 +231,34 @@ def predict(
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_RISK_GATE)
+
+
+def _predicted(
+    planned: list[dict[str, Any]],
+    store: str | None,
+    remote: str | None,
+    token: str | None,
+    use_model: bool,
+    fail_below: float | None,
+    allow_unknown: bool,
+) -> PredictionAnswer:
+    """The answer with the gate when ``fail_below`` is given: a service gates by the same
+    ``risk_gate`` as here (``POST /v1/predict`` with ``fail_below``)."""
+    if remote is not None:
+        from deploylearn.client import ServiceClient
+
+        with ServiceClient(remote, token) as client:
+            return client.predict(planned, fail_below, allow_unknown=allow_unknown)
+    from deploylearn.learner import DeploymentPatternLearner
+
+    with DeploymentPatternLearner.open(store, use_model=use_model, create=False) as learner:
+        answer = learner.predict(planned)
+    if fail_below is None:
+        return answer
+    from deploylearn.serving.risk_gate import risk_gate
+
+    gate = risk_gate(answer, fail_below, allow_unknown=allow_unknown)
+    return answer.model_copy(update={"gate": gate})
 
 
 def _planned(
@@ -325,6 +352,7 @@ def _print_warnings(warnings: list[str], prefix: str = "") -> None:
 
 # -- adaptations -----------------------------------------------------------------------------
 def adaptations(
+    ctx: typer.Context,
     source: Annotated[str, typer.Option("--source", "-s", help="Source environment.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Target environment.")],
     resource: Annotated[
@@ -332,13 +360,16 @@ def adaptations(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=50)] = 3,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """How configurations change between two environments, mined from successful runs.
 
     Each rule with its support, confidence and success uplift; recorded adaptations too.
     """
-    with _learner(store, use_model=False) as learner:
+    remote = server_for(ctx, server, store, token)
+    with asker(store, remote, token, use_model=False) as learner:
         answer = learner.adaptations(source, target, resource, limit)
     if as_json:
         print_json(answer.model_dump(mode="json"))
@@ -368,12 +399,15 @@ def adaptations(
 
 # -- rollback scenarios ----------------------------------------------------------------------
 def rollback_scenarios(
+    ctx: typer.Context,
     environment: Annotated[str, typer.Option("--environment", "-e")],
     resources: Annotated[
         str | None, typer.Option("--resources", "-r", help="Resource types, comma-separated.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-l", min=1, max=50)] = 3,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Rollback scenarios learned from past rollbacks.
@@ -381,7 +415,8 @@ def rollback_scenarios(
     Trigger conditions, an ordered procedure, rollback success odds and recovery time.
     """
     resource_list = _split(resources, "--resources", required=False)
-    with _learner(store, use_model=False) as learner:
+    remote = server_for(ctx, server, store, token)
+    with asker(store, remote, token, use_model=False) as learner:
         answer = learner.rollback_scenarios(environment, resource_list or None, limit)
     if as_json:
         print_json(answer.model_dump(mode="json"))
@@ -423,6 +458,7 @@ def _scenario_table(s: Scenario) -> Table:
 
 # -- analytics -------------------------------------------------------------------------------
 def analytics(
+    ctx: typer.Context,
     environment: Annotated[str | None, typer.Option("--environment", "-e")] = None,
     days: Annotated[int, typer.Option("--days", "-d", min=1, max=3650, help="Window length.")] = 30,
     metrics: Annotated[
@@ -433,6 +469,8 @@ def analytics(
         Path | None, typer.Option("--plot", help="Also write a PNG dashboard to this file.")
     ] = None,
     store: StoreOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Deployment analytics for a window: rates, durations, DORA, trends, insights.
@@ -441,9 +479,10 @@ def analytics(
     with significance tests, insights in plain words, and with --plot a PNG dashboard.
     """
     metric_list = _split(metrics, "--metrics", required=False) or None
-    with _learner(store, use_model=False) as learner:
+    remote = server_for(ctx, server, store, token)
+    with asker(store, remote, token, use_model=False) as learner:
         answer = learner.analytics(environment, days, metric_list)
-        if plot is not None:
+        if plot is not None:  # drawn here from the answer, served or not: one answer, one plot
             from deploylearn.serving.analytics_plot import analytics_plot
 
             answer = answer.model_copy(update={"plot": str(analytics_plot(answer, plot))})
