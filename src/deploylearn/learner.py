@@ -126,9 +126,9 @@ class DeploymentPatternLearner:
         is written through this learner (callers must not modify it)."""
         now = time.monotonic()
         cached = self._frame
-        if cached is not None and cached[0] == self.history_version:
-            if now - cached[1] <= self.frame_max_age:
-                return cached[2]
+        fresh = cached is not None and now - cached[1] <= self.frame_max_age
+        if cached is not None and fresh and cached[0] == self.history_version:
+            return cached[2]
         frame = self.store.executions_frame()
         if self.frame_max_age > 0:
             self._frame = (self.history_version, now, frame)

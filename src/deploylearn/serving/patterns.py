@@ -97,7 +97,7 @@ def pattern_usage(
             since=_iso(since),
             end=_iso(end),
         ),
-        executions=int(len(runs)),
+        executions=len(runs),
         patterns=rows,
     )
 

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.staticfiles import StaticFiles
 
+from deploylearn.domain.answers.analytics import DeploymentAnalytics
 from deploylearn.domain.tokens import ApiToken
 from deploylearn.errors import InvalidRecordError, UnknownPatternError
 from deploylearn.learner import DeploymentPatternLearner
@@ -51,6 +52,7 @@ SECURITY_HEADERS = {
 }
 CACHE_SECONDS = 60.0  # answers and the executions frame are reused this long (no write between)
 CALIBRATION_ARTIFACT = "evaluation/calibration.png"
+FORM_PAGES = ("recommendations.html", "predict.html")  # refused input: the form again
 
 _templates = Environment(
     loader=PackageLoader("deploylearn.service.dashboard", "templates"),
@@ -115,13 +117,17 @@ def dashboard_routes(service: "Service") -> APIRouter:
         if token is None:
             return sign_in_page(request, None, 401)
         vocabulary = service.call(lambda lr: lr.advisor().vocabulary)
-        common = {"token_name": token.name, "vocabulary": present.choices(vocabulary)}
+        common: dict[str, Any] = {
+            "token_name": token.name,
+            "vocabulary": present.choices(vocabulary),
+        }
         try:
             context = build()
         except UnknownPatternError as exc:
             return render(request, "error.html", 404, **common, title="Not found", error=exc)
         except (InvalidRecordError, ValueError) as exc:
-            return render(request, template, 422, **common, **failed(request), error=exc)
+            shown = template if template in FORM_PAGES else "error.html"
+            return render(request, shown, 422, **common, **failed(request), error=exc)
         return render(request, template, **common, **context)
 
     def failed(request: Request) -> dict[str, Any]:
@@ -182,13 +188,13 @@ def dashboard_routes(service: "Service") -> APIRouter:
             if f.environment is None:
                 rates = ["success_rate", "failure_rate", "rollback_rate"]
                 for row in answer.breakdowns.by_environment:
-                    env = row.environment
-                    per_env.append(
-                        cached(
-                            ("analytics-rates", env, f.days),
-                            lambda lr, env=env: lr.analytics(env, f.days, rates),
-                        )
-                    )
+
+                    def rates_of(
+                        lr: DeploymentPatternLearner, env: str = row.environment
+                    ) -> DeploymentAnalytics:
+                        return lr.analytics(env, f.days, rates)
+
+                    per_env.append(cached(("analytics-rates", row.environment, f.days), rates_of))
             usage = cached(
                 ("usage", f.environment, f.gateway, f.resources, f.days),
                 lambda lr: lr.pattern_usage(f.environment, f.gateway, list(f.resources), f.days),
