@@ -13,7 +13,8 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.browser.conftest import LAPTOP, PHONE, Dashboard, start_chromium, stop_chromium
 
@@ -32,8 +33,15 @@ def _sign_in(driver: Any, dashboard: Dashboard, token: str = "viewer") -> None:
     driver.get(f"{dashboard.url}/ui")
     if driver.find_elements(By.ID, "token"):
         driver.find_element(By.ID, "token").send_keys(dashboard.tokens[token])
-        driver.find_element(By.CSS_SELECTOR, "form.signin button").click()
+        _submit(driver, "form.signin button")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Overview"
+
+
+def _submit(driver: Any, css: str) -> None:
+    """Click a form's button and wait for the answer page (a click does not wait)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, css).click()
+    WebDriverWait(driver, 120).until(staleness_of(page))
 
 
 def _severe(driver: Any) -> list[dict[str, Any]]:
@@ -87,15 +95,15 @@ def test_pages_need_a_read_token(dashboard: Dashboard) -> None:
         label = driver.find_element(By.CSS_SELECTOR, "label[for=token]")
         assert label.text == "API token"
         driver.find_element(By.ID, "token").send_keys("dl_not-a-token")
-        driver.find_element(By.CSS_SELECTOR, "form.signin button").click()
+        _submit(driver, "form.signin button")
         assert "unknown, revoked" in driver.find_element(By.CSS_SELECTOR, ".error").text
         driver.find_element(By.ID, "token").send_keys(dashboard.tokens["viewer"])
-        driver.find_element(By.CSS_SELECTOR, "form.signin button").click()
+        _submit(driver, "form.signin button")
         assert driver.find_element(By.TAG_NAME, "h1").text == "Patterns"  # back where it was
         cookie = driver.get_cookie("deploylearn_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert driver.execute_script("return document.cookie") == ""  # scripts cannot read it
-        driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+        _submit(driver, "form.signout button")
         driver.get(f"{dashboard.url}/ui/model")
         assert driver.find_element(By.TAG_NAME, "h1").text == "Sign in"
     finally:
@@ -141,7 +149,7 @@ def test_predict_form_shows_the_gate_and_risk_factors(browser: Any, dashboard: D
     threshold = browser.find_element(By.ID, "f-fail-below")
     threshold.clear()
     threshold.send_keys("0.99")
-    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    _submit(browser, "form.filters button")
     assert browser.find_element(By.ID, "gate-verdict").text == "failed"  # nothing is 99 %
     assert "P(success)" in browser.find_element(By.ID, "answer").text
     assert browser.find_elements(By.CSS_SELECTOR, "#risk-factors tbody tr")
@@ -163,7 +171,7 @@ def test_recommendations_form_ranks_patterns_with_reasons(
     browser.get(f"{dashboard.url}/ui/recommendations")
     Select(browser.find_element(By.ID, "f-environment")).select_by_value("production")
     browser.find_element(By.CSS_SELECTOR, "input[name=resources][value=project]").click()
-    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    _submit(browser, "form.filters button")
     cards = browser.find_elements(By.CSS_SELECTOR, "#answer ol.cards > li")
     assert 1 <= len(cards) <= 5
     assert "P(success)" in cards[0].text and "Why" in cards[0].text
@@ -181,7 +189,7 @@ def test_filters_change_what_is_shown(browser: Any, dashboard: Dashboard) -> Non
     assert browser.find_elements(By.ID, "env-trends")  # per-environment trends, unfiltered
     Select(browser.find_element(By.ID, "f-environment")).select_by_value("production")
     Select(browser.find_element(By.ID, "f-days")).select_by_value("90")
-    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    _submit(browser, "form.filters button")
     narrowed = browser.find_element(By.CSS_SELECTOR, "p.note").text
     assert "in production" in narrowed and narrowed != everywhere
     assert "environment=production" in browser.current_url and "days=90" in browser.current_url

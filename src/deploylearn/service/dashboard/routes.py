@@ -133,14 +133,18 @@ def dashboard_routes(service: "Service") -> APIRouter:
     def failed(request: Request) -> dict[str, Any]:
         return {"title": "Input refused", "query": request.query_params, "answer": None}
 
-    def sign_in_page(request: Request, error: str | None, code: int) -> HTMLResponse:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    def sign_in_page(
+        request: Request, error: str | None, code: int, target: str | None = None
+    ) -> HTMLResponse:
+        """The sign-in form; afterwards back to ``target`` (default: the page asked for)."""
+        if target is None and request.url.path != f"{UI}/sign-in":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return render(
             request,
             "signin.html",
             code,
             title="Sign in",
-            next=safe_next(target if request.url.path != f"{UI}/sign-in" else None),
+            next=safe_next(target),
             error=error,
             token_name=None,
         )
@@ -156,7 +160,8 @@ def dashboard_routes(service: "Service") -> APIRouter:
         presented = fields.get("token", "").strip()
         token = service.tokens.token(presented) if presented else None
         if not allowed(token, "read"):
-            return sign_in_page(request, "That token is unknown, revoked or cannot read.", 401)
+            refused = "That token is unknown, revoked or cannot read."
+            return sign_in_page(request, refused, 401, fields.get("next") or UI)
         target = safe_next(fields.get("next"))
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
         response.set_cookie(
