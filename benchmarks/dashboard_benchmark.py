@@ -98,7 +98,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def _browser_timings(base: str, token: str, repeats: int) -> dict[str, list[float]]:
-    if not (os.access("/usr/bin/chromium", os.X_OK) and os.access("/usr/bin/chromedriver", os.X_OK)):
+    if not all(os.access(p, os.X_OK) for p in ("/usr/bin/chromium", "/usr/bin/chromedriver")):
         print("no Chromium: browser timings skipped (scripts/install-browser)")
         return {}
     from selenium import webdriver
