@@ -125,7 +125,7 @@ def pattern_report(
     weekly = []
     if len(runs):
         day = runs["started_at"].dt.tz_convert("UTC").dt.normalize()
-        week = (day - pd.to_timedelta(day.dt.dayofweek, unit="D")).dt.date
+        week = (day - pd.to_timedelta(day.dt.day_of_week, unit="D")).dt.date
         table = runs.assign(week=week).groupby(["week", "target_environment"], sort=True)
         for (monday, env), group in table:
             ok = int(group["ok"].sum())
