@@ -230,5 +230,6 @@ def test_keyboard_reaches_the_skip_link_and_pages(browser: Any, dashboard: Dashb
     assert browser.find_element(By.CSS_SELECTOR, "#model-status dd").text.startswith(
         "success model v"
     )
+    assert "None" not in browser.find_element(By.ID, "model-status").text
     calibration = browser.find_element(By.CSS_SELECTOR, "img[src='/ui/model/calibration.png']")
     assert browser.execute_script("return arguments[0].naturalWidth", calibration) > 0
