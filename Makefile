@@ -14,6 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 setup: $(BIN)/.installed
+	scripts/install-browser
 
 # generate and record a demo history, learn from it (exit 5 = the gate kept the current
 # champion, fine for a demo), then ask for recommendations and a risk prediction

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,6 +18,7 @@ import pandas as pd
 from deploylearn.config import Settings
 from deploylearn.domain.answers.adaptations import Adaptations
 from deploylearn.domain.answers.analytics import DeploymentAnalytics
+from deploylearn.domain.answers.patterns import PatternReport, PatternUsage
 from deploylearn.domain.answers.prediction import PredictionAnswer
 from deploylearn.domain.answers.recommendations import Recommendations
 from deploylearn.domain.answers.rollbacks import RollbackScenarios
@@ -56,6 +58,7 @@ from deploylearn.store.base import KeyRecord
 if TYPE_CHECKING:
     from deploylearn.serving.advisor import Advisor
     from deploylearn.serving.models import ServingModels
+    from deploylearn.tracking.champion import ChampionRun
 
 # Between answers the serving state follows the clock in steps of at least this (the recent
 # window slides, ages grow), as a fresh build a moment later would see the history.
@@ -78,6 +81,12 @@ class DeploymentPatternLearner:
         self.use_model = use_model
         self._advisor: Advisor | None = None
         self._models: tuple[ServingModels | None] | None = None  # loaded champion, if loaded
+        # writes through this learner count up; readers key caches on it (``ign serve``)
+        self.history_version = 0
+        # seconds an executions frame may be reused while nothing is written through this
+        # learner (0: read afresh each time; ``ign serve`` reuses it like the serving state)
+        self.frame_max_age = 0.0
+        self._frame: tuple[int, float, pd.DataFrame] | None = None
 
     @classmethod
     def open(
@@ -111,6 +120,29 @@ class DeploymentPatternLearner:
 
     def close(self) -> None:
         self.store.close()
+
+    def _history_changed(self) -> None:
+        """A write went through: the serving state and any reused frame are stale."""
+        self._advisor = None
+        self._frames_stale()
+
+    def _frames_stale(self) -> None:
+        """A write went through: a reused frame is stale (the serving state may be folded)."""
+        self._frame = None
+        self.history_version += 1
+
+    def executions_frame(self) -> pd.DataFrame:
+        """``Store.executions_frame()``, reused for ``frame_max_age`` seconds while nothing
+        is written through this learner (callers must not modify it)."""
+        now = time.monotonic()
+        cached = self._frame
+        fresh = cached is not None and now - cached[1] <= self.frame_max_age
+        if cached is not None and fresh and cached[0] == self.history_version:
+            return cached[2]
+        frame = self.store.executions_frame()
+        if self.frame_max_age > 0:
+            self._frame = (self.history_version, now, frame)
+        return frame
 
     # -- secrets ---------------------------------------------------------------------------
     @property
@@ -182,7 +214,7 @@ class DeploymentPatternLearner:
         stored = self._stored(execution_id)
         if not self.store.delete_execution(execution_id, actor=self.settings.actor, reason=why):
             raise UnknownExecutionError(f"execution_id: no execution {execution_id!r} to delete")
-        self._advisor = None
+        self._history_changed()
         return stored
 
     def amend_execution(
@@ -213,7 +245,7 @@ class DeploymentPatternLearner:
         detail = f"{why}; changed {', '.join(changed)}"
         if not self.store.replace_execution(prepared, actor=self.settings.actor, reason=detail):
             raise UnknownExecutionError(f"execution_id: no execution {execution_id!r} to amend")
-        self._advisor = None
+        self._history_changed()
         return self._stored(execution_id)
 
     def _stored(self, execution_id: str) -> dict[str, Any]:
@@ -253,7 +285,7 @@ class DeploymentPatternLearner:
 
     def record_environment_adaptation(self, **fields: Any) -> str:
         """Record an adaptation like the seed's example; returns its id (idempotent)."""
-        self._advisor = None
+        self._history_changed()
         adaptation = protect_adaptation(parse_adaptation(fields), self._cipher)
         return self.store.record_adaptation(adaptation, actor=self.settings.actor)
 
@@ -267,8 +299,10 @@ class DeploymentPatternLearner:
         try:
             yield written
         except BaseException:
-            self._advisor = None
+            self._history_changed()
             raise
+        if written:
+            self._frames_stale()
         advisor = self._advisor
         if advisor is None or not written:
             return
@@ -406,7 +440,7 @@ class DeploymentPatternLearner:
 
         source, target = slugify(source_environment), slugify(target_environment)
         answers = environment_adaptations(
-            self.store.executions_frame(),
+            self.executions_frame(),
             self.store.patterns(),
             self.store.adaptations(),
             source_environment=source,
@@ -446,7 +480,7 @@ class DeploymentPatternLearner:
 
         env = slugify(environment)
         resources = [slugify(r) for r in resource_types or []]
-        frame = self.store.executions_frame()
+        frame = self.executions_frame()
         candidates = recovery_metric(self.store.metric_types())
         name, recovery = recovery_seconds(
             self.store.metrics_frame(metric_types=candidates) if candidates else None,
@@ -482,7 +516,7 @@ class DeploymentPatternLearner:
         (see ``serving.analytics``)."""
         from deploylearn.serving.analytics import deployment_analytics
 
-        frame = self.store.executions_frame()
+        frame = self.executions_frame()
         metrics = None
         if len(frame) and isinstance(days_back, int) and days_back >= 1:
             # only the window and the one before it are read: no need for every metric ever
@@ -518,12 +552,62 @@ class DeploymentPatternLearner:
         Raises ``UnknownPatternError``."""
         if not any(p.pattern_id == pattern_id for p in self.store.patterns()):
             raise UnknownPatternError(f"pattern_id: no pattern {pattern_id!r} in {self.store.url}")
-        frame = self.store.executions_frame()
+        frame = self.executions_frame()
         ids = frame.loc[frame["pattern_id"] == pattern_id].sort_values(
             ["started_at", "execution_id"], ascending=False
         )["execution_id"]
         found = (self.store.get_execution(str(i)) for i in ids.head(limit))
         return [record for record in found if record is not None]
+
+    def pattern_usage(
+        self,
+        environment: str | None = None,
+        gateway_host: str | None = None,
+        resource_types: list[str] | None = None,
+        days_back: int | None = None,
+    ) -> PatternUsage:
+        """Each pattern's runs, success rate (Wilson interval) and rollbacks under a filter
+        (every field optional), the most run first (see ``serving.patterns``)."""
+        from deploylearn.serving.patterns import pattern_usage
+
+        return pattern_usage(
+            self.executions_frame(),
+            self.store.patterns(),
+            environment=slugify(environment) if environment else None,
+            gateway_host=gateway_host.strip().lower() if gateway_host else None,
+            resource_types=[slugify(r) for r in resource_types or []],
+            days_back=days_back,
+        )
+
+    def pattern_report(self, pattern_id: str) -> PatternReport:
+        """One pattern: configuration, runs per environment and per week, nearest patterns.
+        Raises ``UnknownPatternError``."""
+        from deploylearn.serving.patterns import pattern_report
+
+        found = [p for p in self.store.patterns() if p.pattern_id == pattern_id]
+        if not found:
+            raise UnknownPatternError(f"pattern_id: no pattern {pattern_id!r} in {self.store.url}")
+        similar = self.advisor().similar_patterns(pattern_id)
+        return pattern_report(self.executions_frame(), found[0], similar)
+
+    def champion_run(self) -> ChampionRun | None:
+        """What the serving champion's training run logged (holdout metrics against its
+        baselines, params); None without a champion or a run id."""
+        models = self.advisor().models
+        if models is None or not models.run_id:
+            return None
+        from deploylearn.tracking.champion import champion_run
+
+        return champion_run(models.run_id, self.settings.tracking_uri)
+
+    def champion_artifact(self, path: str) -> bytes | None:
+        """One artifact the serving champion's run logged (e.g. its calibration figure)."""
+        models = self.advisor().models
+        if models is None or not models.run_id:
+            return None
+        from deploylearn.tracking.champion import run_artifact
+
+        return run_artifact(models.run_id, path, self.settings.tracking_uri)
 
     # -- API tokens (ign serve) -------------------------------------------------------------
     def create_api_token(self, name: str, scopes: Sequence[Scope]) -> str:

@@ -43,7 +43,8 @@ def serve(
     recommendations, predict (the CI gate), adaptations, rollback scenarios, analytics,
     patterns, model status.
 
-    OpenAPI at /v1/openapi.json, docs at /v1/docs. Stops on Ctrl-C.
+    OpenAPI at /v1/openapi.json, docs at /v1/docs, the web dashboard at /ui (a read token
+    signs in). Stops on Ctrl-C.
     """
     from deploylearn.cli import common
     from deploylearn.learner import DeploymentPatternLearner
@@ -53,7 +54,9 @@ def serve(
         learner.store.init_schema()
         if not any(t.active for t in learner.api_tokens()):
             err.print("warning: no active token yet: every answer needs one (ign token create)")
-        out.print(f"serving http://{host}:{port}/v1 (docs at /v1/docs); Ctrl-C stops")
+        out.print(
+            f"serving http://{host}:{port}/v1 (docs at /v1/docs, dashboard at /ui); Ctrl-C stops"
+        )
         run(
             learner,
             host=host,

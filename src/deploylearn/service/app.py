@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deploylearn.domain.answers.adaptations import Adaptations
 from deploylearn.domain.answers.analytics import DeploymentAnalytics
 from deploylearn.domain.answers.ingest import IngestSummary
+from deploylearn.domain.answers.patterns import PatternReport, PatternUsage
 from deploylearn.domain.answers.prediction import PredictionAnswer
 from deploylearn.domain.answers.recommendations import Recommendations
 from deploylearn.domain.answers.rollbacks import RollbackScenarios
@@ -39,8 +40,10 @@ from deploylearn.errors import (
 )
 from deploylearn.learner import DeploymentPatternLearner
 from deploylearn.service.auth import TokenCheck, allowed, bearer
+from deploylearn.service.dashboard.routes import mount_dashboard
 from deploylearn.service.events import event_routes
 from deploylearn.service.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from deploylearn.service.status import ModelStatus, model_status
 from deploylearn.version import __version__
 
 T = TypeVar("T")
@@ -62,17 +65,6 @@ class PredictRequest(BaseModel):
     allow_unknown: bool = Field(
         default=False, description="Gate on the probability alone, even for unknown contexts"
     )
-
-
-class ModelStatus(BaseModel):
-    """The champion serving this store (null fields: none, or refused for this store)."""
-
-    provenance: str = Field(description="verified, unverified, refused or none")
-    version: str | None
-    run_id: str | None
-    trained_until: str | None
-    blend: dict[str, Any] | None
-    warning: str | None
 
 
 class Service:
@@ -155,6 +147,7 @@ def create_app(
     reader = Annotated[ApiToken, Depends(need("read"))]
     writer = Annotated[ApiToken, Depends(need("write"))]
     app.include_router(event_routes(service, need("write"), github_webhook_secret), prefix=API)
+    mount_dashboard(app, service)
 
     # -- health ----------------------------------------------------------------------------
     @app.get(f"{API}/health", tags=["status"])
@@ -175,19 +168,7 @@ def create_app(
     def model(_: reader) -> ModelStatus:
         """The champion serving this store and why (provenance)."""
 
-        def status(lr: DeploymentPatternLearner) -> ModelStatus:
-            advisor = lr.advisor()
-            models, provenance = advisor.models, advisor.provenance
-            return ModelStatus(
-                provenance=provenance.status if provenance else "none",
-                version=models.version if models else None,
-                run_id=models.run_id if models else None,
-                trained_until=models.trained_until if models else None,
-                blend=advisor.meta().blend.model_dump() if models else None,
-                warning=provenance.warning if provenance else None,
-            )
-
-        return service.call(status)
+        return service.call(model_status)
 
     # -- writes ----------------------------------------------------------------------------
     @app.post(f"{API}/executions", tags=["record"], response_model=IngestSummary)
@@ -307,6 +288,27 @@ def create_app(
     def patterns(_: reader) -> list[DeploymentPattern]:
         """Every pattern with its outcome counts, the most used first."""
         return service.call(lambda lr: lr.patterns())
+
+    @app.get(f"{API}/patterns/usage", tags=["patterns"])
+    def pattern_usage(
+        _: reader,
+        environment: str | None = None,
+        gateway_host: str | None = None,
+        resource_types: Annotated[list[str] | None, Query()] = None,
+        days_back: Annotated[int | None, Query(ge=1, le=3650)] = None,
+    ) -> PatternUsage:
+        """Each pattern's runs, success rate and rollbacks under a filter (the dashboard's
+        patterns page)."""
+        return service.call(
+            lambda lr: lr.pattern_usage(
+                environment, gateway_host, _listed(resource_types) or None, days_back
+            )
+        )
+
+    @app.get(f"{API}/patterns/{{pattern_id}}/report", tags=["patterns"])
+    def pattern_report(_: reader, pattern_id: str) -> PatternReport:
+        """One pattern: configuration, runs per environment and per week, similar patterns."""
+        return service.call(lambda lr: lr.pattern_report(pattern_id))
 
     @app.get(f"{API}/patterns/{{pattern_id}}/executions", tags=["patterns"])
     def pattern_history(

@@ -100,3 +100,42 @@ def load_champion(tracking_uri: str | None = None) -> Champion | None:
         if ref.run_id
         else None,
     )
+
+
+CALIBRATION_ARTIFACT = "evaluation/calibration.png"  # logged by pipeline.train
+
+
+@dataclass(frozen=True)
+class ChampionRun:
+    """What the champion's training run logged: its holdout metrics (the candidate's, and
+    ``baseline.*`` / ``champion.*`` / ``fallback.*`` for what it was compared with)."""
+
+    run_id: str
+    experiment_id: str
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tracking_uri: str
+
+
+def champion_run(run_id: str, tracking_uri: str | None = None) -> ChampionRun | None:
+    """The logged metrics and params of the run ``run_id`` (None: no such run)."""
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None
+    from mlflow.exceptions import MlflowException
+
+    from deploylearn.tracking.registry import Registry
+
+    try:
+        experiment, metrics, params = Registry(uri).run_summary(run_id)
+    except MlflowException:
+        return None
+    return ChampionRun(run_id, experiment, metrics, params, uri)
+
+
+def run_artifact(run_id: str, path: str, tracking_uri: str | None = None) -> bytes | None:
+    """One artifact of run ``run_id`` as bytes (None: not logged)."""
+    uri = tracking_uri or default_tracking_uri()
+    from deploylearn.tracking.registry import Registry
+
+    return Registry(uri).artifact_bytes(run_id, path)

@@ -273,6 +273,21 @@ class Registry:
     def run_params(self, run_id: str) -> dict[str, str]:
         return dict(self.client.get_run(run_id).data.params)
 
+    def run_summary(self, run_id: str) -> tuple[str, dict[str, float], dict[str, str]]:
+        """(experiment id, metrics, params) of one run, in one read."""
+        run = self.client.get_run(run_id)
+        return str(run.info.experiment_id), dict(run.data.metrics), dict(run.data.params)
+
+    def artifact_bytes(self, run_id: str, path: str) -> bytes | None:
+        """One artifact of a run, or None if it logged none there."""
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, tracking_uri=self.tracking_uri
+            )
+        except (MlflowException, OSError):
+            return None
+        return Path(local).read_bytes()
+
     # -- models -----------------------------------------------------------------------------
     @_registry_prints_follow_log_level()
     def log_model(
