@@ -195,11 +195,19 @@ def writes(client: httpx.Client, contexts: list[dict[str, Any]], n: int) -> None
             "status": "failed",
             "started_at": _iso(time.time() - 120),
             "completed_at": _iso(time.time() - 60),
-            "duration_seconds": 60.0,
             "failure_reasons": ["benchmark write"],
+            "rollback_triggered": False,
+            "rollback_successful": None,
+            "user_id": "benchmark",
+            "automation_triggered": True,
+            "execution_log": "benchmark write",
+            "performance_data": {},
+            "lessons_learned": [],
         }
         t = time.perf_counter()
-        client.post("/executions", json=record).raise_for_status()
+        posted = client.post("/executions", json=record)
+        if posted.status_code >= 400:
+            raise SystemExit(f"POST /executions: {posted.status_code} {posted.text}")
         t_write = time.perf_counter()
         after = _predict(client, c)["predictions"][0]
         t_answer = time.perf_counter()
