@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -199,7 +199,7 @@ class DeploymentPatternLearner:
         prepared = prepare(validate_execution(fields), self._cipher)
         with self._folding() as written:
             result = self.store.write_executions([prepared], actor=self.settings.actor)
-            written += result.inserted
+            written.add(result.inserted)
         if result.conflicts:
             raise ConflictError(result.conflicts[0][1])
         return prepared.execution_id
@@ -280,7 +280,7 @@ class DeploymentPatternLearner:
                 batch_size=batch_size,
                 progress=progress,
             )
-            _listed(written, report)
+            written.add(report.inserted_ids)
         return report
 
     def record_environment_adaptation(self, **fields: Any) -> str:
@@ -290,27 +290,27 @@ class DeploymentPatternLearner:
         return self.store.record_adaptation(adaptation, actor=self.settings.actor)
 
     @contextmanager
-    def _folding(self) -> Iterator[list[str]]:
+    def _folding(self) -> Iterator[_Written]:
         """Around a write: the ids it inserted (the body appends them) are folded into the
         serving state, if one is built, so the next answer sees them without a rebuild. A
-        write that fails, or inserts more than ``MAX_LISTED_IDS`` rows (the body then leaves
-        a ``None``), drops the state instead: it is rebuilt on the next answer."""
-        written: list[str] = []
+        write that fails, or inserts more than ``MAX_LISTED_IDS`` rows (``ingest.runner``: the
+        report then lists none), drops the state instead: it is rebuilt on the next answer."""
+        written = _Written()
         try:
             yield written
         except BaseException:
             self._history_changed()
             raise
-        if written:
+        if written.ids or not written.complete:
             self._frames_stale()
         advisor = self._advisor
-        if advisor is None or not written:
+        if advisor is None or (written.complete and not written.ids):
             return
-        if None in written:
+        if not written.complete:
             self._advisor = None
             return
         try:
-            frame = self.store.executions_frame_of(written)
+            frame = self.store.executions_frame_of(written.ids)
             patterns = None
             if not frame["pattern_id"].isin(advisor.snapshot.patterns).all():
                 patterns = self.store.patterns()
@@ -338,23 +338,22 @@ class DeploymentPatternLearner:
             if when - advisor.snapshot.at >= _CLOCK_STEP:
                 advisor.fold(at=when)
             return advisor
-        if self._advisor is None or refresh:
-            from deploylearn.serving.advisor import Advisor
-            from deploylearn.serving.models import check_provenance, load_serving_models
+        from deploylearn.serving.advisor import Advisor
+        from deploylearn.serving.models import check_provenance, load_serving_models
 
-            if self._models is None or refresh:
-                self._models = (
-                    load_serving_models(self.settings.tracking_uri) if self.use_model else None,
-                )
-            models = self._models[0]
-            provenance = check_provenance(models, self.store.store_id())
-            self._advisor = Advisor.build(
-                self.store.executions_frame(),
-                self.store.patterns(),
-                models=None if provenance.status == "refused" else models,
-                issues=self.store.issues(),
-                provenance=provenance,
+        if self._models is None or refresh:
+            self._models = (
+                load_serving_models(self.settings.tracking_uri) if self.use_model else None,
             )
+        models = self._models[0]
+        provenance = check_provenance(models, self.store.store_id())
+        self._advisor = Advisor.build(
+            self.store.executions_frame(),
+            self.store.patterns(),
+            models=None if provenance.status == "refused" else models,
+            issues=self.store.issues(),
+            provenance=provenance,
+        )
         return self._advisor
 
     @property
@@ -666,7 +665,7 @@ class DeploymentPatternLearner:
                 progress=progress,
                 workers=workers,
             )
-            _listed(written, report)
+            written.add(report.inserted_ids)
         return report
 
     def ingest_workers(self, path: str | Path, requested: int | None = None) -> int:
@@ -692,12 +691,18 @@ class DeploymentPatternLearner:
         fmt = export_format(path, fmt)
         return write_records(path, self.store.iter_executions(), fmt, overwrite=overwrite)
 
-def _listed(written: list[Any], report: IngestReport) -> None:
-    """Put an ingest's inserted ids in ``written`` (``None`` when it inserted too many)."""
-    if report.inserted_ids is None:
-        written.append(None)
-    else:
-        written += report.inserted_ids
+@dataclass
+class _Written:
+    """The ids a write inserted; ``complete`` is False once one was too large to list them."""
+
+    ids: list[str] = field(default_factory=list)
+    complete: bool = True
+
+    def add(self, ids: list[str] | None) -> None:
+        if ids is None:
+            self.complete = False
+        else:
+            self.ids += ids
 
 
 def _reason(reason: str) -> str:

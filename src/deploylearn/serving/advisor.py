@@ -143,9 +143,7 @@ class Advisor:
         touched |= self.profile_counts.add(rows)
         self.failures = self.failures.fold(rows, self.snapshot.at)
         if self.vocabulary is not None and len(rows):
-            self.vocabulary = self.vocabulary.including(
-                rows, patterns or list(self.snapshot.patterns.values())
-            )
+            self.vocabulary = self.vocabulary.including(rows, patterns or [])
         if issues is not None:
             self.issue_text = _issue_text(issues)
         if len(rows) or touched:

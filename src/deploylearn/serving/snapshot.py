@@ -83,7 +83,8 @@ class HistorySnapshot:
     _tails: dict[str, dict[tuple[Any, ...], list[Tail]]] = field(default_factory=dict, repr=False)
     _recent: list[tuple[int, str, HistoryRow]] = field(default_factory=list, repr=False)
     _pending: list[tuple[HistoryRow, bool]] = field(default_factory=list, repr=False)
-    _outcomes: list[pd.DataFrame] = field(default_factory=list, repr=False)
+    _outcomes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    _new_outcomes: list[tuple[Any, Any, int, bool]] = field(default_factory=list, repr=False)
     _embedding_cache: dict[int, tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]]]] = field(
         default_factory=dict, repr=False
     )
@@ -162,16 +163,14 @@ class HistorySnapshot:
             newest=int(max(start.max(), known.max())) if len(frame) else NO_TIME,
         )
         outcome_rows = success | failure
-        snapshot._outcomes = [
-            pd.DataFrame(
-                {
-                    "pattern": frame["pattern_id"].astype(object).to_numpy()[outcome_rows],
-                    "env": frame["target_environment"].astype(object).to_numpy()[outcome_rows],
-                    "known": known[outcome_rows],
-                    "success": success[outcome_rows],
-                }
-            )
-        ]
+        snapshot._outcomes = pd.DataFrame(
+            {
+                "pattern": frame["pattern_id"].astype(object).to_numpy()[outcome_rows],
+                "env": frame["target_environment"].astype(object).to_numpy()[outcome_rows],
+                "known": known[outcome_rows],
+                "success": success[outcome_rows],
+            }
+        )
         snapshot._tails = tails
         in_window = np.flatnonzero(outcome_rows & recent)
         snapshot._recent = [
@@ -268,16 +267,7 @@ class HistorySnapshot:
         counts[0 if success else 1] += 1.0
         s, f = self.global_counts
         self.global_counts = (s + success, f + (not success))
-        self._outcomes.append(
-            pd.DataFrame(
-                {
-                    "pattern": [row.pattern],
-                    "env": [row.environment],
-                    "known": [row.known],
-                    "success": [success],
-                }
-            )
-        )
+        self._new_outcomes.append((row.pattern, row.environment, row.known, success))
         if self.half_life_days is not None:
             key = (str(row.pattern), str(row.environment))
             weight = float(_decay(self.half_life_days, (t - row.known) / MICROS_PER_DAY))
@@ -302,10 +292,11 @@ class HistorySnapshot:
     def decayed_table(self, half_life_days: float) -> dict[tuple[str, str], tuple[float, float]]:
         """Per (pattern, environment): outcomes weighted 2^(-age / half-life) at ``at``
         (``inf`` or 0: no decay). For the blend, and for tuning its half-life."""
-        if len(self._outcomes) > 1:  # fold appends one part per write: join them once
-            self._outcomes = [pd.concat(self._outcomes, ignore_index=True)]
-        outcomes = self._outcomes[0] if self._outcomes else pd.DataFrame()
-        return _decayed(outcomes, self.t, half_life_days)
+        if self._new_outcomes:  # fold keeps its outcomes as tuples: join them once, here
+            new = pd.DataFrame(self._new_outcomes, columns=list(self._outcomes.columns))
+            self._outcomes = pd.concat([self._outcomes, new], ignore_index=True)
+            self._new_outcomes = []
+        return _decayed(self._outcomes, self.t, half_life_days)
 
     @property
     def t(self) -> int:
